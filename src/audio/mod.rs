@@ -1,0 +1,1 @@
+//! Audio pipeline: capture, resample, Opus, playback, prompts, echo control.

@@ -1,0 +1,1 @@
+//! Command line: the subcommands technicians and support run.

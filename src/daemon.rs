@@ -1,0 +1,1 @@
+//! Daemon wiring: supervisor, adapters, shutdown, systemd notify and watchdog.

@@ -1,0 +1,3 @@
+fn main() {
+    println!("jarvis-kiosk {}", jarvis_kiosk::VERSION);
+}

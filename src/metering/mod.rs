@@ -1,0 +1,1 @@
+//! Pricing tables and usage -> cost, without I/O, in exact nano-dollars.

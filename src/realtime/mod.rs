@@ -1,0 +1,1 @@
+//! OpenAI Realtime over WebRTC: credentials, SDP exchange, peer connection, typed events, breaker.

@@ -1,0 +1,1 @@
+//! Session lifecycle core, without I/O: inputs in, decisions out (see ARCHITECTURE.md).

@@ -1,0 +1,1 @@
+//! Local SQLite store: migrations, outbox, sessions, retention (the source of truth on the kiosk).

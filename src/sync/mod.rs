@@ -1,0 +1,1 @@
+//! Central Postgres sync: batching and retry policy (no I/O), writer, heartbeats.
