@@ -54,10 +54,10 @@ fn recv_until(sock: &UnixDatagram, limit: Duration, done: impl Fn(&[Entry]) -> b
     while Instant::now() < deadline && !done(&entries) {
         sock.set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
-        if let Ok(n) = sock.recv(&mut buf) {
-            if n > 0 {
-                entries.push(parse(&buf[..n]).expect("well-formed native protocol datagram"));
-            }
+        if let Ok(n) = sock.recv(&mut buf)
+            && n > 0
+        {
+            entries.push(parse(&buf[..n]).expect("well-formed native protocol datagram"));
         }
     }
     entries
