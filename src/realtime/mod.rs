@@ -1,3 +1,4 @@
 //! OpenAI Realtime over WebRTC: credentials, SDP exchange, peer connection, typed events, breaker.
 
 pub mod protocol;
+pub mod session_update;
