@@ -10,6 +10,7 @@ use crate::money::NanoUsd;
 /// 2026-11-21T00:00:00Z.
 const WALL0: i64 = 1_795_219_200_000;
 const DAY: u64 = 86_400_000;
+const HANGUP: u64 = DEFAULT_HANGUP_DELAY_MS;
 
 pub(super) fn counter_ids() -> impl FnMut() -> Uuid + Send {
     let mut n = 0u128;
@@ -311,6 +312,11 @@ fn lookup_outcomes_table() {
         (UnknownMember::Guest, Lookup::Found(member(Expired)), None),
         (
             UnknownMember::Guest,
+            Lookup::Found(member(Suspended)),
+            Some(("membership_suspended", Prompt::FrontDesk)),
+        ),
+        (
+            UnknownMember::Guest,
             Lookup::Failed {
                 reason: "central down, cache miss".into(),
             },
@@ -517,8 +523,8 @@ fn budget_reached_mid_session_says_goodbye_and_alerts() {
     assert!(says_goodbye(&ds));
     assert_eq!(alerts(&ds), vec!["daily_budget_reached"]);
     assert_eq!(k.m.lifecycle(), Lifecycle::Ending);
-    let ds = k.signal(Signal::ResponseDone);
-    assert_eq!(ended(&ds), Some(EndReason::DailyBudget));
+    assert!(!hung_up(&k.signal(Signal::ResponseDone)));
+    assert_eq!(ended(&k.wait(HANGUP)), Some(EndReason::DailyBudget));
 }
 
 #[test]
@@ -541,7 +547,12 @@ fn max_cost_asks_for_a_goodbye_then_hangs_up_when_it_is_said() {
         k.signal(Signal::ResponseDone).is_empty(),
         "audio still playing"
     );
-    let ds = k.signal(Signal::OutputAudioStopped);
+    assert!(
+        k.signal(Signal::OutputAudioStopped).is_empty(),
+        "speaker tail plays"
+    );
+    assert!(k.wait(HANGUP - 1).is_empty());
+    let ds = k.wait(1);
     assert!(ds.contains(&Decision::HangUp {
         session_id: id,
         reason: EndReason::MaxCost,
@@ -625,19 +636,41 @@ fn end_session_while_speaking_waits_for_the_audio_to_stop() {
     );
     assert!(!hung_up(&ds));
     assert!(!hung_up(&k.signal(Signal::ResponseDone)));
-    let ds = k.signal(Signal::OutputAudioStopped);
-    assert_eq!(ended(&ds), Some(EndReason::Goodbye));
+    assert!(!hung_up(&k.signal(Signal::OutputAudioStopped)));
+    assert_eq!(ended(&k.wait(HANGUP)), Some(EndReason::Goodbye));
 }
 
 #[test]
-fn end_session_in_silence_hangs_up_at_once() {
+fn end_session_in_silence_hangs_up_after_the_delay_with_trailing_usage() {
     let mut k = Kiosk::new();
     k.live("BADGE-A");
     let ds = k.signal(Signal::EndSessionCalled {
         call_id: "call_1".into(),
     });
+    assert!(!hung_up(&ds));
+    k.mono += HANGUP - 1;
+    k.usage(123);
+    let ds = k.wait(1);
     assert_eq!(ended(&ds), Some(EndReason::Goodbye));
-    assert!(hung_up(&ds));
+    match payloads(&ds)[0] {
+        EventPayload::SessionEnded { cost, .. } => assert_eq!(cost.total(), NanoUsd(123)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn jarvis_speaking_again_postpones_the_hang_up() {
+    let mut k = Kiosk::new();
+    k.live("BADGE-A");
+    k.signal(Signal::EndSessionCalled {
+        call_id: "call_1".into(),
+    });
+    k.mono += 100;
+    k.signal(Signal::OutputAudioStarted);
+    assert!(!hung_up(&k.wait(HANGUP * 3)));
+    k.signal(Signal::OutputAudioStopped);
+    assert!(!hung_up(&k.wait(HANGUP - 1)));
+    assert_eq!(ended(&k.wait(1)), Some(EndReason::Goodbye));
 }
 
 #[test]
@@ -652,12 +685,12 @@ fn goodbye_phrase_waits_for_the_reply_when_none_came_yet() {
     assert_eq!(k.m.lifecycle(), Lifecycle::Ending);
     k.signal(Signal::OutputAudioStarted);
     assert!(!hung_up(&k.signal(Signal::ResponseDone)));
-    let ds = k.signal(Signal::OutputAudioStopped);
-    assert_eq!(ended(&ds), Some(EndReason::GoodbyePhrase));
+    assert!(!hung_up(&k.signal(Signal::OutputAudioStopped)));
+    assert_eq!(ended(&k.wait(HANGUP)), Some(EndReason::GoodbyePhrase));
 }
 
 #[test]
-fn goodbye_phrase_after_the_reply_hangs_up_at_once() {
+fn goodbye_phrase_after_the_reply_awaits_no_further_response() {
     let mut k = Kiosk::new();
     k.live("BADGE-A");
     k.signal(Signal::SpeechStarted);
@@ -665,7 +698,8 @@ fn goodbye_phrase_after_the_reply_hangs_up_at_once() {
     let ds = k.signal(Signal::TranscriptCompleted {
         text: "À BIENTÔT".into(),
     });
-    assert_eq!(ended(&ds), Some(EndReason::GoodbyePhrase));
+    assert!(!hung_up(&ds));
+    assert_eq!(ended(&k.wait(HANGUP)), Some(EndReason::GoodbyePhrase));
 }
 
 #[test]
@@ -681,10 +715,8 @@ fn end_session_during_ending_is_answered_without_a_second_end() {
     });
     assert!(matches!(ds[0], Decision::SendRealtime { .. }));
     assert_eq!(ended(&ds), None);
-    assert_eq!(
-        ended(&k.signal(Signal::ResponseDone)),
-        Some(EndReason::GoodbyePhrase)
-    );
+    k.signal(Signal::ResponseDone);
+    assert_eq!(ended(&k.wait(HANGUP)), Some(EndReason::GoodbyePhrase));
 }
 
 #[test]
@@ -839,6 +871,7 @@ fn cooldown_ignores_scans_then_accepts() {
     k.signal(Signal::EndSessionCalled {
         call_id: "c".into(),
     });
+    k.wait(HANGUP);
     k.mono += 2_999;
     assert!(k.scan("BADGE-B").is_empty());
     k.mono += 1;
@@ -939,6 +972,27 @@ fn session_ended_totals_add_up_the_usage() {
 }
 
 #[test]
+fn decisions_name_their_session() {
+    let mut k = Kiosk::new();
+    let ds = k.scan("BADGE-A");
+    assert!(ds.iter().all(|d| d.session_id().is_none()));
+    let ds = k.resolve(Lookup::Found(member(MembershipStatus::Active)));
+    let id = k.session();
+    assert_eq!(ds[0].session_id(), Some(id), "SessionStarted");
+    assert_eq!(ds[1].session_id(), Some(id), "Connect");
+    let ds = k.send(Input::Shutdown);
+    assert_eq!(ds[0].session_id(), Some(id), "HangUp");
+}
+
+#[test]
+fn machine_can_move_into_a_task() {
+    fn assert_send<T: Send>() {}
+    assert_send::<SessionMachine>();
+    assert_send::<Decision>();
+    assert_send::<Input>();
+}
+
+#[test]
 fn badge_key_debug_is_redacted() {
     let k = BadgeKey::new("0004521337");
     assert_eq!(format!("{k:?}"), "BadgeKey(<redacted>)");
@@ -989,4 +1043,124 @@ fn monotonic_time_going_backwards_does_not_rewind_timers() {
         "speech counted at 59 s, not at 0"
     );
     assert_eq!(ended(&k.wait(1)), Some(EndReason::IdleTimeout));
+}
+
+/// The whole transition matrix: every lifecycle state against every kind of input.
+#[test]
+fn transition_matrix() {
+    use Lifecycle::*;
+    type Setup = fn(&mut Kiosk);
+    type MakeInput = fn(&mut Kiosk, Uuid) -> Input;
+    let setups: [(Lifecycle, Setup); 7] = [
+        (Idle, |_| {}),
+        (Degraded, |k| {
+            k.send(Input::BreakerOpen(true));
+        }),
+        (LookingUp, |k| {
+            k.scan("BADGE-A");
+        }),
+        (Connecting, |k| {
+            k.scan("BADGE-A");
+            k.resolve(Lookup::Found(member(MembershipStatus::Active)));
+        }),
+        (Live, |k| {
+            k.live("BADGE-A");
+        }),
+        (Ending, |k| {
+            k.live("BADGE-A");
+            k.signal(Signal::OutputAudioStarted);
+            k.signal(Signal::EndSessionCalled {
+                call_id: "c".into(),
+            });
+        }),
+        (Cooldown, |k| {
+            k.live("BADGE-A");
+            k.fail(FailureKind::ConnectionLost);
+        }),
+    ];
+    let inputs: [(&str, MakeInput); 15] = [
+        ("scan", |_, _| Input::BadgeScanned {
+            scan: ScanId(50),
+            badge: BadgeKey::new("BADGE-B"),
+        }),
+        ("resolve", |k, _| Input::MemberResolved {
+            scan: k.m.pending_scan().unwrap_or(ScanId(1)),
+            lookup: Lookup::Found(member(MembershipStatus::Active)),
+        }),
+        ("connected", |_, id| Input::RealtimeConnected {
+            session_id: id,
+        }),
+        ("speech", |_, id| Input::Realtime {
+            session_id: id,
+            signal: Signal::SpeechStarted,
+        }),
+        ("bye", |_, id| Input::Realtime {
+            session_id: id,
+            signal: Signal::TranscriptCompleted {
+                text: "au revoir".into(),
+            },
+        }),
+        ("usage", |_, id| Input::Realtime {
+            session_id: id,
+            signal: usage_signal(1_000_000_000),
+        }),
+        ("end_call", |_, id| Input::Realtime {
+            session_id: id,
+            signal: Signal::EndSessionCalled {
+                call_id: "e".into(),
+            },
+        }),
+        ("stopped", |_, id| Input::Realtime {
+            session_id: id,
+            signal: Signal::OutputAudioStopped,
+        }),
+        ("done", |_, id| Input::Realtime {
+            session_id: id,
+            signal: Signal::ResponseDone,
+        }),
+        ("lost", |_, id| Input::RealtimeFailed {
+            session_id: id,
+            kind: FailureKind::ConnectionLost,
+            reason: "x".into(),
+        }),
+        ("breaker", |_, _| Input::BreakerOpen(true)),
+        ("audio_lost", |_, _| Input::AudioLost),
+        ("restored", |_, _| Input::AudioRestored),
+        ("tick", |_, _| Input::Tick),
+        ("shutdown", |_, _| Input::Shutdown),
+    ];
+    // One row per setup, one letter per input: I=idle D=degraded L=looking_up C=connecting
+    // V=live E=ending K=cooldown.
+    let expected = [
+        "LIIIIIIIIIDDIII",
+        "DDDDDDDDDDDDDDD",
+        "LCLLLLLLLLLDLLI",
+        "CCVCCKCCCKCKCCI",
+        "VVVVEEEVVKVKVVI",
+        "EEEEEEEEEKEKEEI",
+        "KKKKKKKKKKKKKKI",
+    ];
+    let letter = |l: Lifecycle| match l {
+        Idle => 'I',
+        Degraded => 'D',
+        LookingUp => 'L',
+        Connecting => 'C',
+        Live => 'V',
+        Ending => 'E',
+        Cooldown => 'K',
+    };
+    for ((state, setup), row) in setups.iter().zip(expected) {
+        let mut got = String::new();
+        for (_, make) in &inputs {
+            let mut k = Kiosk::new();
+            setup(&mut k);
+            assert_eq!(k.m.lifecycle(), *state);
+            let id = k.m.current_session().unwrap_or(Uuid::from_u128(1));
+            let input = make(&mut k, id);
+            k.send(input);
+            got.push(letter(k.m.lifecycle()));
+        }
+        let names: Vec<_> = inputs.iter().map(|(n, _)| *n).collect();
+        assert_eq!(got, row, "from {state:?} with inputs {names:?}");
+    }
 }
