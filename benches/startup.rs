@@ -20,13 +20,20 @@ fn main() {
     .expect("config");
     let sock_path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).expect("notify socket");
-    sock.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     let mut samples = Vec::with_capacity(RUNS);
     let mut buf = [0u8; 4096];
     for _ in 0..RUNS {
         let start = Instant::now();
         let mut child = Command::new(env!("CARGO_BIN_EXE_jarvis-kiosk"))
-            .args(["--config", config.to_str().expect("utf-8 path"), "--log", "human", "run"])
+            .args([
+                "--config",
+                config.to_str().expect("utf-8 path"),
+                "--log",
+                "human",
+                "run",
+            ])
             .env("NOTIFY_SOCKET", &sock_path)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -36,7 +43,10 @@ fn main() {
             .expect("spawn jarvis-kiosk");
         loop {
             let n = sock.recv(&mut buf).expect("READY=1 within 10 s");
-            if String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == "READY=1") {
+            if String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .any(|l| l == "READY=1")
+            {
                 break;
             }
         }
