@@ -36,6 +36,21 @@ pub enum Decision {
     Lifecycle(Lifecycle),
 }
 
+impl Decision {
+    /// The session this decision is about, for the `SESSION_ID` log field.
+    pub fn session_id(&self) -> Option<Uuid> {
+        match self {
+            Decision::Connect { session_id, .. }
+            | Decision::SendRealtime { session_id, .. }
+            | Decision::HangUp { session_id, .. } => Some(*session_id),
+            Decision::Record(e) => e.session_id,
+            Decision::LookUpMember { .. } | Decision::PlayPrompt(_) | Decision::Lifecycle(_) => {
+                None
+            }
+        }
+    }
+}
+
 /// Who the session is for: fills the instructions template (`openai.instructions_file`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionContext {

@@ -43,19 +43,31 @@ pub struct Settings {
     pub model: String,
     /// `openai.transcription_model`, recorded with transcription usage.
     pub transcription_model: String,
+    /// `session.max_duration_s`, counted from the data channel opening.
     pub max_duration_ms: u64,
+    /// `session.idle_timeout_s`: member silence while JARVIS is not speaking.
     pub idle_timeout_ms: u64,
+    /// `session.max_cost_usd`: one session's model + transcription cost.
     pub max_cost: NanoUsd,
+    /// `session.daily_budget_usd`, per UTC day.
     pub daily_budget: NanoUsd,
+    /// `session.cooldown_s`, after every ended session.
     pub cooldown_ms: u64,
+    /// `badge.debounce_s`.
     pub debounce_ms: u64,
-    /// 0 = no limit.
+    /// `badge.max_sessions_per_hour`; 0 = no limit.
     pub max_sessions_per_hour: u32,
+    /// `badge.on_scan_during_session`.
     pub on_scan_during_session: ScanDuringSession,
+    /// `badge.unknown_member`; `guest` also serves expired and suspended members.
     pub unknown_member: UnknownMember,
+    /// `openai.goodbye_phrases`, first match wins.
     pub goodbye_phrases: Vec<String>,
+    /// `openai.connect_timeout_s`, from the session start to the data channel opening.
     pub connect_timeout_ms: u64,
+    /// Member lookup bound (no config key: the lookup adapter has its own, shorter timeouts).
     pub lookup_timeout_ms: u64,
+    /// How long ending may wait for the goodbye to be spoken.
     pub goodbye_grace_ms: u64,
 }
 
