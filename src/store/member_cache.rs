@@ -52,6 +52,15 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets one badge (the directory says it has no member any more).
+    pub fn member_cache_remove(&mut self, key: &str) -> Result<(), StoreError> {
+        check_key(key)?;
+        self.conn
+            .prepare_cached("DELETE FROM member_cache WHERE key = ?1")?
+            .execute([key])?;
+        Ok(())
+    }
+
     /// Keeps the `max_entries` most recently fetched entries (`badge.member_cache_max`),
     /// deleting the oldest; returns how many were deleted.
     pub fn member_cache_evict(&mut self, max_entries: usize) -> Result<usize, StoreError> {
