@@ -1,3 +1,7 @@
-fn main() {
-    println!("jarvis-kiosk {}", jarvis_kiosk::VERSION);
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    jarvis_kiosk::cli::main(jarvis_kiosk::cli::Cli::parse())
 }

@@ -1,1 +1,18 @@
 //! Pricing tables and usage -> cost, without I/O, in exact nano-dollars.
+//!
+//! Every per-token price is a whole number of nano-dollars (a price per 1M tokens with at most
+//! six decimals), so a cost is a plain integer sum: per-response costs add up exactly to the
+//! session's cost and to what the invoice says, whatever order they are summed in.
+//!
+//! ```text
+//! Pricing::from_config(&cfg.pricing)?          shipped defaults + `pricing."<model>"` overrides
+//!     .price_response(model, &tokens)?         one `response.done` usage -> CostBreakdown
+//!     .price_transcription(model, &usage)?     one transcription usage -> CostBreakdown
+//! SessionMeter                                 exact per-session totals
+//! ```
+
+mod cost;
+mod pricing;
+
+pub use cost::{ResponseCost, SessionMeter, TranscriptionUsage};
+pub use pricing::{AudioSeconds, MeteringError, Pricing, Rates, shipped_defaults};

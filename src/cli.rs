@@ -1,1 +1,0 @@
-//! Command line: the subcommands technicians and support run.

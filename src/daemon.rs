@@ -1,1 +1,0 @@
-//! Daemon wiring: supervisor, adapters, shutdown, systemd notify and watchdog.
