@@ -73,9 +73,9 @@ impl Conversation {
     ) -> Conversation {
         let (commands, command_rx) = mpsc::channel(16);
         let (audio, audio_rx) = mpsc::channel(AUDIO_QUEUE);
-        let span = crate::telemetry::session_span(&session_id);
+        // Called inside the session's span by the driver: the task logs with SESSION_ID.
         tokio::spawn(
-            run(deps, session_id, context, reports, command_rx, audio_rx).instrument(span),
+            run(deps, session_id, context, reports, command_rx, audio_rx).in_current_span(),
         );
         Conversation { commands, audio }
     }
