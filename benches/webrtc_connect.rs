@@ -10,6 +10,9 @@ use jarvis_kiosk::emulator::scenario::Scenario;
 use jarvis_kiosk::emulator::{Emulator, EmulatorConfig};
 use jarvis_kiosk::realtime::peer::{self, Peer, PeerEvent, PeerOptions};
 
+/// Reads one milestone of a run.
+type Milestone = fn(&Run) -> Duration;
+
 const BUDGET: Duration = Duration::from_millis(250);
 
 /// Milestones of one connect, each measured from the start of `Peer::offer`.
@@ -102,7 +105,7 @@ async fn main() -> anyhow::Result<()> {
         "{:<34} {:>9} {:>9} {:>9} {:>9}",
         "milestone (from Peer::offer)", "median ms", "p95 ms", "min ms", "max ms"
     );
-    let rows: [(&str, fn(&Run) -> Duration); 4] = [
+    let rows: [(&str, Milestone); 4] = [
         ("offer built", |r| r.offer),
         ("SDP answer received (HTTP POST)", |r| r.answer),
         ("DTLS connected", |r| r.connected),
