@@ -63,7 +63,7 @@ pub struct Settings {
     pub max_sessions_per_hour: u32,
     /// `badge.on_scan_during_session`.
     pub on_scan_during_session: ScanDuringSession,
-    /// `badge.unknown_member`; `guest` also serves expired and suspended members.
+    /// `badge.unknown_member`; `guest` also serves expired members (never suspended ones).
     pub unknown_member: UnknownMember,
     /// `openai.goodbye_phrases`, first match wins.
     pub goodbye_phrases: Vec<String>,
@@ -450,7 +450,9 @@ impl SessionMachine {
                 MembershipStatus::Active | MembershipStatus::Guest => {
                     self.start(badge, scanned_at, Some(member), None)
                 }
-                _ if guests => self.start(badge, scanned_at, Some(member), None),
+                MembershipStatus::Expired if guests => {
+                    self.start(badge, scanned_at, Some(member), None)
+                }
                 MembershipStatus::Expired => {
                     self.refuse("membership_expired", Some(Prompt::FrontDesk))
                 }

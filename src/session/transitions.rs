@@ -312,6 +312,11 @@ fn lookup_outcomes_table() {
         (UnknownMember::Guest, Lookup::Found(member(Expired)), None),
         (
             UnknownMember::Guest,
+            Lookup::Found(member(Suspended)),
+            Some(("membership_suspended", Prompt::FrontDesk)),
+        ),
+        (
+            UnknownMember::Guest,
             Lookup::Failed {
                 reason: "central down, cache miss".into(),
             },
@@ -977,6 +982,14 @@ fn decisions_name_their_session() {
     assert_eq!(ds[1].session_id(), Some(id), "Connect");
     let ds = k.send(Input::Shutdown);
     assert_eq!(ds[0].session_id(), Some(id), "HangUp");
+}
+
+#[test]
+fn machine_can_move_into_a_task() {
+    fn assert_send<T: Send>() {}
+    assert_send::<SessionMachine>();
+    assert_send::<Decision>();
+    assert_send::<Input>();
 }
 
 #[test]
