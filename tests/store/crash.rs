@@ -6,17 +6,15 @@
 //! This proves commit-then-acknowledge ordering and crash consistency of the process; a power
 //! cut additionally relies on `synchronous=FULL` fsyncs, which a kill cannot exercise.
 
-mod store_support;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use crate::support::*;
 use jarvis_kiosk::money::NanoUsd;
 use jarvis_kiosk::store::{IntegrityCheck, Store, system_clock_ms};
-use store_support::*;
 use uuid::Uuid;
 
 const CHILD_ENV: &str = "JARVIS_STORE_CRASH_CHILD";
@@ -64,7 +62,7 @@ fn crash_one_writer(path: &Path, min_acks: usize) -> Vec<(i64, Uuid)> {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "crash_writer_child",
+            "crash::crash_writer_child",
             "--nocapture",
             "--test-threads=1",
         ])

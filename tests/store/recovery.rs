@@ -1,14 +1,12 @@
 //! A corrupt or non-database file is moved aside (with its -wal/-shm) and replaced by a fresh
 //! store that carries a `store_recovered` alert; the kiosk never crash-loops on it.
 
-mod store_support;
-
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
+use crate::support::*;
 use jarvis_kiosk::events::{EventPayload, Severity};
 use jarvis_kiosk::store::{IntegrityCheck, Store, StoreError};
-use store_support::*;
 
 /// Deterministic noise (xorshift), so a failure can be replayed.
 fn garbage(len: usize, mut seed: u64) -> Vec<u8> {

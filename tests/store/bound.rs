@@ -1,12 +1,10 @@
 //! The `storage.max_bytes` bound: least important events go first, critical ones never, and
 //! the pressure is reported (stats + one rate-limited alert), on real SQLite files.
 
-mod store_support;
-
+use crate::support::*;
 use jarvis_kiosk::events::{EventKind, EventPayload, Importance, Severity};
 use jarvis_kiosk::store::{Store, StoredEvent};
 use rusqlite::Connection;
-use store_support::*;
 use uuid::Uuid;
 
 const MAX: u64 = 64 * 1024;
