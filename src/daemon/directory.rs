@@ -1,23 +1,18 @@
 //! Member lookup for the driver: the central directory when configured, the local member
-//! cache (SQLite) when it cannot answer, and the per-fleet HMAC as the badge's only identity
-//! outside this process.
+//! cache (the store's `member_cache`, through its handle) when it cannot answer, and the
+//! per-fleet HMAC as the badge's only identity outside this process.
 
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
-use std::sync::Mutex;
 
 use anyhow::Context;
 
 use super::driver::{Directory, to_core_member};
-use crate::badge::cache::CacheStoreError;
 use crate::badge::{
-    Badge, BadgeHash, BadgeHasher, CachedMember, DirectoryError, Lookup, MemberCacheStore,
-    MemberDirectory, MemberLookup,
+    Badge, BadgeHasher, DirectoryError, Lookup, MemberCacheStore, MemberDirectory, MemberLookup,
 };
 use crate::secrets::Secret;
 use crate::session;
-use crate::store::Store;
 
 /// A standalone kiosk (no `central.url`): no badge belongs to a known member, so
 /// `badge.unknown_member` decides (guest conversation or the front desk).
@@ -26,61 +21,6 @@ pub struct NoCentral;
 impl MemberDirectory for NoCentral {
     async fn lookup(&self, _badge: &Badge) -> Result<Lookup, DirectoryError> {
         Ok(Lookup::NotFound)
-    }
-}
-
-/// The member cache in the local store, through its own connection (short, synchronous
-/// row reads and writes; WAL lets it sit next to the daemon's writer).
-pub struct SqliteMemberCache(Mutex<Store>);
-
-impl SqliteMemberCache {
-    pub fn open(path: &Path) -> anyhow::Result<SqliteMemberCache> {
-        Ok(SqliteMemberCache(Mutex::new(
-            Store::open_existing(path).context("opening the member cache")?,
-        )))
-    }
-
-    fn with<R>(
-        &self,
-        f: impl FnOnce(&mut Store) -> Result<R, crate::store::StoreError>,
-    ) -> Result<R, CacheStoreError> {
-        let mut store = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut store).map_err(|e| CacheStoreError(e.to_string()))
-    }
-}
-
-impl MemberCacheStore for SqliteMemberCache {
-    fn get(&self, key: &BadgeHash) -> Result<Option<CachedMember>, CacheStoreError> {
-        let row = self.with(|s| s.member_cache_get(&key.to_hex()))?;
-        match row {
-            None => Ok(None),
-            Some((json, fetched_at_ms)) => serde_json::from_str(&json)
-                .map(|member| {
-                    Some(CachedMember {
-                        member,
-                        fetched_at_ms,
-                    })
-                })
-                .map_err(|e| CacheStoreError(format!("cached member does not decode: {e}"))),
-        }
-    }
-
-    fn put(
-        &self,
-        key: &BadgeHash,
-        entry: &CachedMember,
-        max_entries: usize,
-    ) -> Result<(), CacheStoreError> {
-        let json =
-            serde_json::to_string(&entry.member).map_err(|e| CacheStoreError(e.to_string()))?;
-        self.with(|s| {
-            s.member_cache_put(&key.to_hex(), &json, entry.fetched_at_ms)?;
-            s.member_cache_evict(max_entries).map(|_| ())
-        })
-    }
-
-    fn evict(&self, key: &BadgeHash) -> Result<(), CacheStoreError> {
-        self.with(|s| s.member_cache_remove(&key.to_hex()))
     }
 }
 

@@ -84,7 +84,7 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
 
         let directory = Arc::new(directory::CachedDirectory(MemberLookup::new(
             directory::NoCentral,
-            directory::SqliteMemberCache::open(&cfg.storage.path)?,
+            store.clone(),
             directory::badge_hasher(&cfg)?,
             CachePolicy::from_config(&cfg.badge),
         )));
