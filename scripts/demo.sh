@@ -1,51 +1,126 @@
 #!/usr/bin/env bash
-# Runs the daemon's main job without hardware: the real binary in a scratch state directory,
-# showing READY, `status` and `doctor`, then a clean stop.
+# The daemon's main job without hardware, end to end: the real `jarvis-kiosk run` against a
+# virtual badge scanner (a pty), a virtual sound card (ALSA file plugin, paced in real time)
+# and the local Realtime emulator over real WebRTC. A badge is scanned, a French question and
+# "merci, au revoir" are spoken into the microphone, JARVIS answers and ends the session, and
+# the session's log, its cost and `jarvis-kiosk status` are printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_packages
 
-echo "==> building"
-cargo build --locked --quiet --bin jarvis-kiosk
+echo "==> building (first run: a few minutes)"
+cargo build --locked --quiet --bin jarvis-kiosk --bin jarvis-realtime-emulator
 BIN=$PWD/target/debug/jarvis-kiosk
+EMU=$PWD/target/debug/jarvis-realtime-emulator
 
 T=$(mktemp -d /tmp/jarvis-demo.XXXXXX)
-DAEMON_PID=
+PIDS=()
 cleanup() {
-  [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null || true
-  [ -n "${NOTIFY_PID:-}" ] && kill "$NOTIFY_PID" 2>/dev/null || true
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
   rm -rf "$T"
 }
 trap cleanup EXIT
 
-export JARVIS_KIOSK__STORAGE__PATH="$T/state/kiosk.db"
-export JARVIS_KIOSK__HEALTH__RUNTIME_DIR="$T/run"
-CONFIG=config/jarvis-kiosk.example.toml
-mkdir -p "$T/state"
+echo "==> local Realtime emulator (scenario: tests/fixtures/scenarios/goodbye.toml, turns on voice activity)"
+"$EMU" --listen 127.0.0.1:0 --scenario tests/fixtures/scenarios/goodbye.toml > "$T/emulator.out" 2> "$T/emulator.log" &
+PIDS+=($!)
+for _ in $(seq 100); do grep -q 'listening on' "$T/emulator.out" 2>/dev/null && break; sleep 0.1; done
+BASE_URL=$(sed -n 's/^listening on //p' "$T/emulator.out")
+[ -n "$BASE_URL" ] || { cat "$T/emulator.log"; echo "emulator did not start" >&2; exit 1; }
+echo "    $BASE_URL"
 
-# A stand-in for systemd's notify socket, to show what the daemon tells systemd.
+echo "==> virtual badge scanner: a pty at $T/ttyBADGE"
+socat pty,raw,echo=0,link="$T/ttyBADGE" pty,raw,echo=0,link="$T/ttyFEED" &
+PIDS+=($!)
+for _ in $(seq 50); do [ -e "$T/ttyFEED" ] && break; sleep 0.1; done
+exec 4>"$T/ttyFEED"
+
+echo "==> virtual sound card: microphone = a FIFO fed in real time, speaker = a file"
+espeak-ng -v fr -s 150 -w "$T/question.wav" "Bonjour JARVIS, à quelle heure ferme la salle ce soir ?"
+espeak-ng -v fr -s 150 -w "$T/bye.wav" "Merci, au revoir"
+# S16 mono 48 kHz (96000 bytes/s): silence while the call connects and JARVIS greets, the
+# question, time for the answer, the goodbye, then silence.
+raw() { sox -q "$1" -t raw -e signed -b 16 -r 48000 -c 1 -; }
+silence() { head -c $((96000 * $1)) /dev/zero; }
+{ silence 3; raw "$T/question.wav"; silence 4; raw "$T/bye.wav"; silence 30; } > "$T/mic.raw"
+mkfifo "$T/mic.fifo"
+exec 5<>"$T/mic.fifo"   # held read-write: the daemon's opens never block, probes never cut the writer off
+
+openai_key="$T/openai-key"; echo "sk-demo-not-a-real-key" > "$openai_key"; chmod 600 "$openai_key"
+cat > "$T/config.toml" <<TOML
+[kiosk]
+id = "kiosk-demo-01"
+[badge]
+unknown_member = "guest"
+[badge.serial]
+path = "$T/ttyBADGE"
+[audio]
+input_sample_rate = 48000
+input_channels = 1
+input_format = "i16"
+output_sample_rate = 48000
+output_channels = 2
+period_frames = 960
+[openai]
+base_url = "$BASE_URL"
+api_key_file = "$openai_key"
+[storage]
+path = "$T/state/kiosk.db"
+[health]
+runtime_dir = "$T/run"
+TOML
+
 socat -u UNIX-RECV:"$T/notify.sock" OPEN:"$T/notify.log",creat,append &
-NOTIFY_PID=$!
+PIDS+=($!)
 for _ in $(seq 50); do [ -S "$T/notify.sock" ] && break; sleep 0.05; done
 
-echo "==> starting: jarvis-kiosk --config $CONFIG run"
-NOTIFY_SOCKET="$T/notify.sock" "$BIN" --config "$CONFIG" run 2> "$T/daemon.log" &
-DAEMON_PID=$!
-for _ in $(seq 100); do grep -q READY=1 "$T/notify.log" 2>/dev/null && break; sleep 0.1; done
+echo "==> jarvis-kiosk run"
+ALSA_CONFIG_PATH=$PWD/tests/fixtures/asound-file.conf \
+KIOSK_AUDIO_IN="$T/mic.fifo" \
+KIOSK_AUDIO_OUT="|exec pv -q -L 192000 -B 4096 > $T/speaker.raw" \
+NOTIFY_SOCKET="$T/notify.sock" RUST_LOG="info,str0m=warn" \
+  "$BIN" --config "$T/config.toml" --log json run 2> "$T/daemon.log" &
+DAEMON=$!
+PIDS+=($DAEMON)
+for _ in $(seq 200); do grep -q READY=1 "$T/notify.log" 2>/dev/null && break; sleep 0.1; done
 grep -q READY=1 "$T/notify.log" || { cat "$T/daemon.log"; echo "daemon never became READY" >&2; exit 1; }
-echo "--- systemd notifications"
-cat "$T/notify.log"
-sleep 1.2
+echo "    READY ($(sed -n 's/^STATUS=//p' "$T/notify.log" | head -n 1))"
 
-echo "--- jarvis-kiosk status"
-"$BIN" --config "$CONFIG" status
-echo "--- jarvis-kiosk doctor (FAIL lines are expected on a machine without the kiosk's hardware)"
-"$BIN" --config "$CONFIG" doctor --quiet || true
+echo "==> a member scans badge 0012345678, then speaks"
+printf '0012345678\r\n' >&4
+pv -q -L 96000 "$T/mic.raw" >&5 &
+PIDS+=($!)
 
+session=""
+for _ in $(seq 600); do
+  session=$("$BIN" --config "$T/config.toml" status --json \
+    | jq -r '.recent_sessions[0] | select(.end_reason != null) | .session_id' 2>/dev/null || true)
+  [ -n "$session" ] && break
+  sleep 0.1
+done
+[ -n "$session" ] || { cat "$T/daemon.log"; echo "the session did not end within 60 s" >&2; exit 1; }
+
+echo
+echo "==> the session's log (what journalctl -u jarvis-kiosk SESSION_ID=$session shows under systemd)"
+jq -r --arg s "$session" '
+  select((.span.session_id // "") == $s)
+  | [.timestamp[11:23], .level, .fields.message,
+     (.fields | del(.message) | to_entries | map("\(.key)=\(.value)") | join(" "))]
+  | join("  ")' "$T/daemon.log"
+
+echo
+echo "==> cost"
+jq -r --arg s "$session" '
+  select((.span.session_id // "") == $s and .fields.message == "session ended")
+  | "session \($s): \(.fields.reason) after \(.fields.duration_s) s, total \(.fields.cost_usd) (audio in \(.fields.input_audio_usd), audio out \(.fields.output_audio_usd), text in \(.fields.input_text_usd), text out \(.fields.output_text_usd), transcription \(.fields.transcription_usd))"' "$T/daemon.log"
+
+echo
+echo "==> jarvis-kiosk status"
+"$BIN" --config "$T/config.toml" status
+
+echo
 echo "==> stopping with SIGTERM"
-kill -TERM "$DAEMON_PID"
-wait "$DAEMON_PID" && echo "daemon exited cleanly"
-DAEMON_PID=
-echo "--- daemon log"
-cat "$T/daemon.log"
+kill -TERM "$DAEMON"
+wait "$DAEMON" && echo "daemon exited cleanly"

@@ -111,7 +111,7 @@ mod price {
 
 #[test]
 fn scan_converse_goodbye_and_exact_cost() {
-    let emulator = Emulator::start("timer.toml", &[]);
+    let emulator = Emulator::start("kiosk_e2e.toml", &[]);
     let kiosk = Kiosk::start(&emulator, "");
     kiosk.scanner.scan("0012345678");
     let s = kiosk.ended_session(Duration::from_secs(30));
@@ -125,15 +125,17 @@ fn scan_converse_goodbye_and_exact_cost() {
     assert!(s.connect_ms.is_some(), "{s:?}");
 
     use price::*;
-    // timer.toml: turn 1, turn 2 (says goodbye and calls end_session), transcription of turn 1.
+    // kiosk_e2e.toml: the greeting the kiosk asks for, turn 1, turn 2 (says goodbye and calls
+    // end_session), and the transcription of turn 1.
+    let greeting = 80 * TEXT_IN + 6 * TEXT_OUT + 25 * AUDIO_OUT;
     let turn1 = 100 * TEXT_IN + 20 * AUDIO_IN + 5 * TEXT_OUT + 40 * AUDIO_OUT;
     let turn2 = 50 * TEXT_IN + 100 * CACHED + 30 * AUDIO_IN + 5 * TEXT_OUT + 30 * AUDIO_OUT;
     let asr = 20 * ASR_AUDIO_IN + 4 * ASR_TEXT_OUT;
-    assert_eq!(s.responses, 2, "{s:?}");
+    assert_eq!(s.responses, 3, "{s:?}");
     assert_eq!(s.cost.transcription_nusd, NanoUsd(asr));
-    assert_eq!(s.cost.model_total(), NanoUsd(turn1 + turn2), "{s:?}");
-    assert_eq!(s.total_nusd, NanoUsd(turn1 + turn2 + asr));
-    assert_eq!(s.tokens.output_audio, 70);
+    assert_eq!(s.cost.model_total(), NanoUsd(greeting + turn1 + turn2), "{s:?}");
+    assert_eq!(s.total_nusd, NanoUsd(greeting + turn1 + turn2 + asr));
+    assert_eq!(s.tokens.output_audio, 95);
 
     let store = Store::open_existing(&db(&kiosk)).unwrap();
     let stats = store.stats().unwrap();

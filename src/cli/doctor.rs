@@ -4,18 +4,26 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::config::Config;
+use crate::daemon::state_file::{self, Published};
 use crate::health::{Check, Level};
 use crate::store::{IntegrityCheck, Store};
 
 /// Below this much free space the store may soon refuse writes.
 const MIN_FREE_BYTES: u64 = 100 * 1024 * 1024;
 
-pub fn run(cfg: &Config, json: bool, _quiet: bool) -> ExitCode {
+pub fn run(cfg: &Config, json: bool, quiet: bool) -> ExitCode {
+    let snapshot = match state_file::read(&cfg.health.runtime_dir) {
+        Published::Running(s) => Some(s),
+        Published::Stale { snapshot, .. } => Some(snapshot),
+        Published::NotRunning => None,
+    };
     let mut checks = vec![Check::ok("config", "configuration is valid")];
     checks.extend(credential_checks(cfg));
     checks.push(clock_check(crate::daemon::now_ms()));
     checks.push(store_check(&cfg.storage.path));
     checks.push(disk_check(&cfg.storage.path));
+    checks.extend(crate::badge::doctor_checks(cfg, snapshot.as_ref()));
+    checks.extend(crate::audio::doctor_checks(cfg, quiet));
     print_checks(&checks, json);
     if checks.iter().any(|c| c.level == Level::Fail) {
         ExitCode::FAILURE
@@ -25,8 +33,17 @@ pub fn run(cfg: &Config, json: bool, _quiet: bool) -> ExitCode {
 }
 
 pub fn devices() -> ExitCode {
-    println!("device listing arrives with the badge and audio adapters");
-    ExitCode::SUCCESS
+    println!("{}", crate::badge::devices::list_devices());
+    match crate::audio::devices::list() {
+        Ok(list) => {
+            println!("{list}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("jarvis-kiosk: cannot list sound devices: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn credential_checks(cfg: &Config) -> Vec<Check> {

@@ -179,8 +179,12 @@ async fn run(
                         open = true;
                         let connect_ms = started.elapsed().as_millis() as u64;
                         tracing::info!(connect_ms, "Realtime data channel open");
-                        if let Ok(json) = update.to_json() {
-                            let _ = peer.send_event(json);
+                        // Configure the session, then ask JARVIS to speak first: the
+                        // instructions tell it to greet the member by first name.
+                        for event in [&update, &ClientEvent::response_create()] {
+                            if let Ok(json) = event.to_json() {
+                                let _ = peer.send_event(json);
+                            }
                         }
                         report(Report::Connect(Ok(()))).await;
                         report(Report::Input(Input::RealtimeConnected { session_id })).await;
