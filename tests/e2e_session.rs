@@ -23,6 +23,11 @@ struct Kiosk {
 
 impl Kiosk {
     fn start(emulator: &Emulator, extra: &str) -> Kiosk {
+        Kiosk::start_with_env(emulator, extra, &[])
+    }
+
+    /// `env` adds `JARVIS_KIOSK__*` overrides (for keys of sections the base config has).
+    fn start_with_env(emulator: &Emulator, extra: &str, env: &[(&str, &str)]) -> Kiosk {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::write(d.join("openai-key"), "sk-test-e2e\n").unwrap();
@@ -45,6 +50,7 @@ impl Kiosk {
         cmd.args(["--config", config.to_str().unwrap(), "--log", "json", "run"])
             .env("NOTIFY_SOCKET", &notify.path)
             .env("RUST_LOG", "info,str0m=warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(d.join("daemon.log")).unwrap());
@@ -133,7 +139,11 @@ fn scan_converse_goodbye_and_exact_cost() {
     let asr = 20 * ASR_AUDIO_IN + 4 * ASR_TEXT_OUT;
     assert_eq!(s.responses, 3, "{s:?}");
     assert_eq!(s.cost.transcription_nusd, NanoUsd(asr));
-    assert_eq!(s.cost.model_total(), NanoUsd(greeting + turn1 + turn2), "{s:?}");
+    assert_eq!(
+        s.cost.model_total(),
+        NanoUsd(greeting + turn1 + turn2),
+        "{s:?}"
+    );
     assert_eq!(s.total_nusd, NanoUsd(greeting + turn1 + turn2 + asr));
     assert_eq!(s.tokens.output_audio, 95);
 
@@ -153,4 +163,115 @@ fn scan_converse_goodbye_and_exact_cost() {
         .unwrap_or_else(|| panic!("no `session ended` line:\n{log}"));
     assert_eq!(ended["span"]["session_id"], session, "{ended}");
     assert_eq!(ended["fields"]["reason"], "goodbye");
+}
+
+/// Waits for `n` ended sessions and returns them, newest first.
+fn ended_sessions(k: &Kiosk, n: usize, limit: Duration) -> Vec<SessionSummary> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(store) = Store::open_existing(&db(k))
+            && let Ok(sessions) = store.recent_sessions(10)
+        {
+            let ended: Vec<_> = sessions
+                .into_iter()
+                .filter(|s| s.end_reason.is_some())
+                .collect();
+            if ended.len() >= n {
+                return ended;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "{n} sessions did not end within {limit:?}; daemon log:\n{}",
+        k.log()
+    );
+}
+
+fn refusals(k: &Kiosk) -> Vec<String> {
+    let mut store = Store::open_existing(&db(k)).unwrap();
+    let mut causes = Vec::new();
+    for e in store.pending(1000).unwrap() {
+        if let jarvis_kiosk::events::EventPayload::ScanRefused { cause } = e.event.payload {
+            causes.push(cause);
+        }
+    }
+    causes
+}
+
+#[test]
+fn http_errors_end_the_attempt_cleanly_and_name_the_status() {
+    // 500, 401 and 429 from the Realtime endpoint: the session ends at once with
+    // `connect_failed`, costs nothing, and the log line says what OpenAI answered.
+    for (fault, detail) in [
+        (vec!["http-status=500"], "500"),
+        (vec!["http-status=401"], "401"),
+        (vec!["http-status=429", "retry-after=30"], "429"),
+    ] {
+        let emulator = Emulator::start("kiosk_e2e.toml", &fault);
+        let kiosk = Kiosk::start(&emulator, "[session]\ncooldown_s = 1\n");
+        kiosk.scanner.scan("0012345678");
+        let s = &ended_sessions(&kiosk, 1, Duration::from_secs(20))[0];
+        assert_eq!(
+            s.end_reason.as_deref(),
+            Some("connect_failed"),
+            "{fault:?}: {s:?}"
+        );
+        assert_eq!(s.total_nusd, NanoUsd(0));
+        let log = kiosk.stop();
+        assert!(
+            log.contains(detail),
+            "{fault:?}: the log names the status:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn a_scan_while_the_breaker_is_open_gets_the_unavailable_prompt() {
+    let emulator = Emulator::start("kiosk_e2e.toml", &["http-status=503"]);
+    let kiosk = Kiosk::start_with_env(
+        &emulator,
+        "[session]\ncooldown_s = 1\n",
+        &[
+            ("JARVIS_KIOSK__OPENAI__BREAKER_FAILURES", "1"),
+            ("JARVIS_KIOSK__OPENAI__BREAKER_OPEN_S", "600"),
+        ],
+    );
+    kiosk.scanner.scan("0012345678");
+    ended_sessions(&kiosk, 1, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(1500)); // cooldown, and a tick to see the breaker
+    kiosk.scanner.scan("0099999999");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while refusals(&kiosk).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(refusals(&kiosk), ["breaker_open"], "{}", kiosk.log());
+    assert_eq!(
+        ended_sessions(&kiosk, 1, Duration::from_secs(1)).len(),
+        1,
+        "no second call"
+    );
+    kiosk.stop();
+}
+
+#[test]
+fn a_dropped_call_ends_with_connection_lost_and_keeps_the_cost_so_far() {
+    let emulator = Emulator::start("kiosk_e2e.toml", &["drop-after-turn=1"]);
+    let kiosk = Kiosk::start(&emulator, "");
+    kiosk.scanner.scan("0012345678");
+    let s = &ended_sessions(&kiosk, 1, Duration::from_secs(40))[0];
+    assert_eq!(s.end_reason.as_deref(), Some("connection_lost"), "{s:?}");
+    assert!(s.responses >= 1, "usage before the drop is kept: {s:?}");
+    kiosk.stop();
+}
+
+#[test]
+fn malformed_and_unknown_events_are_survived() {
+    let emulator = Emulator::start("kiosk_e2e.toml", &["malformed"]);
+    let kiosk = Kiosk::start(&emulator, "");
+    kiosk.scanner.scan("0012345678");
+    let s = &ended_sessions(&kiosk, 1, Duration::from_secs(30))[0];
+    assert_eq!(s.end_reason.as_deref(), Some("goodbye"), "{s:?}");
+    let log = kiosk.stop();
+    assert!(log.contains("malformed Realtime event ignored"), "{log}");
 }
