@@ -55,10 +55,18 @@ pub enum RealtimeSignal {
     /// Usage that could not be priced (e.g. token usage from a per-minute model): record the
     /// raw usage and raise an alert; `error` names the config key to fix.
     UnpricedUsage {
+        source: UsageSource,
+        /// The response id or the transcribed item id.
         id: String,
         model: String,
         error: MeteringError,
         raw_usage: serde_json::Value,
+    },
+    /// A `response.done` without `usage` (not expected from GA servers): the response is
+    /// over, but there is nothing to record.
+    ResponseWithoutUsage {
+        response_id: String,
+        status: ResponseStatus,
     },
     /// The model called `end_session`. `reason` is read defensively from the arguments
     /// (absent when they are not a JSON object with a string `reason`).
@@ -78,6 +86,15 @@ pub enum RealtimeSignal {
         message: String,
         fatal: bool,
     },
+}
+
+/// What an [`RealtimeSignal::UnpricedUsage`] was billed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageSource {
+    /// A `response.done` (the Realtime model).
+    Response,
+    /// An input transcription.
+    Transcription,
 }
 
 /// Turns server events into [`RealtimeSignal`]s for one session.
@@ -146,6 +163,7 @@ impl Translator {
                                 raw_usage,
                             },
                             Err(error) => RealtimeSignal::UnpricedUsage {
+                                source: UsageSource::Transcription,
                                 id: item_id.clone(),
                                 model,
                                 error,
@@ -187,6 +205,7 @@ impl Translator {
                                 raw_usage,
                             },
                             Err(error) => RealtimeSignal::UnpricedUsage {
+                                source: UsageSource::Response,
                                 id: response.id.clone(),
                                 model,
                                 error,
@@ -194,6 +213,11 @@ impl Translator {
                             },
                         },
                     );
+                } else {
+                    out.push(RealtimeSignal::ResponseWithoutUsage {
+                        response_id: response.id.clone(),
+                        status: response.status,
+                    });
                 }
                 for item in &response.output {
                     self.end_session_item(item, &mut out);

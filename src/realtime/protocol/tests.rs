@@ -283,6 +283,13 @@ fn cancelled_and_usage_less_responses() {
         "id":"resp_3","object":"realtime.response","status":"in_progress","output":[],"usage":null}}));
     assert_eq!(t.translate(&created), vec![]);
     let odd = event(json!({"type":"response.done","response":{"id":"r","status":"paused"}}));
+    assert_eq!(
+        t.translate(&odd),
+        vec![RealtimeSignal::ResponseWithoutUsage {
+            response_id: "r".into(),
+            status: ResponseStatus::Unknown
+        }]
+    );
     let ServerEvent::ResponseDone { response, .. } = &odd else {
         panic!()
     };
