@@ -443,6 +443,27 @@ mod tests {
     }
 
     #[test]
+    fn config_validation_reports_unpriced_models_and_bad_prices() {
+        let mut cfg = crate::config::Config::default();
+        cfg.kiosk.id = "k1".into();
+        assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
+        cfg.openai.model = "gpt-realtime-9".into();
+        cfg.openai.transcription_model = "asr-x".into();
+        cfg.pricing.insert("cheap".into(), ModelPricing::default());
+        let keys: Vec<String> = cfg.validate().into_iter().map(|i| i.key).collect();
+        assert_eq!(keys, ["pricing.\"cheap\""]);
+        cfg.pricing.clear();
+        let issues = cfg.validate();
+        let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, ["openai.model", "openai.transcription_model"]);
+        assert!(
+            issues[0].problem.contains("[pricing.\"gpt-realtime-9\"]"),
+            "{}",
+            issues[0]
+        );
+    }
+
+    #[test]
     fn audio_seconds_refuse_nonsense() {
         assert!(AudioSeconds::try_from(-1.0).is_err());
         assert!(AudioSeconds::try_from(f64::NAN).is_err());
