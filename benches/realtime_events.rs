@@ -25,7 +25,7 @@ fn time<F: FnMut()>(name: &str, iterations: u32, mut f: F) {
         f();
     }
     let per = start.elapsed() / iterations;
-    println!("| {name:<42} | {:>9.2} µs |", per.as_secs_f64() * 1e6);
+    println!("| {name:<46} | {:>9.2} µs |", per.as_secs_f64() * 1e6);
 }
 
 fn main() {
@@ -44,8 +44,8 @@ fn main() {
         output_audio: 310,
         ..TokenCounts::default()
     };
-    println!("| operation                                  | time / op    |");
-    println!("|--------------------------------------------|--------------|");
+    println!("| operation                                      | time / op    |");
+    println!("|------------------------------------------------|--------------|");
     time("decode response.done (§11.2, 1.3 kB)", 20_000, || {
         black_box(decode(black_box(RESPONSE_DONE)));
     });
