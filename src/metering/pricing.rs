@@ -32,6 +32,13 @@ pub enum MeteringError {
         billing: &'static str,
         fields: &'static str,
     },
+    /// A `response.done` arrived without `usage`: the response was billed but its cost is
+    /// unknown (not expected from GA servers).
+    #[error(
+        "OpenAI sent a response without usage: its cost is unknown and not counted in the \
+         session's cost or the daily budget"
+    )]
+    NoUsage,
     #[error("invalid pricing:\n{}", .0.iter().map(|i| format!("  - {i}")).collect::<Vec<_>>().join("\n"))]
     InvalidPricing(Vec<ConfigIssue>),
 }

@@ -52,8 +52,9 @@ pub enum RealtimeSignal {
         cost: CostBreakdown,
         raw_usage: serde_json::Value,
     },
-    /// Usage that could not be priced (e.g. token usage from a per-minute model): record the
-    /// raw usage and raise an alert; `error` names the config key to fix.
+    /// Usage that could not be priced (e.g. token usage from a per-minute model, or a
+    /// `response.done` without `usage`): record the raw usage and raise an alert; `error`
+    /// names the config key to fix. For `source: Response` the response is over.
     UnpricedUsage {
         source: UsageSource,
         /// The response id or the transcribed item id.
@@ -61,12 +62,6 @@ pub enum RealtimeSignal {
         model: String,
         error: MeteringError,
         raw_usage: serde_json::Value,
-    },
-    /// A `response.done` without `usage` (not expected from GA servers): the response is
-    /// over, but there is nothing to record.
-    ResponseWithoutUsage {
-        response_id: String,
-        status: ResponseStatus,
     },
     /// The model called `end_session`. `reason` is read defensively from the arguments
     /// (absent when they are not a JSON object with a string `reason`).
@@ -214,9 +209,12 @@ impl Translator {
                         },
                     );
                 } else {
-                    out.push(RealtimeSignal::ResponseWithoutUsage {
-                        response_id: response.id.clone(),
-                        status: response.status,
+                    out.push(RealtimeSignal::UnpricedUsage {
+                        source: UsageSource::Response,
+                        id: response.id.clone(),
+                        model: self.model.clone(),
+                        error: MeteringError::NoUsage,
+                        raw_usage: serde_json::Value::Null,
                     });
                 }
                 for item in &response.output {

@@ -285,9 +285,12 @@ fn cancelled_and_usage_less_responses() {
     let odd = event(json!({"type":"response.done","response":{"id":"r","status":"paused"}}));
     assert_eq!(
         t.translate(&odd),
-        vec![RealtimeSignal::ResponseWithoutUsage {
-            response_id: "r".into(),
-            status: ResponseStatus::Unknown
+        vec![RealtimeSignal::UnpricedUsage {
+            source: UsageSource::Response,
+            id: "r".into(),
+            model: "gpt-realtime-mini".into(),
+            error: MeteringError::NoUsage,
+            raw_usage: serde_json::Value::Null,
         }]
     );
     let ServerEvent::ResponseDone { response, .. } = &odd else {
