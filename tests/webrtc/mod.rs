@@ -3,3 +3,4 @@
 mod emulator;
 mod emulator_bin;
 mod peer;
+mod pipeline;
