@@ -63,6 +63,7 @@ pub struct StoreOptions {
     pub max_bytes: u64,
     /// Which check runs at open; a failing check moves the file aside.
     pub check: IntegrityCheck,
+    /// How long a write waits for a CLI command's lock before failing.
     pub busy_timeout: Duration,
     /// Minimum time between two `buffer_pressure` alerts.
     pub pressure_alert_interval_ms: i64,

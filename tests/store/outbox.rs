@@ -310,6 +310,9 @@ fn member_cache_keeps_hmac_keys_and_evicts_oldest_first() {
         "refreshed entry stays"
     );
     assert_eq!(store.member_cache_evict(3).unwrap(), 0);
+    assert!(store.member_cache_remove(&key(3)).unwrap());
+    assert!(!store.member_cache_remove(&key(3)).unwrap());
+    assert!(store.member_cache_get(&key(3)).unwrap().is_none());
     assert!(
         store
             .member_cache_get("nope")
