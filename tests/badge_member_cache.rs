@@ -1,5 +1,6 @@
-//! Member lookup cache persisted in the REAL local SQLite store: a known member is still
-//! recognised after a restart while central is down, and no raw badge reaches the file.
+//! Member lookup cache persisted in the REAL local SQLite store (through `StoreHandle`): a
+//! known member is still recognised after a restart while central is down, a badge central
+//! no longer knows is forgotten, and no raw badge reaches the file.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -73,10 +74,10 @@ fn hasher() -> BadgeHasher {
     BadgeHasher::new(&Secret::new("fleet-key-0123456789abcdef")).unwrap()
 }
 
-/// Waits until the spawned cache write for `b` is visible in the store.
-async fn wait_cached(store: &StoreHandle, b: &Badge) {
+/// Waits until the queued cache write for `b` is (or is not) visible in the store.
+async fn wait_cached(store: &StoreHandle, b: &Badge, present: bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while store.get(hasher().hash(b)).await.unwrap().is_none() {
+    while store.get(&hasher().hash(b)).unwrap().is_some() != present {
         assert!(Instant::now() < deadline, "cache write never landed");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -93,7 +94,10 @@ async fn known_members_are_recognised_from_sqlite_after_a_restart_while_central_
         membership: MembershipStatus::Active,
     };
     let central = Central {
-        members: vec![("0012345678", camille.clone())],
+        members: vec![
+            ("0012345678", camille.clone()),
+            ("5555666677", camille.clone()),
+        ],
         up: Mutex::new(true),
     };
 
@@ -105,10 +109,9 @@ async fn known_members_are_recognised_from_sqlite_after_a_restart_while_central_
     let found = lookup.lookup(&known, t0).await.unwrap();
     assert_eq!(found.lookup, Lookup::Found(camille.clone()));
     assert_eq!(found.source, LookupSource::Directory);
-    wait_cached(&store, &known).await;
-    let unknown = lookup.lookup(&stranger, t0 + 1).await.unwrap();
-    assert_eq!(unknown.lookup, Lookup::NotFound);
-    wait_cached(&store, &stranger).await;
+    wait_cached(&store, &known, true).await;
+    lookup.lookup(&stranger, t0).await.unwrap();
+    wait_cached(&store, &stranger, true).await;
     drop(lookup);
     drop(store);
 
@@ -119,10 +122,21 @@ async fn known_members_are_recognised_from_sqlite_after_a_restart_while_central_
     let offline = lookup.lookup(&known, t0 + 60_000).await.unwrap();
     assert_eq!(offline.lookup, Lookup::Found(camille));
     assert_eq!(offline.source, LookupSource::Cache { age_ms: 60_000 });
-    let offline = lookup.lookup(&stranger, t0 + 60_000).await.unwrap();
-    assert_eq!(offline.lookup, Lookup::NotFound);
     let never_seen = lookup.lookup(&badge("4242424242"), t0).await.unwrap_err();
     assert_eq!(never_seen.hash, hasher().hash(&badge("4242424242")));
+
+    // Central is back and no longer knows the second badge: it is forgotten, so the next
+    // outage does not greet a former member.
+    let central_now = Central {
+        members: vec![],
+        up: Mutex::new(true),
+    };
+    let lookup = MemberLookup::new(&central_now, store.clone(), hasher(), policy());
+    assert_eq!(
+        lookup.lookup(&stranger, t0 + 70_000).await.unwrap().lookup,
+        Lookup::NotFound
+    );
+    wait_cached(&store, &stranger, false).await;
     drop(lookup);
     drop(store);
 
@@ -150,13 +164,20 @@ async fn the_sqlite_cache_is_bounded_by_member_cache_max() {
         .unwrap();
     let h = hasher();
     for (i, b) in ["1111", "2222", "3333"].into_iter().enumerate() {
-        let entry = jarvis_kiosk::badge::CachedLookup {
-            found: None,
+        let entry = jarvis_kiosk::badge::CachedMember {
+            member: Member {
+                id: format!("m-{i}"),
+                first_name: "Sam".into(),
+                language: "en".into(),
+                membership: MembershipStatus::Expired,
+            },
             fetched_at_ms: i as i64,
         };
-        store.put(h.hash(&badge(b)), entry, 2).await.unwrap();
+        store.put(&h.hash(&badge(b)), &entry, 2).unwrap();
     }
-    assert!(store.get(h.hash(&badge("1111"))).await.unwrap().is_none());
-    assert!(store.get(h.hash(&badge("2222"))).await.unwrap().is_some());
-    assert!(store.get(h.hash(&badge("3333"))).await.unwrap().is_some());
+    wait_cached(&store, &badge("3333"), true).await;
+    assert!(store.get(&h.hash(&badge("1111"))).unwrap().is_none());
+    let kept = store.get(&h.hash(&badge("2222"))).unwrap().unwrap();
+    assert_eq!(kept.member.membership, MembershipStatus::Expired);
+    assert!(store.get(&h.hash(&badge("3333"))).unwrap().is_some());
 }

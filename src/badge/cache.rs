@@ -3,15 +3,12 @@
 //!
 //! The directory is always asked first (with a timeout), so membership changes show at once
 //! when central is reachable; the cache answers only when the directory cannot, and only
-//! with entries younger than `badge.member_cache_ttl_s`. Both answers are cached, "not
-//! found" included, so an outage does not turn a known-unknown badge into an error. Entries
-//! are keyed by the badge's HMAC ([`BadgeHash`]) and persisted through [`MemberCacheStore`]
-//! (the local SQLite store in the daemon), bounded by `badge.member_cache_max`. Raw badges
-//! never reach the cache.
+//! with entries younger than `badge.member_cache_ttl_s`. Entries are keyed by the badge's
+//! HMAC ([`BadgeHash`]) and persisted through [`MemberCacheStore`] (the local SQLite store
+//! in the daemon), bounded by `badge.member_cache_max`. Raw badges never reach the cache.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -20,13 +17,12 @@ use crate::badge::hash::{BadgeHash, BadgeHasher};
 use crate::badge::id::Badge;
 use crate::badge::member::{DirectoryError, Lookup, Member, MemberDirectory};
 use crate::config::BadgeConfig;
-use crate::store::{StoreError, StoreHandle};
 
-/// A directory answer as cached, with when it was fetched (Unix ms, wall clock: it
-/// survives restarts). `found: None` records "no such member".
+/// A member as last seen by the directory, with when (Unix ms, wall clock: it survives
+/// restarts).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CachedLookup {
-    pub found: Option<Member>,
+pub struct CachedMember {
+    pub member: Member,
     pub fetched_at_ms: i64,
 }
 
@@ -35,68 +31,26 @@ pub struct CachedLookup {
 #[error("member cache store: {0}")]
 pub struct CacheStoreError(pub String);
 
-impl From<StoreError> for CacheStoreError {
-    fn from(e: StoreError) -> Self {
-        CacheStoreError(e.to_string())
-    }
-}
-
-/// Where cached lookups live between restarts: the daemon's [`StoreHandle`] (table
-/// `member_cache`), or [`InMemoryCacheStore`] for tests and store-less runs. Cheap to clone:
-/// writes run on a spawned task so a slow disk never delays a greeting.
-pub trait MemberCacheStore: Clone + Send + Sync + 'static {
-    fn get(
-        &self,
-        key: BadgeHash,
-    ) -> impl Future<Output = Result<Option<CachedLookup>, CacheStoreError>> + Send;
+/// Where cached members live between restarts. The daemon uses the local store
+/// (`member_cache_get/put/evict`); tests use [`InMemoryCacheStore`]. Calls are short and
+/// synchronous (a local SQLite row).
+pub trait MemberCacheStore: Send + Sync {
+    fn get(&self, key: &BadgeHash) -> Result<Option<CachedMember>, CacheStoreError>;
     /// Inserts or replaces, then keeps at most `max_entries`, dropping the oldest
     /// `fetched_at_ms` first.
     fn put(
         &self,
-        key: BadgeHash,
-        entry: CachedLookup,
+        key: &BadgeHash,
+        entry: &CachedMember,
         max_entries: usize,
-    ) -> impl Future<Output = Result<(), CacheStoreError>> + Send;
+    ) -> Result<(), CacheStoreError>;
+    fn evict(&self, key: &BadgeHash) -> Result<(), CacheStoreError>;
 }
 
-impl MemberCacheStore for StoreHandle {
-    async fn get(&self, key: BadgeHash) -> Result<Option<CachedLookup>, CacheStoreError> {
-        let hex = key.to_hex();
-        let row = self.call(move |s| s.member_cache_get(&hex)).await?;
-        row.map(|(json, fetched_at_ms)| {
-            serde_json::from_str::<Option<Member>>(&json)
-                .map(|found| CachedLookup {
-                    found,
-                    fetched_at_ms,
-                })
-                .map_err(|e| CacheStoreError(format!("unreadable cached member: {e}")))
-        })
-        .transpose()
-    }
-
-    async fn put(
-        &self,
-        key: BadgeHash,
-        entry: CachedLookup,
-        max_entries: usize,
-    ) -> Result<(), CacheStoreError> {
-        let hex = key.to_hex();
-        let json = serde_json::to_string(&entry.found)
-            .map_err(|e| CacheStoreError(format!("cannot encode member: {e}")))?;
-        self.call(move |s| {
-            s.member_cache_put(&hex, &json, entry.fetched_at_ms)?;
-            s.member_cache_evict(max_entries)?;
-            Ok(())
-        })
-        .await?;
-        Ok(())
-    }
-}
-
-/// A bounded in-process cache store (clones share the same entries).
-#[derive(Debug, Default, Clone)]
+/// A bounded in-process cache store: for tests, and for a kiosk without a local store.
+#[derive(Debug, Default)]
 pub struct InMemoryCacheStore {
-    entries: Arc<Mutex<HashMap<BadgeHash, CachedLookup>>>,
+    entries: Mutex<HashMap<BadgeHash, CachedMember>>,
 }
 
 impl InMemoryCacheStore {
@@ -112,25 +66,25 @@ impl InMemoryCacheStore {
         self.lock().is_empty()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<BadgeHash, CachedLookup>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<BadgeHash, CachedMember>> {
         // Every update is a single map operation: a poisoned lock holds a consistent map.
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl MemberCacheStore for InMemoryCacheStore {
-    async fn get(&self, key: BadgeHash) -> Result<Option<CachedLookup>, CacheStoreError> {
-        Ok(self.lock().get(&key).cloned())
+    fn get(&self, key: &BadgeHash) -> Result<Option<CachedMember>, CacheStoreError> {
+        Ok(self.lock().get(key).cloned())
     }
 
-    async fn put(
+    fn put(
         &self,
-        key: BadgeHash,
-        entry: CachedLookup,
+        key: &BadgeHash,
+        entry: &CachedMember,
         max_entries: usize,
     ) -> Result<(), CacheStoreError> {
         let mut map = self.lock();
-        map.insert(key, entry);
+        map.insert(*key, entry.clone());
         while map.len() > max_entries.max(1) {
             let oldest = map
                 .iter()
@@ -143,12 +97,17 @@ impl MemberCacheStore for InMemoryCacheStore {
         }
         Ok(())
     }
+
+    fn evict(&self, key: &BadgeHash) -> Result<(), CacheStoreError> {
+        self.lock().remove(key);
+        Ok(())
+    }
 }
 
 /// Cache limits, from `[badge]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CachePolicy {
-    /// How old a cached answer may be and still be used during an outage.
+    /// How old a cached member may be and still answer during an outage.
     pub ttl: Duration,
     pub max_entries: usize,
     /// How long the directory may take before the cache answers instead.
@@ -169,7 +128,7 @@ impl CachePolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LookupSource {
     Directory,
-    /// The directory failed; this cached answer was `age_ms` old.
+    /// The directory failed; this cached entry was `age_ms` old.
     Cache {
         age_ms: i64,
     },
@@ -184,38 +143,42 @@ pub struct LookupOutcome {
     pub source: LookupSource,
 }
 
-/// The directory failed and the cache had no usable answer.
+/// The directory failed and the cache had no usable entry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "cannot identify badge {hash:?}: {cause}, and no cached answer younger than badge.member_cache_ttl_s"
+    "cannot identify badge {hash:?}: {cause}, and no cached member younger than badge.member_cache_ttl_s"
 )]
 pub struct LookupError {
     pub hash: BadgeHash,
     pub cause: DirectoryError,
 }
 
-/// The cache entry recording a directory answer fetched at `now_ms`.
-pub fn to_cached(lookup: &Lookup, now_ms: i64) -> CachedLookup {
-    CachedLookup {
-        found: match lookup {
-            Lookup::Found(member) => Some(member.clone()),
-            Lookup::NotFound => None,
-        },
-        fetched_at_ms: now_ms,
+/// What the cache must do after the directory answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheAction {
+    Put(CachedMember),
+    /// The directory says this badge has no member (any more): forget it.
+    Evict,
+}
+
+/// Cache update for a directory answer.
+pub fn after_answer(lookup: &Lookup, now_ms: i64) -> CacheAction {
+    match lookup {
+        Lookup::Found(member) => CacheAction::Put(CachedMember {
+            member: member.clone(),
+            fetched_at_ms: now_ms,
+        }),
+        Lookup::NotFound => CacheAction::Evict,
     }
 }
 
-/// A cached answer usable at `now_ms`, with its age; `None` when absent or too old.
+/// A cached entry usable at `now_ms`, with its age; `None` when absent or too old.
 /// An entry stamped in the future (the wall clock was set back) counts as brand new.
-pub fn usable(entry: Option<CachedLookup>, now_ms: i64, ttl: Duration) -> Option<(Lookup, i64)> {
+pub fn usable(entry: Option<CachedMember>, now_ms: i64, ttl: Duration) -> Option<(Member, i64)> {
     let entry = entry?;
     let age_ms = now_ms.saturating_sub(entry.fetched_at_ms).max(0);
     let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-    let lookup = match entry.found {
-        Some(member) => Lookup::Found(member),
-        None => Lookup::NotFound,
-    };
-    (age_ms <= ttl_ms).then_some((lookup, age_ms))
+    (age_ms <= ttl_ms).then_some((entry.member, age_ms))
 }
 
 /// The member lookup the lifecycle core calls: directory first, cache on failure.
@@ -247,8 +210,7 @@ impl<D: MemberDirectory, S: MemberCacheStore> MemberLookup<D, S> {
     }
 
     /// Who `badge` belongs to at `now_ms` (Unix ms). `Err` only when the directory failed
-    /// and no cached answer is young enough; the error carries the hash for the record.
-    /// Must run inside a tokio runtime: the cache write is spawned, not awaited.
+    /// and no cached entry is young enough; the error carries the hash for the record.
     pub async fn lookup(&self, badge: &Badge, now_ms: i64) -> Result<LookupOutcome, LookupError> {
         let hash = self.hasher.hash(badge);
         let answer =
@@ -263,14 +225,15 @@ impl<D: MemberDirectory, S: MemberCacheStore> MemberLookup<D, S> {
             };
         match answer {
             Ok(lookup) => {
-                let store = self.store.clone();
-                let entry = to_cached(&lookup, now_ms);
-                let max = self.policy.max_entries;
-                tokio::spawn(async move {
-                    if let Err(e) = store.put(hash, entry, max).await {
-                        tracing::warn!(badge_hash = ?hash, error = %e, "member cache not updated");
+                let stored = match after_answer(&lookup, now_ms) {
+                    CacheAction::Put(entry) => {
+                        self.store.put(&hash, &entry, self.policy.max_entries)
                     }
-                });
+                    CacheAction::Evict => self.store.evict(&hash),
+                };
+                if let Err(e) = stored {
+                    tracing::warn!(badge_hash = ?hash, error = %e, "member cache not updated");
+                }
                 Ok(LookupOutcome {
                     hash,
                     lookup,
@@ -278,19 +241,19 @@ impl<D: MemberDirectory, S: MemberCacheStore> MemberLookup<D, S> {
                 })
             }
             Err(cause) => {
-                let cached = self.store.get(hash).await.unwrap_or_else(|e| {
+                let cached = self.store.get(&hash).unwrap_or_else(|e| {
                     tracing::warn!(badge_hash = ?hash, error = %e, "member cache unreadable");
                     None
                 });
                 match usable(cached, now_ms, self.policy.ttl) {
-                    Some((lookup, age_ms)) => {
+                    Some((member, age_ms)) => {
                         tracing::info!(
                             badge_hash = ?hash, age_ms, error = %cause,
                             "member directory failed; answered from the member cache"
                         );
                         Ok(LookupOutcome {
                             hash,
-                            lookup,
+                            lookup: Lookup::Found(member),
                             source: LookupSource::Cache { age_ms },
                         })
                     }
@@ -384,13 +347,6 @@ mod tests {
         Err(DirectoryError::Unavailable("connection refused".into()))
     }
 
-    /// Lets the spawned cache write run (current-thread runtime).
-    async fn settle() {
-        for _ in 0..4 {
-            tokio::task::yield_now().await;
-        }
-    }
-
     #[tokio::test]
     async fn known_member_is_recognised_during_an_outage() {
         let l = lookup_with(Scripted::new(vec![Ok(Lookup::Found(member("m1"))), down()]));
@@ -398,13 +354,11 @@ mod tests {
         let first = l.lookup(&b, 1_000).await.unwrap();
         assert_eq!(first.source, LookupSource::Directory);
         assert_eq!(first.lookup, Lookup::Found(member("m1")));
-        settle().await;
         let second = l.lookup(&b, 61_000).await.unwrap();
         assert_eq!(second.source, LookupSource::Cache { age_ms: 60_000 });
         assert_eq!(second.lookup, Lookup::Found(member("m1")));
         assert_eq!(second.hash, first.hash);
         assert_eq!(first.hash, hasher().hash(&b));
-        assert_eq!(l.directory.calls.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
@@ -424,13 +378,12 @@ mod tests {
         let l = lookup_with(Scripted::new(vec![Ok(Lookup::Found(member("m1"))), down()]));
         let b = badge("0012345678");
         l.lookup(&b, 0).await.unwrap();
-        settle().await;
         let too_late = i64::try_from(TTL.as_millis()).unwrap() + 1;
         assert!(l.lookup(&b, too_late).await.is_err());
     }
 
     #[tokio::test]
-    async fn not_found_replaces_the_cached_member_and_is_answered_offline() {
+    async fn not_found_evicts_the_cached_member() {
         let l = lookup_with(Scripted::new(vec![
             Ok(Lookup::Found(member("m1"))),
             Ok(Lookup::NotFound),
@@ -438,14 +391,11 @@ mod tests {
         ]));
         let b = badge("0012345678");
         l.lookup(&b, 0).await.unwrap();
-        settle().await;
+        assert_eq!(l.store().len(), 1);
         let gone = l.lookup(&b, 10).await.unwrap();
         assert_eq!(gone.lookup, Lookup::NotFound);
-        settle().await;
-        assert_eq!(l.store().len(), 1);
-        let offline = l.lookup(&b, 20).await.unwrap();
-        assert_eq!(offline.lookup, Lookup::NotFound);
-        assert_eq!(offline.source, LookupSource::Cache { age_ms: 10 });
+        assert!(l.store().is_empty());
+        assert!(l.lookup(&b, 20).await.is_err());
     }
 
     #[tokio::test]
@@ -461,12 +411,10 @@ mod tests {
         ]));
         let b = badge("0012345678");
         l.lookup(&b, 0).await.unwrap();
-        settle().await;
         assert_eq!(
             l.lookup(&b, 10).await.unwrap().lookup,
             Lookup::Found(expired.clone())
         );
-        settle().await;
         assert_eq!(
             l.lookup(&b, 20).await.unwrap().lookup,
             Lookup::Found(expired)
@@ -477,11 +425,11 @@ mod tests {
     async fn a_slow_directory_times_out_to_the_cache() {
         let store = InMemoryCacheStore::new();
         let b = badge("0012345678");
-        let entry = CachedLookup {
-            found: Some(member("m1")),
+        let entry = CachedMember {
+            member: member("m1"),
             fetched_at_ms: 0,
         };
-        store.put(hasher().hash(&b), entry, 10).await.unwrap();
+        store.put(&hasher().hash(&b), &entry, 10).unwrap();
         let slow = Scripted {
             delay: Duration::from_secs(5),
             ..Scripted::new(vec![Ok(Lookup::NotFound), Ok(Lookup::NotFound)])
@@ -500,8 +448,8 @@ mod tests {
     #[test]
     fn usable_applies_the_ttl_and_clamps_future_entries() {
         let e = |at| {
-            Some(CachedLookup {
-                found: Some(member("m")),
+            Some(CachedMember {
+                member: member("m"),
                 fetched_at_ms: at,
             })
         };
@@ -509,32 +457,28 @@ mod tests {
         assert_eq!(usable(e(0), 3_600_001, TTL), None);
         assert_eq!(usable(e(500), 100, TTL).map(|x| x.1), Some(0));
         assert_eq!(usable(None, 0, TTL), None);
-        let unknown = Some(CachedLookup {
-            found: None,
-            fetched_at_ms: 0,
-        });
-        assert_eq!(usable(unknown, 1, TTL), Some((Lookup::NotFound, 1)));
-        assert_eq!(to_cached(&Lookup::NotFound, 7).found, None);
     }
 
-    #[tokio::test]
-    async fn in_memory_store_is_bounded_oldest_first() {
+    #[test]
+    fn in_memory_store_is_bounded_oldest_first() {
         let s = InMemoryCacheStore::new();
         let h = hasher();
         for i in 0..5i64 {
-            let entry = CachedLookup {
-                found: Some(member(&format!("m{i}"))),
+            let entry = CachedMember {
+                member: member(&format!("m{i}")),
                 fetched_at_ms: i,
             };
-            s.put(h.hash(&badge(&format!("b{i}"))), entry, 3)
-                .await
-                .unwrap();
+            s.put(&h.hash(&badge(&format!("b{i}"))), &entry, 3).unwrap();
         }
         assert_eq!(s.len(), 3);
-        assert!(s.get(h.hash(&badge("b0"))).await.unwrap().is_none());
-        assert!(s.get(h.hash(&badge("b1"))).await.unwrap().is_none());
-        let newest = s.get(h.hash(&badge("b4"))).await.unwrap().unwrap();
-        assert_eq!(newest.found.unwrap().id, "m4");
+        assert!(s.get(&h.hash(&badge("b0"))).unwrap().is_none());
+        assert!(s.get(&h.hash(&badge("b1"))).unwrap().is_none());
+        assert_eq!(
+            s.get(&h.hash(&badge("b4"))).unwrap().unwrap().member.id,
+            "m4"
+        );
+        s.evict(&h.hash(&badge("b4"))).unwrap();
+        assert_eq!(s.len(), 2);
     }
 
     #[test]
