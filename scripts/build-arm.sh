@@ -6,7 +6,8 @@
 # With `cross` and a running Docker engine it uses cross-rs (see cross.toml: Ubuntu 20.04 images,
 # glibc 2.31, so the binary also runs on older kiosk OSes). Otherwise it builds on this Debian
 # machine with Debian's cross toolchains and multiarch -dev packages, installing what is missing
-# (needs root or sudo); such binaries need glibc >= 2.36 (Debian 12 / Raspberry Pi OS bookworm).
+# (needs root or sudo); such binaries need glibc >= 2.34 (Debian 12, Raspberry Pi OS bookworm,
+# Ubuntu 22.04 or later).
 #
 # Output: target/<triple>/release/jarvis-kiosk (stripped by the release profile).
 # Environment: JARVIS_ARM_NO_INSTALL=1 skips the apt/rustup steps (for machines already set up).
