@@ -9,6 +9,7 @@ pub mod badge;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod emulator;
 pub mod events;
 pub mod health;
 pub mod metering;

@@ -1,1 +1,5 @@
 //! OpenAI Realtime over WebRTC: credentials, SDP exchange, peer connection, typed events, breaker.
+
+pub mod peer;
+pub mod protocol;
+pub mod session_update;

@@ -1,1 +1,40 @@
 //! Session lifecycle core, without I/O: inputs in, decisions out (see ARCHITECTURE.md).
+//!
+//! The daemon owns one [`SessionMachine`], feeds it every [`Input`] with the current [`Now`]
+//! (plus a [`Input::Tick`] about once a second) and carries out the returned [`Decision`]s in
+//! order. The machine enforces the session limits, the daily budget, badge debounce and rate
+//! limits, and guarantees exactly one `SessionEnded` for every `SessionStarted`.
+//!
+//! Policies worth knowing when wiring or supporting it:
+//! - A scan is refused (spoken prompt + `ScanRefused`) when audio is lost, the breaker is open,
+//!   today's budget is spent or the badge hit `badge.max_sessions_per_hour`; it is ignored
+//!   silently when debounced, during cooldown or ending, or during a session (unless
+//!   `badge.on_scan_during_session = "replace"` and another badge is scanned).
+//! - Max duration, max cost and the daily budget reached mid-session ask JARVIS for a short
+//!   goodbye; `end_session` and the goodbye phrases wait for JARVIS to finish speaking; idle
+//!   timeout, shutdown, replace and failures hang up at once. Every wait is bounded.
+//! - The idle timer counts from the member's last speech or the end of JARVIS's last audio,
+//!   and never runs while JARVIS speaks (a long answer is not member silence).
+//! - The budget may be overrun by at most one session's `session.max_cost_usd` plus its
+//!   goodbye: spend is only known after each response.
+//! - Usage arriving after a hang-up (for one of the last few sessions) is still recorded and
+//!   counted in today's spend, though it comes after that session's `SessionEnded` totals.
+
+mod decisions;
+pub mod goodbye;
+mod inputs;
+pub mod limits;
+mod machine;
+pub mod rate;
+
+#[cfg(test)]
+mod properties;
+#[cfg(test)]
+mod transitions;
+
+pub use decisions::{Decision, Lifecycle, Prompt, RealtimeCommand, SessionContext};
+pub use inputs::{BadgeKey, FailureKind, Input, Lookup, Member, Now, ScanId, Signal};
+pub use machine::{
+    DEFAULT_GOODBYE_GRACE_MS, DEFAULT_LOOKUP_TIMEOUT_MS, END_SESSION_OUTPUT, IdSource,
+    SessionMachine, Settings,
+};

@@ -1,0 +1,143 @@
+//! What the daemon feeds the lifecycle core: scans, lookups, Realtime signals, device and
+//! breaker changes, ticks, shutdown. Every input comes with the time ([`Now`]).
+
+use std::fmt;
+
+use uuid::Uuid;
+
+use crate::events::{CostBreakdown, MembershipStatus, TokenCounts};
+
+/// The two clocks the core needs, read by the caller (the core never reads a clock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic milliseconds (any origin): every timer and duration.
+    pub mono_ms: u64,
+    /// Wall clock, milliseconds since the Unix epoch: event timestamps and the UTC budget day.
+    pub wall_ms: i64,
+}
+
+/// An opaque, comparable badge identity (the caller's normalised badge, or a keyed hash of it).
+///
+/// The core only compares keys (debounce, rate limit, replace). It never puts one in a
+/// decision, and `Debug` is redacted, so a key cannot reach a log or the store through us.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct BadgeKey(String);
+
+impl BadgeKey {
+    pub fn new(key: impl Into<String>) -> Self {
+        BadgeKey(key.into())
+    }
+}
+
+impl fmt::Debug for BadgeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BadgeKey(<redacted>)")
+    }
+}
+
+/// Number the caller gives each scan, so a late lookup answer for an older scan is ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ScanId(pub u64);
+
+/// A member as the lookup (central, or the local cache) returns them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: String,
+    pub first_name: String,
+    /// BCP 47 tag such as `fr` or `en-GB`.
+    pub language: String,
+    pub membership: MembershipStatus,
+}
+
+/// The answer to a [`crate::session::Decision::LookUpMember`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Found(Member),
+    /// No member has this badge; `badge_hash` is the HMAC the events may carry.
+    Unknown {
+        badge_hash: String,
+    },
+    /// Neither central nor the cache could answer.
+    Failed {
+        reason: String,
+    },
+}
+
+/// What the Realtime adapter reports, already parsed from the data channel.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Signal {
+    /// `input_audio_buffer.speech_started`: the member is talking.
+    SpeechStarted,
+    /// `conversation.item.input_audio_transcription.completed`.
+    TranscriptCompleted { text: String },
+    /// `response.done` usage, priced by metering.
+    ResponseUsage {
+        response_id: String,
+        tokens: TokenCounts,
+        cost: CostBreakdown,
+        raw_usage: serde_json::Value,
+    },
+    /// Input transcription usage, priced by metering (cost in `transcription_nusd`).
+    TranscriptionUsage {
+        item_id: String,
+        cost: CostBreakdown,
+        raw_usage: serde_json::Value,
+    },
+    /// The model called the `end_session` tool.
+    EndSessionCalled { call_id: String },
+    /// `output_audio_buffer.started`: JARVIS began speaking.
+    OutputAudioStarted,
+    /// `output_audio_buffer.stopped`: JARVIS finished speaking.
+    OutputAudioStopped,
+    /// `response.done`, whatever its status (after its usage signal, if any).
+    ResponseDone,
+}
+
+/// Why the Realtime connection is unusable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The connection could not be set up (HTTP error, SDP, ICE, DTLS).
+    ConnectFailed,
+    /// An open connection dropped.
+    ConnectionLost,
+    /// A fatal `error` event (such as `session_expired`); non-fatal errors are not reported.
+    Error,
+}
+
+/// One input to [`crate::session::SessionMachine::handle`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A badge was read (raw reads: the core debounces).
+    BadgeScanned {
+        scan: ScanId,
+        badge: BadgeKey,
+    },
+    /// The answer to `LookUpMember { scan }`.
+    MemberResolved {
+        scan: ScanId,
+        lookup: Lookup,
+    },
+    /// The `oai-events` data channel of this session opened.
+    RealtimeConnected {
+        session_id: Uuid,
+    },
+    Realtime {
+        session_id: Uuid,
+        signal: Signal,
+    },
+    RealtimeFailed {
+        session_id: Uuid,
+        kind: FailureKind,
+        /// Short human cause, passed on in the hang-up decision for the log.
+        reason: String,
+    },
+    /// The Realtime circuit breaker opened (true) or closed (false).
+    BreakerOpen(bool),
+    /// Microphone or speaker lost: scans are refused until [`Input::AudioRestored`].
+    AudioLost,
+    AudioRestored,
+    /// Nothing happened; lets timers fire. Call it about once a second.
+    Tick,
+    /// The daemon is stopping: end any session, accept no more scans.
+    Shutdown,
+}

@@ -1,0 +1,819 @@
+//! The session lifecycle state machine: one conversation at a time, from badge scan to
+//! hang-up, with every limit enforced and every start matched by exactly one end.
+
+use std::collections::VecDeque;
+
+use uuid::Uuid;
+
+use super::decisions::{Decision, Lifecycle, Prompt, RealtimeCommand, SessionContext};
+use super::goodbye::GoodbyeMatcher;
+use super::inputs::{BadgeKey, FailureKind, Input, Lookup, Member, Now, ScanId, Signal};
+use super::limits::DailyBudget;
+use super::rate::BadgeGate;
+use crate::config::{Config, ScanDuringSession, UnknownMember};
+use crate::events::{
+    CostBreakdown, EndReason, EventPayload, KioskEvent, MembershipStatus, Severity, TokenCounts,
+};
+use crate::money::NanoUsd;
+
+/// How long a member lookup may take before the scan is refused (`lookup_timeout`).
+pub const DEFAULT_LOOKUP_TIMEOUT_MS: u64 = 5_000;
+/// How long the goodbye may take to be spoken before the call is hung up anyway.
+pub const DEFAULT_GOODBYE_GRACE_MS: u64 = 10_000;
+/// What `end_session` returns to the model.
+pub const END_SESSION_OUTPUT: &str = r#"{"ok":true}"#;
+/// Ended sessions whose late usage is still recorded (usage can trail a hang-up).
+const RECENT_SESSIONS: usize = 8;
+
+/// Where ids come from: UUIDv7 in production (`Uuid::now_v7`), a counter in tests.
+pub trait IdSource: Send {
+    fn next_id(&mut self) -> Uuid;
+}
+
+impl<F: FnMut() -> Uuid + Send> IdSource for F {
+    fn next_id(&mut self) -> Uuid {
+        self()
+    }
+}
+
+/// Everything the machine needs from the configuration, in milliseconds and nano-dollars.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `openai.model`, recorded with starts and usage.
+    pub model: String,
+    /// `openai.transcription_model`, recorded with transcription usage.
+    pub transcription_model: String,
+    /// `session.max_duration_s`, counted from the data channel opening.
+    pub max_duration_ms: u64,
+    /// `session.idle_timeout_s`: member silence while JARVIS is not speaking.
+    pub idle_timeout_ms: u64,
+    /// `session.max_cost_usd`: one session's model + transcription cost.
+    pub max_cost: NanoUsd,
+    /// `session.daily_budget_usd`, per UTC day.
+    pub daily_budget: NanoUsd,
+    /// `session.cooldown_s`, after every ended session.
+    pub cooldown_ms: u64,
+    /// `badge.debounce_s`.
+    pub debounce_ms: u64,
+    /// `badge.max_sessions_per_hour`; 0 = no limit.
+    pub max_sessions_per_hour: u32,
+    /// `badge.on_scan_during_session`.
+    pub on_scan_during_session: ScanDuringSession,
+    /// `badge.unknown_member`; `guest` also serves expired and suspended members.
+    pub unknown_member: UnknownMember,
+    /// `openai.goodbye_phrases`, first match wins.
+    pub goodbye_phrases: Vec<String>,
+    /// `openai.connect_timeout_s`, from the session start to the data channel opening.
+    pub connect_timeout_ms: u64,
+    /// Member lookup bound (no config key: the lookup adapter has its own, shorter timeouts).
+    pub lookup_timeout_ms: u64,
+    /// How long ending may wait for the goodbye to be spoken.
+    pub goodbye_grace_ms: u64,
+}
+
+impl Settings {
+    pub fn from_config(cfg: &Config) -> Self {
+        let s = &cfg.session;
+        Settings {
+            model: cfg.openai.model.clone(),
+            transcription_model: cfg.openai.transcription_model.clone(),
+            max_duration_ms: s.max_duration_s.saturating_mul(1000),
+            idle_timeout_ms: s.idle_timeout_s.saturating_mul(1000),
+            max_cost: s.max_cost_usd.0,
+            daily_budget: s.daily_budget_usd.0,
+            cooldown_ms: s.cooldown_s.saturating_mul(1000),
+            debounce_ms: cfg.badge.debounce_s.saturating_mul(1000),
+            max_sessions_per_hour: cfg.badge.max_sessions_per_hour,
+            on_scan_during_session: cfg.badge.on_scan_during_session,
+            unknown_member: cfg.badge.unknown_member,
+            goodbye_phrases: cfg.openai.goodbye_phrases.clone(),
+            connect_timeout_ms: cfg.openai.connect_timeout_s.saturating_mul(1000),
+            lookup_timeout_ms: DEFAULT_LOOKUP_TIMEOUT_MS,
+            goodbye_grace_ms: DEFAULT_GOODBYE_GRACE_MS,
+        }
+    }
+}
+
+/// A started session: from `SessionStarted` to its one `SessionEnded`.
+#[derive(Debug)]
+struct Session {
+    id: Uuid,
+    badge: BadgeKey,
+    scanned_at: u64,
+    started_at: u64,
+    tokens: TokenCounts,
+    cost: CostBreakdown,
+    /// JARVIS audio is playing (between output audio started and stopped).
+    speaking: bool,
+    /// A response finished since the member last started speaking.
+    responded_since_speech: bool,
+}
+
+#[derive(Debug)]
+enum State {
+    Idle,
+    LookingUp {
+        scan: ScanId,
+        badge: BadgeKey,
+        scanned_at: u64,
+    },
+    Connecting {
+        session: Session,
+        deadline: u64,
+    },
+    Live {
+        session: Session,
+        connected_at: u64,
+        /// Last member speech or end of JARVIS audio: the idle timer counts from here.
+        last_activity: u64,
+    },
+    Ending {
+        session: Session,
+        reason: EndReason,
+        deadline: u64,
+        /// Still waiting for a response (the goodbye) to finish before hanging up.
+        need_response: bool,
+    },
+    Cooldown {
+        until: u64,
+    },
+}
+
+/// The lifecycle core. Feed it inputs with [`SessionMachine::handle`]; carry out the
+/// decisions in order. It holds no I/O, clock or randomness, so every run is reproducible.
+pub struct SessionMachine {
+    settings: Settings,
+    goodbye: GoodbyeMatcher,
+    gate: BadgeGate,
+    budget: DailyBudget,
+    ids: Box<dyn IdSource>,
+    state: State,
+    audio_lost: bool,
+    breaker_open: bool,
+    shutting_down: bool,
+    recent: VecDeque<Uuid>,
+    published: Lifecycle,
+    now: Now,
+    out: Vec<Decision>,
+}
+
+impl SessionMachine {
+    /// A machine for this configuration. `spent_today` is what the store already recorded for
+    /// the current UTC day (so a restart does not reset the daily budget).
+    pub fn new(
+        config: &Config,
+        spent_today: NanoUsd,
+        now: Now,
+        ids: impl IdSource + 'static,
+    ) -> Self {
+        Self::with_settings(Settings::from_config(config), spent_today, now, ids)
+    }
+
+    /// Like [`SessionMachine::new`], with settings adjusted by the caller (tests, timeouts).
+    pub fn with_settings(
+        settings: Settings,
+        spent_today: NanoUsd,
+        now: Now,
+        ids: impl IdSource + 'static,
+    ) -> Self {
+        SessionMachine {
+            goodbye: GoodbyeMatcher::new(&settings.goodbye_phrases),
+            gate: BadgeGate::new(settings.debounce_ms, settings.max_sessions_per_hour),
+            budget: DailyBudget::new(settings.daily_budget, spent_today, now.wall_ms),
+            settings,
+            ids: Box::new(ids),
+            state: State::Idle,
+            audio_lost: false,
+            breaker_open: false,
+            shutting_down: false,
+            recent: VecDeque::with_capacity(RECENT_SESSIONS),
+            published: Lifecycle::Idle,
+            now,
+            out: Vec::new(),
+        }
+    }
+
+    /// Processes one input at `now` and returns what to do, in order. Timers that are due at
+    /// `now` fire first, whatever the input.
+    pub fn handle(&mut self, now: Now, input: Input) -> Vec<Decision> {
+        self.now = Now {
+            mono_ms: now.mono_ms.max(self.now.mono_ms),
+            wall_ms: now.wall_ms,
+        };
+        self.budget.roll(now.wall_ms);
+        self.gate.prune(self.now.mono_ms);
+        while self.fire_timer() {}
+        match input {
+            Input::BadgeScanned { scan, badge } => self.on_scan(scan, badge),
+            Input::MemberResolved { scan, lookup } => self.on_resolved(scan, lookup),
+            Input::RealtimeConnected { session_id } => self.on_connected(session_id),
+            Input::Realtime { session_id, signal } => self.on_signal(session_id, signal),
+            Input::RealtimeFailed {
+                session_id,
+                kind,
+                reason,
+            } => self.on_failed(session_id, kind, reason),
+            Input::BreakerOpen(open) => self.breaker_open = open,
+            Input::AudioLost => self.on_audio_lost(),
+            Input::AudioRestored => self.audio_lost = false,
+            Input::Tick => {}
+            Input::Shutdown => self.on_shutdown(),
+        }
+        while self.fire_timer() {}
+        if self.budget.take_alert() {
+            let message = format!(
+                "daily OpenAI budget reached: {} spent today (UTC) of {}; new scans are refused \
+                 until midnight UTC (raise session.daily_budget_usd to allow more)",
+                self.budget.spent(),
+                self.budget.budget()
+            );
+            self.record(
+                None,
+                EventPayload::Alert {
+                    code: "daily_budget_reached".into(),
+                    severity: Severity::Warning,
+                    message,
+                },
+            );
+        }
+        let lifecycle = self.lifecycle();
+        if lifecycle != self.published {
+            self.published = lifecycle;
+            self.out.push(Decision::Lifecycle(lifecycle));
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    /// The current lifecycle state (publish it to health at start-up).
+    pub fn lifecycle(&self) -> Lifecycle {
+        match &self.state {
+            State::Idle if self.audio_lost || self.breaker_open => Lifecycle::Degraded,
+            State::Idle => Lifecycle::Idle,
+            State::LookingUp { .. } => Lifecycle::LookingUp,
+            State::Connecting { .. } => Lifecycle::Connecting,
+            State::Live { .. } => Lifecycle::Live,
+            State::Ending { .. } => Lifecycle::Ending,
+            State::Cooldown { .. } => Lifecycle::Cooldown,
+        }
+    }
+
+    /// The started, not yet ended session, if any.
+    pub fn current_session(&self) -> Option<Uuid> {
+        self.session().map(|s| s.id)
+    }
+
+    /// The scan whose lookup is awaited, if any.
+    pub fn pending_scan(&self) -> Option<ScanId> {
+        match &self.state {
+            State::LookingUp { scan, .. } => Some(*scan),
+            _ => None,
+        }
+    }
+
+    /// Spend recorded today (UTC), for health gauges.
+    pub fn spent_today(&self) -> NanoUsd {
+        self.budget.spent()
+    }
+
+    fn session(&self) -> Option<&Session> {
+        match &self.state {
+            State::Connecting { session, .. }
+            | State::Live { session, .. }
+            | State::Ending { session, .. } => Some(session),
+            _ => None,
+        }
+    }
+
+    fn session_mut(&mut self) -> Option<&mut Session> {
+        match &mut self.state {
+            State::Connecting { session, .. }
+            | State::Live { session, .. }
+            | State::Ending { session, .. } => Some(session),
+            _ => None,
+        }
+    }
+
+    fn mono(&self) -> u64 {
+        self.now.mono_ms
+    }
+
+    /// Fires the first due timer; true if one fired (then call again).
+    fn fire_timer(&mut self) -> bool {
+        let now = self.mono();
+        let s = &self.settings;
+        match &self.state {
+            State::LookingUp { scanned_at, .. }
+                if now >= scanned_at.saturating_add(s.lookup_timeout_ms) =>
+            {
+                self.state = State::Idle;
+                self.refuse("lookup_timeout", Some(Prompt::Unavailable));
+            }
+            State::Connecting { deadline, .. } if now >= *deadline => {
+                let detail = "no data channel within openai.connect_timeout_s".to_owned();
+                self.finish(EndReason::ConnectFailed, Some(detail));
+            }
+            State::Live {
+                connected_at,
+                last_activity,
+                session,
+            } => {
+                if now >= connected_at.saturating_add(s.max_duration_ms) {
+                    self.begin_goodbye(EndReason::MaxDuration);
+                } else if !session.speaking
+                    && now >= last_activity.saturating_add(s.idle_timeout_ms)
+                {
+                    self.finish(EndReason::IdleTimeout, None);
+                } else {
+                    return false;
+                }
+            }
+            State::Ending {
+                deadline, reason, ..
+            } if now >= *deadline => {
+                let reason = *reason;
+                self.finish(reason, Some("goodbye grace timeout".into()));
+            }
+            State::Cooldown { until } if now >= *until => self.state = State::Idle,
+            _ => return false,
+        }
+        true
+    }
+
+    fn on_scan(&mut self, scan: ScanId, badge: BadgeKey) {
+        if !self.gate.read(&badge, self.mono()) || self.shutting_down {
+            return;
+        }
+        let replace = self.settings.on_scan_during_session == ScanDuringSession::Replace;
+        match &self.state {
+            State::Idle => match self.refusal(&badge) {
+                Some((cause, prompt)) => self.refuse(cause, Some(prompt)),
+                None => self.accept(scan, badge),
+            },
+            State::LookingUp { badge: current, .. } if replace && *current != badge => {
+                match self.refusal(&badge) {
+                    Some((cause, _)) => self.refuse(cause, None),
+                    None => self.accept(scan, badge),
+                }
+            }
+            State::Connecting { session, .. } | State::Live { session, .. }
+                if replace && session.badge != badge =>
+            {
+                match self.refusal(&badge) {
+                    Some((cause, _)) => self.refuse(cause, None),
+                    None => {
+                        self.finish(EndReason::Replaced, None);
+                        self.accept(scan, badge);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Why a scan cannot start a session now, with the prompt that says so.
+    fn refusal(&self, badge: &BadgeKey) -> Option<(&'static str, Prompt)> {
+        if let Some(r) = self.service_refusal() {
+            return Some(r);
+        }
+        if !self.gate.may_start(badge, self.mono()) {
+            return Some(("rate_limited", Prompt::RateLimited));
+        }
+        None
+    }
+
+    /// Refusals that do not depend on the badge (checked again when the lookup answers).
+    fn service_refusal(&self) -> Option<(&'static str, Prompt)> {
+        if self.audio_lost {
+            Some(("audio_unavailable", Prompt::Unavailable))
+        } else if self.breaker_open {
+            Some(("breaker_open", Prompt::Unavailable))
+        } else if self.budget.exhausted() {
+            Some(("daily_budget", Prompt::BudgetReached))
+        } else {
+            None
+        }
+    }
+
+    fn refuse(&mut self, cause: &str, prompt: Option<Prompt>) {
+        if let Some(p) = prompt {
+            self.out.push(Decision::PlayPrompt(p));
+        }
+        self.record(
+            None,
+            EventPayload::ScanRefused {
+                cause: cause.into(),
+            },
+        );
+    }
+
+    fn accept(&mut self, scan: ScanId, badge: BadgeKey) {
+        self.out.push(Decision::LookUpMember { scan });
+        self.out.push(Decision::PlayPrompt(Prompt::Chime));
+        self.state = State::LookingUp {
+            scan,
+            badge,
+            scanned_at: self.mono(),
+        };
+    }
+
+    fn on_resolved(&mut self, scan: ScanId, lookup: Lookup) {
+        if self.pending_scan() != Some(scan) {
+            return;
+        }
+        let State::LookingUp {
+            badge, scanned_at, ..
+        } = std::mem::replace(&mut self.state, State::Idle)
+        else {
+            return;
+        };
+        if let Some((cause, prompt)) = self.service_refusal() {
+            return self.refuse(cause, Some(prompt));
+        }
+        let guests = self.settings.unknown_member == UnknownMember::Guest;
+        match lookup {
+            Lookup::Found(member) => match member.membership {
+                MembershipStatus::Active | MembershipStatus::Guest => {
+                    self.start(badge, scanned_at, Some(member), None)
+                }
+                _ if guests => self.start(badge, scanned_at, Some(member), None),
+                MembershipStatus::Expired => {
+                    self.refuse("membership_expired", Some(Prompt::FrontDesk))
+                }
+                MembershipStatus::Suspended => {
+                    self.refuse("membership_suspended", Some(Prompt::FrontDesk))
+                }
+            },
+            Lookup::Unknown { badge_hash } if guests => {
+                self.start(badge, scanned_at, None, Some(badge_hash))
+            }
+            Lookup::Unknown { .. } => self.refuse("unknown_badge", Some(Prompt::FrontDesk)),
+            Lookup::Failed { .. } => self.refuse("lookup_failed", Some(Prompt::Unavailable)),
+        }
+    }
+
+    fn start(
+        &mut self,
+        badge: BadgeKey,
+        scanned_at: u64,
+        member: Option<Member>,
+        badge_hash: Option<String>,
+    ) {
+        let now = self.mono();
+        let id = self.ids.next_id();
+        self.gate.started(&badge, now);
+        let context = match member {
+            Some(m) => SessionContext {
+                member_id: Some(m.id),
+                first_name: Some(m.first_name),
+                language: Some(m.language),
+                membership: m.membership,
+            },
+            None => SessionContext {
+                member_id: None,
+                first_name: None,
+                language: None,
+                membership: MembershipStatus::Guest,
+            },
+        };
+        self.record(
+            Some(id),
+            EventPayload::SessionStarted {
+                member_id: context.member_id.clone(),
+                badge_hash,
+                membership: context.membership,
+                model: self.settings.model.clone(),
+            },
+        );
+        self.out.push(Decision::Connect {
+            session_id: id,
+            context,
+        });
+        self.state = State::Connecting {
+            session: Session {
+                id,
+                badge,
+                scanned_at,
+                started_at: now,
+                tokens: TokenCounts::default(),
+                cost: CostBreakdown::default(),
+                speaking: false,
+                responded_since_speech: false,
+            },
+            deadline: now.saturating_add(self.settings.connect_timeout_ms),
+        };
+    }
+
+    fn on_connected(&mut self, session_id: Uuid) {
+        let now = self.mono();
+        match std::mem::replace(&mut self.state, State::Idle) {
+            State::Connecting { session, .. } if session.id == session_id => {
+                let connect_ms = now.saturating_sub(session.scanned_at);
+                self.record(
+                    Some(session_id),
+                    EventPayload::SessionConnected { connect_ms },
+                );
+                self.state = State::Live {
+                    session,
+                    connected_at: now,
+                    last_activity: now,
+                };
+            }
+            other => self.state = other,
+        }
+    }
+
+    fn on_signal(&mut self, session_id: Uuid, signal: Signal) {
+        if self.current_session() != Some(session_id) {
+            if self.recent.contains(&session_id) {
+                self.record_usage(session_id, signal);
+            }
+            return;
+        }
+        let now = self.mono();
+        match signal {
+            Signal::ResponseUsage { .. } | Signal::TranscriptionUsage { .. } => {
+                let (tokens, cost) = self.record_usage(session_id, signal);
+                if let Some(s) = self.session_mut() {
+                    s.tokens += tokens;
+                    s.cost += cost;
+                }
+                self.check_spend();
+            }
+            Signal::SpeechStarted => {
+                if let State::Live {
+                    last_activity,
+                    session,
+                    ..
+                } = &mut self.state
+                {
+                    *last_activity = now;
+                    session.responded_since_speech = false;
+                }
+            }
+            Signal::TranscriptCompleted { text } => {
+                if let State::Live {
+                    last_activity,
+                    session,
+                    ..
+                } = &mut self.state
+                {
+                    *last_activity = now;
+                    let need_response = !session.responded_since_speech;
+                    if self.goodbye.find(&text).is_some() {
+                        self.enter_ending(EndReason::GoodbyePhrase, need_response);
+                    }
+                }
+            }
+            Signal::EndSessionCalled { call_id } => {
+                if matches!(self.state, State::Live { .. } | State::Ending { .. }) {
+                    self.out.push(Decision::SendRealtime {
+                        session_id,
+                        command: RealtimeCommand::FunctionCallOutput {
+                            call_id,
+                            output: END_SESSION_OUTPUT.into(),
+                        },
+                    });
+                }
+                if matches!(self.state, State::Live { .. }) {
+                    self.enter_ending(EndReason::Goodbye, false);
+                }
+            }
+            Signal::OutputAudioStarted => {
+                if let Some(s) = self.session_mut() {
+                    s.speaking = true;
+                }
+            }
+            Signal::OutputAudioStopped => match &mut self.state {
+                State::Live {
+                    session,
+                    last_activity,
+                    ..
+                } => {
+                    session.speaking = false;
+                    *last_activity = now;
+                }
+                State::Ending {
+                    session,
+                    need_response,
+                    reason,
+                    ..
+                } => {
+                    session.speaking = false;
+                    if !*need_response {
+                        let reason = *reason;
+                        self.finish(reason, None);
+                    }
+                }
+                State::Connecting { session, .. } => session.speaking = false,
+                _ => {}
+            },
+            Signal::ResponseDone => match &mut self.state {
+                State::Live { session, .. } => session.responded_since_speech = true,
+                State::Ending {
+                    session,
+                    need_response,
+                    reason,
+                    ..
+                } => {
+                    *need_response = false;
+                    if !session.speaking {
+                        let reason = *reason;
+                        self.finish(reason, None);
+                    }
+                }
+                _ => {}
+            },
+        }
+    }
+
+    /// Records a usage signal (other signals are ignored) and adds it to today's spend.
+    fn record_usage(&mut self, session_id: Uuid, signal: Signal) -> (TokenCounts, CostBreakdown) {
+        let (payload, tokens, cost) = match signal {
+            Signal::ResponseUsage {
+                response_id,
+                tokens,
+                cost,
+                raw_usage,
+            } => (
+                EventPayload::ResponseUsage {
+                    response_id,
+                    model: self.settings.model.clone(),
+                    tokens,
+                    cost,
+                    raw_usage,
+                },
+                tokens,
+                cost,
+            ),
+            Signal::TranscriptionUsage {
+                item_id,
+                cost,
+                raw_usage,
+            } => (
+                EventPayload::TranscriptionUsage {
+                    item_id,
+                    model: self.settings.transcription_model.clone(),
+                    cost,
+                    raw_usage,
+                },
+                TokenCounts::default(),
+                cost,
+            ),
+            _ => return Default::default(),
+        };
+        self.budget.add(cost.total());
+        self.record(Some(session_id), payload);
+        (tokens, cost)
+    }
+
+    /// After a cost: end the session if it reached its own limit or today's budget.
+    fn check_spend(&mut self) {
+        let Some(s) = self.session() else { return };
+        let reason = if s.cost.total() >= self.settings.max_cost {
+            EndReason::MaxCost
+        } else if self.budget.exhausted() {
+            EndReason::DailyBudget
+        } else {
+            return;
+        };
+        match self.state {
+            State::Live { .. } => self.begin_goodbye(reason),
+            State::Connecting { .. } => self.finish(reason, None),
+            _ => {}
+        }
+    }
+
+    /// Asks JARVIS to say a short goodbye, then hangs up once it has been said.
+    fn begin_goodbye(&mut self, reason: EndReason) {
+        let Some(id) = self.current_session() else {
+            return;
+        };
+        let why = match reason {
+            EndReason::MaxDuration => "the time for this conversation is up",
+            _ => "the spending limit for this conversation is reached",
+        };
+        let instructions = format!(
+            "The session is ending now because {why}. Say a short, warm goodbye to the member \
+             in one sentence, in the language of the conversation, and ask no question."
+        );
+        self.out.push(Decision::SendRealtime {
+            session_id: id,
+            command: RealtimeCommand::SayGoodbye { instructions },
+        });
+        self.enter_ending(reason, true);
+    }
+
+    /// Moves a live session to ending; hangs up at once if nothing is left to be said.
+    fn enter_ending(&mut self, reason: EndReason, need_response: bool) {
+        let deadline = self.mono().saturating_add(self.settings.goodbye_grace_ms);
+        match std::mem::replace(&mut self.state, State::Idle) {
+            State::Live { session, .. } => {
+                let speaking = session.speaking;
+                self.state = State::Ending {
+                    session,
+                    reason,
+                    deadline,
+                    need_response,
+                };
+                if !need_response && !speaking {
+                    self.finish(reason, None);
+                }
+            }
+            other => self.state = other,
+        }
+    }
+
+    fn on_failed(&mut self, session_id: Uuid, kind: FailureKind, detail: String) {
+        if self.current_session() != Some(session_id) {
+            return;
+        }
+        let reason = match (&self.state, kind) {
+            (State::Ending { reason, .. }, _) => *reason,
+            (State::Connecting { .. }, _) | (_, FailureKind::ConnectFailed) => {
+                EndReason::ConnectFailed
+            }
+            (_, FailureKind::ConnectionLost) => EndReason::ConnectionLost,
+            (_, FailureKind::Error) => EndReason::RealtimeError,
+        };
+        self.finish(reason, Some(detail));
+    }
+
+    fn on_audio_lost(&mut self) {
+        self.audio_lost = true;
+        match &self.state {
+            State::LookingUp { .. } => self.state = State::Idle,
+            State::Connecting { .. } | State::Live { .. } => {
+                self.finish(EndReason::AudioLost, None)
+            }
+            State::Ending { reason, .. } => {
+                let reason = *reason;
+                self.finish(reason, None);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_shutdown(&mut self) {
+        self.shutting_down = true;
+        match &self.state {
+            State::LookingUp { .. } | State::Cooldown { .. } => self.state = State::Idle,
+            State::Connecting { .. } | State::Live { .. } => self.finish(EndReason::Shutdown, None),
+            State::Ending { reason, .. } => {
+                let reason = *reason;
+                self.finish(reason, None);
+            }
+            State::Idle => {}
+        }
+    }
+
+    /// Ends the current session: hang up, record its one `SessionEnded`, apologise if it
+    /// failed, then cool down (or go idle when shutting down).
+    fn finish(&mut self, reason: EndReason, detail: Option<String>) {
+        let (State::Connecting { session, .. }
+        | State::Live { session, .. }
+        | State::Ending { session, .. }) = std::mem::replace(&mut self.state, State::Idle)
+        else {
+            return;
+        };
+        let now = self.mono();
+        self.out.push(Decision::HangUp {
+            session_id: session.id,
+            reason,
+            detail,
+        });
+        self.record(
+            Some(session.id),
+            EventPayload::SessionEnded {
+                reason,
+                duration_ms: now.saturating_sub(session.started_at),
+                tokens: session.tokens,
+                cost: session.cost,
+            },
+        );
+        let failed = matches!(
+            reason,
+            EndReason::ConnectFailed | EndReason::ConnectionLost | EndReason::RealtimeError
+        );
+        if failed && !self.audio_lost && !self.shutting_down {
+            self.out.push(Decision::PlayPrompt(Prompt::Apology));
+        }
+        if self.recent.len() == RECENT_SESSIONS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(session.id);
+        if !self.shutting_down {
+            self.state = State::Cooldown {
+                until: now.saturating_add(self.settings.cooldown_ms),
+            };
+        }
+    }
+
+    fn record(&mut self, session_id: Option<Uuid>, payload: EventPayload) {
+        self.out.push(Decision::Record(KioskEvent {
+            event_id: self.ids.next_id(),
+            session_id,
+            occurred_at_ms: self.now.wall_ms,
+            payload,
+        }));
+    }
+}

@@ -1,0 +1,428 @@
+//! Property tests: random input sequences against the lifecycle invariants.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use proptest::prelude::*;
+use uuid::Uuid;
+
+use super::transitions::{counter_ids, usage_signal};
+use super::*;
+use crate::config::{Config, ScanDuringSession, UnknownMember};
+use crate::events::{CostBreakdown, EventPayload, MembershipStatus, TokenCounts};
+use crate::money::NanoUsd;
+
+const WALL0: i64 = 1_795_219_200_000 - 3_600_000;
+/// Every badge string contains this; no decision may ever show it.
+const RAW: &str = "RAWBADGE";
+
+#[derive(Debug, Clone)]
+enum Sig {
+    Speech,
+    Transcript(bool),
+    Usage(u64),
+    Transcription(u64),
+    EndSession,
+    AudioStarted,
+    AudioStopped,
+    ResponseDone,
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// Scan, resolve as an active member and connect, as far as the machine lets it.
+    Admit(u8),
+    Scan(u8),
+    Resolve(u8),
+    StaleResolve,
+    Connected,
+    Signal(Sig),
+    StaleSignal(Sig),
+    Fail(u8),
+    Breaker(bool),
+    AudioLost,
+    AudioRestored,
+    Wait(u64),
+    Shutdown,
+}
+
+fn sig() -> impl Strategy<Value = Sig> {
+    prop_oneof![
+        Just(Sig::Speech),
+        any::<bool>().prop_map(Sig::Transcript),
+        prop_oneof![0u64..50_000_000, 0u64..600_000_000].prop_map(Sig::Usage),
+        (0u64..50_000_000).prop_map(Sig::Transcription),
+        Just(Sig::EndSession),
+        Just(Sig::AudioStarted),
+        Just(Sig::AudioStopped),
+        Just(Sig::ResponseDone),
+    ]
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0u8..4).prop_map(Step::Admit),
+        4 => (0u8..4).prop_map(Step::Scan),
+        4 => (0u8..4).prop_map(Step::Resolve),
+        1 => Just(Step::StaleResolve),
+        5 => Just(Step::Connected),
+        12 => sig().prop_map(Step::Signal),
+        2 => sig().prop_map(Step::StaleSignal),
+        1 => (0u8..3).prop_map(Step::Fail),
+        1 => prop_oneof![Just(true), Just(false), Just(false)].prop_map(Step::Breaker),
+        1 => Just(Step::AudioLost),
+        3 => Just(Step::AudioRestored),
+        6 => prop_oneof![
+            4 => 0u64..2_000,
+            2 => 0u64..90_000,
+            1 => Just(3_600_000),
+        ]
+        .prop_map(Step::Wait),
+        1 => Just(Step::Shutdown),
+    ]
+}
+
+fn to_signal(s: &Sig) -> Signal {
+    match s {
+        Sig::Speech => Signal::SpeechStarted,
+        Sig::Transcript(bye) => Signal::TranscriptCompleted {
+            text: if *bye {
+                "Merci, AU REVOIR"
+            } else {
+                "une question"
+            }
+            .into(),
+        },
+        Sig::Usage(n) => usage_signal(*n),
+        Sig::Transcription(n) => Signal::TranscriptionUsage {
+            item_id: "item".into(),
+            cost: CostBreakdown {
+                transcription_nusd: NanoUsd(*n),
+                ..Default::default()
+            },
+            raw_usage: serde_json::json!({}),
+        },
+        Sig::EndSession => Signal::EndSessionCalled {
+            call_id: "call".into(),
+        },
+        Sig::AudioStarted => Signal::OutputAudioStarted,
+        Sig::AudioStopped => Signal::OutputAudioStopped,
+        Sig::ResponseDone => Signal::ResponseDone,
+    }
+}
+
+/// Everything observed in the decision stream, checked as it arrives.
+#[derive(Default)]
+struct Observer {
+    open: Option<Uuid>,
+    started: BTreeSet<Uuid>,
+    ended: BTreeSet<Uuid>,
+    connects: BTreeSet<Uuid>,
+    hangups: BTreeSet<Uuid>,
+    /// Per session: the usage recorded before its end.
+    usage: BTreeMap<Uuid, (CostBreakdown, TokenCounts)>,
+    event_ids: HashSet<Uuid>,
+    last_lifecycle: Option<Lifecycle>,
+}
+
+impl Observer {
+    fn observe(&mut self, ds: &[Decision]) -> Result<(), TestCaseError> {
+        for d in ds {
+            let shown = format!("{d:?}");
+            prop_assert!(!shown.contains(RAW), "badge leaked: {shown}");
+            match d {
+                Decision::Record(e) => {
+                    let json = serde_json::to_string(e).unwrap();
+                    prop_assert!(!json.contains(RAW), "badge leaked: {json}");
+                    prop_assert!(self.event_ids.insert(e.event_id), "duplicate event id");
+                    self.on_event(e.session_id, &e.payload)?;
+                }
+                Decision::Connect { session_id, .. } => {
+                    prop_assert_eq!(Some(*session_id), self.open);
+                    prop_assert!(self.connects.insert(*session_id));
+                }
+                Decision::HangUp { session_id, .. } => {
+                    prop_assert!(self.connects.contains(session_id));
+                    prop_assert!(self.hangups.insert(*session_id), "hung up twice");
+                }
+                Decision::SendRealtime { session_id, .. } => {
+                    prop_assert_eq!(Some(*session_id), self.open);
+                }
+                Decision::Lifecycle(l) => {
+                    prop_assert_ne!(Some(*l), self.last_lifecycle, "unchanged state published");
+                    self.last_lifecycle = Some(*l);
+                }
+                Decision::LookUpMember { .. } | Decision::PlayPrompt(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, session: Option<Uuid>, p: &EventPayload) -> Result<(), TestCaseError> {
+        match p {
+            EventPayload::SessionStarted { .. } => {
+                let id = session.unwrap();
+                prop_assert_eq!(self.open, None, "two sessions at once");
+                prop_assert!(self.started.insert(id));
+                self.open = Some(id);
+            }
+            EventPayload::SessionEnded { cost, tokens, .. } => {
+                let id = session.unwrap();
+                prop_assert_eq!(self.open, Some(id), "end without a start");
+                prop_assert!(self.ended.insert(id), "ended twice");
+                let (sum_cost, sum_tokens) = self.usage.get(&id).copied().unwrap_or_default();
+                prop_assert_eq!(*cost, sum_cost, "ended cost is the sum of its usage");
+                prop_assert_eq!(*tokens, sum_tokens);
+                self.open = None;
+            }
+            EventPayload::ResponseUsage { tokens, cost, .. } => {
+                self.add_usage(session, *cost, *tokens)?
+            }
+            EventPayload::TranscriptionUsage { cost, .. } => {
+                self.add_usage(session, *cost, TokenCounts::default())?
+            }
+            EventPayload::SessionConnected { .. } => {
+                prop_assert_eq!(session, self.open);
+            }
+            _ => prop_assert_eq!(session, None),
+        }
+        Ok(())
+    }
+
+    fn add_usage(
+        &mut self,
+        session: Option<Uuid>,
+        cost: CostBreakdown,
+        tokens: TokenCounts,
+    ) -> Result<(), TestCaseError> {
+        let id = session.unwrap();
+        prop_assert!(self.started.contains(&id));
+        if self.open == Some(id) {
+            let entry = self.usage.entry(id).or_default();
+            let before = entry.0.total();
+            entry.0 += cost;
+            entry.1 += tokens;
+            prop_assert!(entry.0.total() >= before, "session cost decreased");
+        } else {
+            prop_assert!(self.ended.contains(&id), "usage of a session never ended");
+        }
+        Ok(())
+    }
+}
+
+struct Run {
+    m: SessionMachine,
+    mono: u64,
+    scans: u64,
+    seen: Vec<Uuid>,
+    obs: Observer,
+}
+
+impl Run {
+    fn new(replace: bool, guests: bool, spent: u64) -> Self {
+        let mut s = Settings::from_config(&Config::default());
+        s.on_scan_during_session = if replace {
+            ScanDuringSession::Replace
+        } else {
+            ScanDuringSession::Ignore
+        };
+        s.unknown_member = if guests {
+            UnknownMember::Guest
+        } else {
+            UnknownMember::FrontDesk
+        };
+        s.max_cost = NanoUsd(500_000_000);
+        s.daily_budget = NanoUsd(3_000_000_000);
+        s.max_sessions_per_hour = 3;
+        let now = Now {
+            mono_ms: 0,
+            wall_ms: WALL0,
+        };
+        Run {
+            m: SessionMachine::with_settings(s, NanoUsd(spent), now, counter_ids()),
+            mono: 0,
+            scans: 0,
+            seen: Vec::new(),
+            obs: Observer::default(),
+        }
+    }
+
+    fn send(&mut self, input: Input) -> Result<(), TestCaseError> {
+        let now = Now {
+            mono_ms: self.mono,
+            wall_ms: WALL0 + self.mono as i64,
+        };
+        let ds = self.m.handle(now, input);
+        self.obs.observe(&ds)?;
+        if let Some(id) = self.m.current_session()
+            && !self.seen.contains(&id)
+        {
+            self.seen.push(id);
+        }
+        prop_assert_eq!(self.m.current_session(), self.obs.open);
+        let published = self.obs.last_lifecycle.unwrap_or(Lifecycle::Idle);
+        prop_assert_eq!(
+            published,
+            self.m.lifecycle(),
+            "published state is the state"
+        );
+        Ok(())
+    }
+
+    fn step(&mut self, step: &Step) -> Result<(), TestCaseError> {
+        self.mono += 50;
+        let current = self.m.current_session();
+        let input = match step {
+            Step::Admit(b) => {
+                self.step(&Step::Scan(*b))?;
+                self.step(&Step::Resolve(0))?;
+                return self.step(&Step::Connected);
+            }
+            Step::Scan(b) => {
+                self.scans += 1;
+                Input::BadgeScanned {
+                    scan: ScanId(self.scans),
+                    badge: BadgeKey::new(format!("{RAW}-{b:04}")),
+                }
+            }
+            Step::Resolve(kind) => {
+                let Some(scan) = self.m.pending_scan() else {
+                    return Ok(());
+                };
+                let member = |membership| {
+                    Lookup::Found(Member {
+                        id: "m".into(),
+                        first_name: "Ana".into(),
+                        language: "fr".into(),
+                        membership,
+                    })
+                };
+                let lookup = match kind {
+                    0 => member(MembershipStatus::Active),
+                    1 => member(MembershipStatus::Expired),
+                    2 => Lookup::Unknown {
+                        badge_hash: "hash".into(),
+                    },
+                    _ => Lookup::Failed {
+                        reason: "down".into(),
+                    },
+                };
+                Input::MemberResolved { scan, lookup }
+            }
+            Step::StaleResolve => Input::MemberResolved {
+                scan: ScanId(0),
+                lookup: Lookup::Unknown {
+                    badge_hash: "h".into(),
+                },
+            },
+            Step::Connected => match current {
+                Some(session_id) => Input::RealtimeConnected { session_id },
+                None => return Ok(()),
+            },
+            Step::Signal(s) => match current {
+                Some(session_id) => Input::Realtime {
+                    session_id,
+                    signal: to_signal(s),
+                },
+                None => return Ok(()),
+            },
+            Step::StaleSignal(s) => match self.seen.iter().find(|&&id| Some(id) != current) {
+                Some(&session_id) => Input::Realtime {
+                    session_id,
+                    signal: to_signal(s),
+                },
+                None => return Ok(()),
+            },
+            Step::Fail(k) => match current {
+                Some(session_id) => Input::RealtimeFailed {
+                    session_id,
+                    kind: [
+                        FailureKind::ConnectFailed,
+                        FailureKind::ConnectionLost,
+                        FailureKind::Error,
+                    ][*k as usize % 3],
+                    reason: "gone".into(),
+                },
+                None => return Ok(()),
+            },
+            Step::Breaker(open) => Input::BreakerOpen(*open),
+            Step::AudioLost => Input::AudioLost,
+            Step::AudioRestored => Input::AudioRestored,
+            Step::Wait(ms) => {
+                self.mono += ms;
+                Input::Tick
+            }
+            Step::Shutdown => Input::Shutdown,
+        };
+        self.send(input)
+    }
+
+    /// Ticks for `ms`, one second at a time.
+    fn quiet(&mut self, ms: u64) -> Result<(), TestCaseError> {
+        for _ in 0..ms / 1_000 {
+            self.mono += 1_000;
+            self.send(Input::Tick)?;
+        }
+        Ok(())
+    }
+
+    fn assert_settled(&self) -> Result<(), TestCaseError> {
+        prop_assert!(
+            matches!(self.m.lifecycle(), Lifecycle::Idle | Lifecycle::Degraded),
+            "not settled: {:?}",
+            self.m.lifecycle()
+        );
+        prop_assert_eq!(self.m.current_session(), None);
+        prop_assert_eq!(&self.obs.started, &self.obs.ended, "every start ended once");
+        prop_assert_eq!(
+            &self.obs.connects,
+            &self.obs.hangups,
+            "every connect hung up"
+        );
+        Ok(())
+    }
+}
+
+fn runs() -> impl Strategy<Value = (bool, bool, u64, Vec<Step>)> {
+    (
+        any::<bool>(),
+        any::<bool>(),
+        prop_oneof![
+            3 => Just(0u64),
+            1 => Just(2_900_000_000),
+            1 => Just(3_000_000_000),
+        ],
+        proptest::collection::vec(step(), 0..120),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn shutdown_settles_every_sequence((replace, guests, spent, steps) in runs()) {
+        let mut run = Run::new(replace, guests, spent);
+        for s in &steps {
+            run.step(s)?;
+        }
+        run.send(Input::Shutdown)?;
+        run.quiet(5_000)?;
+        run.assert_settled()?;
+        let scans = run.scans;
+        run.send(Input::BadgeScanned {
+            scan: ScanId(scans + 1),
+            badge: BadgeKey::new(format!("{RAW}-late")),
+        })?;
+        run.assert_settled()?;
+    }
+
+    #[test]
+    fn enough_ticks_settle_every_sequence((replace, guests, spent, steps) in runs()) {
+        let mut run = Run::new(replace, guests, spent);
+        for s in &steps {
+            run.step(s)?;
+        }
+        // Longest chain: lookup timeout, connect timeout, max duration, goodbye grace, cooldown.
+        run.quiet(15 * 60_000)?;
+        run.assert_settled()?;
+    }
+}
