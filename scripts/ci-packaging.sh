@@ -15,6 +15,7 @@ name=jarvis-kiosk
 unit=systemd/$name.service
 work=$(mktemp -d /tmp/jarvis-ci-packaging.XXXXXX)
 trap 'rm -rf "$work"' EXIT
+trap 'echo "ci-packaging: FAIL: line $LINENO: $BASH_COMMAND" >&2' ERR
 
 step() { echo "==> packaging: $*"; }
 fail() { echo "ci-packaging: FAIL: $*" >&2; exit 1; }
@@ -100,7 +101,12 @@ grep -q '^path = "/dev/jarvis-scanner"' config/$name.example.toml || fail "badge
 pass "$active rules, each KEY op \"value\", group $name, symlink /dev/jarvis-scanner (= badge.serial.path)"
 
 step "sysusers entry systemd/$name.sysusers"
-systemd-sysusers --root="$work/sysusers" systemd/$name.sysusers 2>&1 | sed 's/^/    /'
+mkdir -p "$work/sysusers/etc"
+# With --root, systemd-sysusers resolves relative paths inside the root: pass an absolute one.
+systemd-sysusers --root="$work/sysusers" "$PWD/systemd/$name.sysusers" > "$work/sysusers.log" 2>&1 \
+  || { cat "$work/sysusers.log" >&2; fail "systemd-sysusers rejected systemd/$name.sysusers"; }
+grep -qi 'ignoring' "$work/sysusers.log" && { cat "$work/sysusers.log" >&2; fail "systemd-sysusers ignored a line"; }
+sed 's/^/    /' "$work/sysusers.log"
 grep -q "^$name:x:[0-9]*:[0-9]*:.*:/var/lib/$name:/usr/sbin/nologin\$" "$work/sysusers/etc/passwd" || fail "sysusers did not create the user $name"
 for g in dialout audio input; do
   grep -Eq "^$g:x:[0-9]+:(.*,)?$name(,.*)?\$" "$work/sysusers/etc/group" || fail "sysusers did not put $name in group $g"
@@ -206,11 +212,11 @@ check_deb() {
   grep -q "^ Package: $name\$" "$work/info" || fail "$deb: Package is not $name"
   grep -q "^ Architecture: $arch\$" "$work/info" || fail "$deb: Architecture is not $arch"
   grep -q "^ Depends: .*systemd (>= 247)" "$work/info" || fail "$deb: does not depend on systemd (>= 247)"
-  for p in "-rwxr-xr-x root/root .* ./usr/bin/$name\$" \
-           "-rw-r--r-- root/root .* ./usr/lib/systemd/system/$name.service\$" \
-           "-rw-r--r-- root/root .* ./usr/lib/sysusers.d/$name.conf\$" \
-           "-rw-r--r-- root/root .* ./usr/lib/udev/rules.d/60-jarvis-scanner.rules\$" \
-           "-rw-r--r-- root/root .* ./etc/$name/config.toml\$"; do
+  for p in "-rwxr-xr-x 0/0 .* ./usr/bin/$name\$" \
+           "-rw-r--r-- 0/0 .* ./usr/lib/systemd/system/$name.service\$" \
+           "-rw-r--r-- 0/0 .* ./usr/lib/sysusers.d/$name.conf\$" \
+           "-rw-r--r-- 0/0 .* ./usr/lib/udev/rules.d/60-jarvis-scanner.rules\$" \
+           "-rw-r--r-- 0/0 .* ./etc/$name/config.toml\$"; do
     grep -Eq -- "$p" "$work/contents" || fail "$deb lacks $p"
   done
   rm -rf "$work/ctl" "$work/x"
