@@ -146,6 +146,8 @@ pub struct BadgeConfig {
     pub hash_key_file: Option<SecretPath>,
     pub member_cache_ttl_s: u64,
     pub member_cache_max: usize,
+    /// How long the member directory (central) may take before the local cache answers.
+    pub lookup_timeout_ms: u64,
 }
 
 impl Default for BadgeConfig {
@@ -170,6 +172,7 @@ impl Default for BadgeConfig {
             hash_key_file: None,
             member_cache_ttl_s: 7 * 24 * 3600,
             member_cache_max: 10_000,
+            lookup_timeout_ms: 800,
         }
     }
 }
@@ -598,6 +601,12 @@ impl Config {
         }
         if b.member_cache_max == 0 {
             bad("badge.member_cache_max", "must be at least 1".into());
+        }
+        if b.lookup_timeout_ms == 0 {
+            bad(
+                "badge.lookup_timeout_ms",
+                "must be at least 1 millisecond, e.g. 800".into(),
+            );
         }
         let a = &self.audio;
         for (key, dev) in [

@@ -56,6 +56,27 @@ fn starts_notifies_ready_and_stops_cleanly_on_sigterm() {
     let out = scratch.command(&["status"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("daemon: not running"), "{text}");
+    assert!(text.contains("outbox: 0 pending"), "{text}");
+    assert!(text.contains("recent sessions: none"), "{text}");
+
+    let out = scratch.command(&["outbox", "stats"]).output().unwrap();
+    assert!(out.status.success());
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["pending"], 0);
+    let out = scratch
+        .command(&["outbox", "dead-letters"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no dead letters"));
+}
+
+#[test]
+fn outbox_commands_explain_a_missing_store() {
+    let scratch = Scratch::new("");
+    let out = scratch.command(&["outbox", "stats"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("storage.path"), "{err}");
 }
 
 #[test]

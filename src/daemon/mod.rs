@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::config::Config;
-use crate::health::Health;
+use crate::health::{AdapterState, Health};
+use crate::store::{StoreHandle, StoreOptions};
 use crate::telemetry::{self, Installed};
 
 pub use supervisor::{AdapterCtx, Supervisor};
@@ -44,6 +45,21 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
             );
         }
 
+        let (store, report) = StoreHandle::open(StoreOptions::from_config(&cfg.storage))
+            .await
+            .context("opening the local store")?;
+        if let Some(r) = &report.recovered {
+            tracing::error!(recovery = ?r, "the local store was corrupt: moved aside, started a fresh one");
+            health.record_error(format!("store recovered: {r:?}"));
+        }
+        tracing::info!(
+            path = %report.path.display(),
+            schema = report.schema_version,
+            check_ms = report.check_ms,
+            "local store open"
+        );
+        health.set_adapter("store", AdapterState::Up);
+
         let supervisor = Supervisor::new(health.clone(), shutdown.clone());
         let publisher = tokio::spawn(
             publish_health(health.clone(), runtime_dir.clone(), shutdown.clone()).in_current_span(),
@@ -69,6 +85,11 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
             );
         }
         shutdown.cancel();
+        // Jobs run in order: once this barrier returns, every queued append has committed.
+        if let Err(e) = store.call(|_| Ok(())).await {
+            tracing::error!(error = %e, "flushing the local store");
+        }
+        drop(store);
         let _ = publisher.await;
         if let Some(w) = watchdog {
             let _ = w.await;

@@ -20,6 +20,10 @@ use crate::money::NanoUsd;
 pub const DEFAULT_LOOKUP_TIMEOUT_MS: u64 = 5_000;
 /// How long the goodbye may take to be spoken before the call is hung up anyway.
 pub const DEFAULT_GOODBYE_GRACE_MS: u64 = 10_000;
+/// Pause between "goodbye complete" and the hang-up: the speaker plays its last buffered
+/// audio, and usage trailing the goodbye (`response.done`, transcription) still reaches the
+/// session's totals.
+pub const DEFAULT_HANGUP_DELAY_MS: u64 = 300;
 /// What `end_session` returns to the model.
 pub const END_SESSION_OUTPUT: &str = r#"{"ok":true}"#;
 /// Ended sessions whose late usage is still recorded (usage can trail a hang-up).
@@ -59,7 +63,7 @@ pub struct Settings {
     pub max_sessions_per_hour: u32,
     /// `badge.on_scan_during_session`.
     pub on_scan_during_session: ScanDuringSession,
-    /// `badge.unknown_member`; `guest` also serves expired and suspended members.
+    /// `badge.unknown_member`; `guest` also serves expired members (never suspended ones).
     pub unknown_member: UnknownMember,
     /// `openai.goodbye_phrases`, first match wins.
     pub goodbye_phrases: Vec<String>,
@@ -69,6 +73,8 @@ pub struct Settings {
     pub lookup_timeout_ms: u64,
     /// How long ending may wait for the goodbye to be spoken.
     pub goodbye_grace_ms: u64,
+    /// Pause after the goodbye is complete before hanging up.
+    pub hangup_delay_ms: u64,
 }
 
 impl Settings {
@@ -90,6 +96,7 @@ impl Settings {
             connect_timeout_ms: cfg.openai.connect_timeout_s.saturating_mul(1000),
             lookup_timeout_ms: DEFAULT_LOOKUP_TIMEOUT_MS,
             goodbye_grace_ms: DEFAULT_GOODBYE_GRACE_MS,
+            hangup_delay_ms: DEFAULT_HANGUP_DELAY_MS,
         }
     }
 }
@@ -133,6 +140,8 @@ enum State {
         deadline: u64,
         /// Still waiting for a response (the goodbye) to finish before hanging up.
         need_response: bool,
+        /// When the goodbye is complete (no response awaited, JARVIS silent): hang up then.
+        hang_up_at: Option<u64>,
     },
     Cooldown {
         until: u64,
@@ -328,10 +337,16 @@ impl SessionMachine {
                 }
             }
             State::Ending {
-                deadline, reason, ..
-            } if now >= *deadline => {
+                deadline,
+                reason,
+                hang_up_at,
+                ..
+            } if now >= *deadline || hang_up_at.is_some_and(|at| now >= at) => {
                 let reason = *reason;
-                self.finish(reason, Some("goodbye grace timeout".into()));
+                let detail = hang_up_at
+                    .is_none_or(|at| now < at)
+                    .then(|| "goodbye grace timeout".to_owned());
+                self.finish(reason, detail);
             }
             State::Cooldown { until } if now >= *until => self.state = State::Idle,
             _ => return false,
@@ -435,7 +450,9 @@ impl SessionMachine {
                 MembershipStatus::Active | MembershipStatus::Guest => {
                     self.start(badge, scanned_at, Some(member), None)
                 }
-                _ if guests => self.start(badge, scanned_at, Some(member), None),
+                MembershipStatus::Expired if guests => {
+                    self.start(badge, scanned_at, Some(member), None)
+                }
                 MembershipStatus::Expired => {
                     self.refuse("membership_expired", Some(Prompt::FrontDesk))
                 }
@@ -592,37 +609,37 @@ impl SessionMachine {
                     session.speaking = false;
                     *last_activity = now;
                 }
-                State::Ending {
-                    session,
-                    need_response,
-                    reason,
-                    ..
-                } => {
-                    session.speaking = false;
-                    if !*need_response {
-                        let reason = *reason;
-                        self.finish(reason, None);
-                    }
+                State::Ending { session, .. } | State::Connecting { session, .. } => {
+                    session.speaking = false
                 }
-                State::Connecting { session, .. } => session.speaking = false,
                 _ => {}
             },
             Signal::ResponseDone => match &mut self.state {
                 State::Live { session, .. } => session.responded_since_speech = true,
-                State::Ending {
-                    session,
-                    need_response,
-                    reason,
-                    ..
-                } => {
-                    *need_response = false;
-                    if !session.speaking {
-                        let reason = *reason;
-                        self.finish(reason, None);
-                    }
-                }
+                State::Ending { need_response, .. } => *need_response = false,
                 _ => {}
             },
+        }
+        self.schedule_hang_up();
+    }
+
+    /// In ending: hang up after the delay once the goodbye is complete; wait again if JARVIS
+    /// starts speaking once more.
+    fn schedule_hang_up(&mut self) {
+        let at = self.mono().saturating_add(self.settings.hangup_delay_ms);
+        if let State::Ending {
+            session,
+            need_response,
+            hang_up_at,
+            ..
+        } = &mut self.state
+        {
+            let complete = !*need_response && !session.speaking;
+            match (complete, *hang_up_at) {
+                (true, None) => *hang_up_at = Some(at),
+                (false, Some(_)) => *hang_up_at = None,
+                _ => {}
+            }
         }
     }
 
@@ -703,21 +720,19 @@ impl SessionMachine {
         self.enter_ending(reason, true);
     }
 
-    /// Moves a live session to ending; hangs up at once if nothing is left to be said.
+    /// Moves a live session to ending; it hangs up once the goodbye is complete.
     fn enter_ending(&mut self, reason: EndReason, need_response: bool) {
         let deadline = self.mono().saturating_add(self.settings.goodbye_grace_ms);
         match std::mem::replace(&mut self.state, State::Idle) {
             State::Live { session, .. } => {
-                let speaking = session.speaking;
                 self.state = State::Ending {
                     session,
                     reason,
                     deadline,
                     need_response,
+                    hang_up_at: None,
                 };
-                if !need_response && !speaking {
-                    self.finish(reason, None);
-                }
+                self.schedule_hang_up();
             }
             other => self.state = other,
         }

@@ -11,14 +11,25 @@
 //!   silently when debounced, during cooldown or ending, or during a session (unless
 //!   `badge.on_scan_during_session = "replace"` and another badge is scanned).
 //! - Max duration, max cost and the daily budget reached mid-session ask JARVIS for a short
-//!   goodbye; `end_session` and the goodbye phrases wait for JARVIS to finish speaking; idle
-//!   timeout, shutdown, replace and failures hang up at once. Every wait is bounded.
+//!   goodbye; `end_session` and the goodbye phrases wait for JARVIS to finish speaking, then
+//!   hang up after [`DEFAULT_HANGUP_DELAY_MS`] (speaker tail, trailing usage); idle timeout,
+//!   shutdown, replace and failures hang up at once. Every wait is bounded.
 //! - The idle timer counts from the member's last speech or the end of JARVIS's last audio,
 //!   and never runs while JARVIS speaks (a long answer is not member silence).
 //! - The budget may be overrun by at most one session's `session.max_cost_usd` plus its
 //!   goodbye: spend is only known after each response.
 //! - Usage arriving after a hang-up (for one of the last few sessions) is still recorded and
 //!   counted in today's spend, though it comes after that session's `SessionEnded` totals.
+//!
+//! Feeding `realtime::protocol::RealtimeSignal`s in (in the order the translator returns them):
+//! `SpeechStarted` → [`Signal::SpeechStarted`]; `UserTranscript` →
+//! [`Signal::TranscriptCompleted`]; `ResponseUsage` → [`Signal::ResponseUsage`] (its
+//! `cost.tokens`, `cost.cost`) then [`Signal::ResponseDone`]; `UnpricedUsage` of a response →
+//! [`Signal::ResponseDone`]; `TranscriptionUsage` → [`Signal::TranscriptionUsage`];
+//! `EndSession` → [`Signal::EndSessionCalled`]; `OutputAudioStarted` →
+//! [`Signal::OutputAudioStarted`]; `OutputAudioStopped` and `OutputAudioCleared` →
+//! [`Signal::OutputAudioStopped`]; a fatal `Error` → [`Input::RealtimeFailed`] with
+//! [`FailureKind::Error`]. The other signals are not the core's business.
 
 mod decisions;
 pub mod goodbye;
@@ -35,6 +46,6 @@ mod transitions;
 pub use decisions::{Decision, Lifecycle, Prompt, RealtimeCommand, SessionContext};
 pub use inputs::{BadgeKey, FailureKind, Input, Lookup, Member, Now, ScanId, Signal};
 pub use machine::{
-    DEFAULT_GOODBYE_GRACE_MS, DEFAULT_LOOKUP_TIMEOUT_MS, END_SESSION_OUTPUT, IdSource,
-    SessionMachine, Settings,
+    DEFAULT_GOODBYE_GRACE_MS, DEFAULT_HANGUP_DELAY_MS, DEFAULT_LOOKUP_TIMEOUT_MS,
+    END_SESSION_OUTPUT, IdSource, SessionMachine, Settings,
 };

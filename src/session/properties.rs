@@ -117,6 +117,8 @@ struct Observer {
     started: BTreeSet<Uuid>,
     ended: BTreeSet<Uuid>,
     connects: BTreeSet<Uuid>,
+    /// Sessions whose data channel opened (`SessionConnected`).
+    connected: BTreeSet<Uuid>,
     hangups: BTreeSet<Uuid>,
     /// Per session: the usage recorded before its end.
     usage: BTreeMap<Uuid, (CostBreakdown, TokenCounts)>,
@@ -182,6 +184,7 @@ impl Observer {
             }
             EventPayload::SessionConnected { .. } => {
                 prop_assert_eq!(session, self.open);
+                prop_assert!(self.connected.insert(session.unwrap()), "connected twice");
             }
             _ => prop_assert_eq!(session, None),
         }
@@ -212,6 +215,8 @@ impl Observer {
 struct Run {
     m: SessionMachine,
     mono: u64,
+    /// (UTC day, spend) after the last input: spend never decreases within a day.
+    spend: (i64, NanoUsd),
     scans: u64,
     seen: Vec<Uuid>,
     obs: Observer,
@@ -240,6 +245,7 @@ impl Run {
         Run {
             m: SessionMachine::with_settings(s, NanoUsd(spent), now, counter_ids()),
             mono: 0,
+            spend: (limits::utc_day(WALL0), NanoUsd(spent)),
             scans: 0,
             seen: Vec::new(),
             obs: Observer::default(),
@@ -259,6 +265,21 @@ impl Run {
             self.seen.push(id);
         }
         prop_assert_eq!(self.m.current_session(), self.obs.open);
+        let day = limits::utc_day(now.wall_ms);
+        if day == self.spend.0 {
+            prop_assert!(
+                self.m.spent_today() >= self.spend.1,
+                "today's spend decreased"
+            );
+        }
+        self.spend = (day, self.m.spent_today());
+        if matches!(self.m.lifecycle(), Lifecycle::Live | Lifecycle::Ending) {
+            let open = self.obs.open.unwrap();
+            prop_assert!(
+                self.obs.connected.contains(&open),
+                "live without a data channel"
+            );
+        }
         let published = self.obs.last_lifecycle.unwrap_or(Lifecycle::Idle);
         prop_assert_eq!(
             published,

@@ -10,6 +10,7 @@ use crate::money::NanoUsd;
 /// 2026-11-21T00:00:00Z.
 const WALL0: i64 = 1_795_219_200_000;
 const DAY: u64 = 86_400_000;
+const HANGUP: u64 = DEFAULT_HANGUP_DELAY_MS;
 
 pub(super) fn counter_ids() -> impl FnMut() -> Uuid + Send {
     let mut n = 0u128;
@@ -311,6 +312,11 @@ fn lookup_outcomes_table() {
         (UnknownMember::Guest, Lookup::Found(member(Expired)), None),
         (
             UnknownMember::Guest,
+            Lookup::Found(member(Suspended)),
+            Some(("membership_suspended", Prompt::FrontDesk)),
+        ),
+        (
+            UnknownMember::Guest,
             Lookup::Failed {
                 reason: "central down, cache miss".into(),
             },
@@ -517,8 +523,8 @@ fn budget_reached_mid_session_says_goodbye_and_alerts() {
     assert!(says_goodbye(&ds));
     assert_eq!(alerts(&ds), vec!["daily_budget_reached"]);
     assert_eq!(k.m.lifecycle(), Lifecycle::Ending);
-    let ds = k.signal(Signal::ResponseDone);
-    assert_eq!(ended(&ds), Some(EndReason::DailyBudget));
+    assert!(!hung_up(&k.signal(Signal::ResponseDone)));
+    assert_eq!(ended(&k.wait(HANGUP)), Some(EndReason::DailyBudget));
 }
 
 #[test]
@@ -541,7 +547,12 @@ fn max_cost_asks_for_a_goodbye_then_hangs_up_when_it_is_said() {
         k.signal(Signal::ResponseDone).is_empty(),
         "audio still playing"
     );
-    let ds = k.signal(Signal::OutputAudioStopped);
+    assert!(
+        k.signal(Signal::OutputAudioStopped).is_empty(),
+        "speaker tail plays"
+    );
+    assert!(k.wait(HANGUP - 1).is_empty());
+    let ds = k.wait(1);
     assert!(ds.contains(&Decision::HangUp {
         session_id: id,
         reason: EndReason::MaxCost,
@@ -625,19 +636,41 @@ fn end_session_while_speaking_waits_for_the_audio_to_stop() {
     );
     assert!(!hung_up(&ds));
     assert!(!hung_up(&k.signal(Signal::ResponseDone)));
-    let ds = k.signal(Signal::OutputAudioStopped);
-    assert_eq!(ended(&ds), Some(EndReason::Goodbye));
+    assert!(!hung_up(&k.signal(Signal::OutputAudioStopped)));
+    assert_eq!(ended(&k.wait(HANGUP)), Some(EndReason::Goodbye));
 }
 
 #[test]
-fn end_session_in_silence_hangs_up_at_once() {
+fn end_session_in_silence_hangs_up_after_the_delay_with_trailing_usage() {
     let mut k = Kiosk::new();
     k.live("BADGE-A");
     let ds = k.signal(Signal::EndSessionCalled {
         call_id: "call_1".into(),
     });
+    assert!(!hung_up(&ds));
+    k.mono += HANGUP - 1;
+    k.usage(123);
+    let ds = k.wait(1);
     assert_eq!(ended(&ds), Some(EndReason::Goodbye));
-    assert!(hung_up(&ds));
+    match payloads(&ds)[0] {
+        EventPayload::SessionEnded { cost, .. } => assert_eq!(cost.total(), NanoUsd(123)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn jarvis_speaking_again_postpones_the_hang_up() {
+    let mut k = Kiosk::new();
+    k.live("BADGE-A");
+    k.signal(Signal::EndSessionCalled {
+        call_id: "call_1".into(),
+    });
+    k.mono += 100;
+    k.signal(Signal::OutputAudioStarted);
+    assert!(!hung_up(&k.wait(HANGUP * 3)));
+    k.signal(Signal::OutputAudioStopped);
+    assert!(!hung_up(&k.wait(HANGUP - 1)));
+    assert_eq!(ended(&k.wait(1)), Some(EndReason::Goodbye));
 }
 
 #[test]
@@ -652,12 +685,12 @@ fn goodbye_phrase_waits_for_the_reply_when_none_came_yet() {
     assert_eq!(k.m.lifecycle(), Lifecycle::Ending);
     k.signal(Signal::OutputAudioStarted);
     assert!(!hung_up(&k.signal(Signal::ResponseDone)));
-    let ds = k.signal(Signal::OutputAudioStopped);
-    assert_eq!(ended(&ds), Some(EndReason::GoodbyePhrase));
+    assert!(!hung_up(&k.signal(Signal::OutputAudioStopped)));
+    assert_eq!(ended(&k.wait(HANGUP)), Some(EndReason::GoodbyePhrase));
 }
 
 #[test]
-fn goodbye_phrase_after_the_reply_hangs_up_at_once() {
+fn goodbye_phrase_after_the_reply_awaits_no_further_response() {
     let mut k = Kiosk::new();
     k.live("BADGE-A");
     k.signal(Signal::SpeechStarted);
@@ -665,7 +698,8 @@ fn goodbye_phrase_after_the_reply_hangs_up_at_once() {
     let ds = k.signal(Signal::TranscriptCompleted {
         text: "À BIENTÔT".into(),
     });
-    assert_eq!(ended(&ds), Some(EndReason::GoodbyePhrase));
+    assert!(!hung_up(&ds));
+    assert_eq!(ended(&k.wait(HANGUP)), Some(EndReason::GoodbyePhrase));
 }
 
 #[test]
@@ -681,10 +715,8 @@ fn end_session_during_ending_is_answered_without_a_second_end() {
     });
     assert!(matches!(ds[0], Decision::SendRealtime { .. }));
     assert_eq!(ended(&ds), None);
-    assert_eq!(
-        ended(&k.signal(Signal::ResponseDone)),
-        Some(EndReason::GoodbyePhrase)
-    );
+    k.signal(Signal::ResponseDone);
+    assert_eq!(ended(&k.wait(HANGUP)), Some(EndReason::GoodbyePhrase));
 }
 
 #[test]
@@ -839,6 +871,7 @@ fn cooldown_ignores_scans_then_accepts() {
     k.signal(Signal::EndSessionCalled {
         call_id: "c".into(),
     });
+    k.wait(HANGUP);
     k.mono += 2_999;
     assert!(k.scan("BADGE-B").is_empty());
     k.mono += 1;
@@ -952,6 +985,14 @@ fn decisions_name_their_session() {
 }
 
 #[test]
+fn machine_can_move_into_a_task() {
+    fn assert_send<T: Send>() {}
+    assert_send::<SessionMachine>();
+    assert_send::<Decision>();
+    assert_send::<Input>();
+}
+
+#[test]
 fn badge_key_debug_is_redacted() {
     let k = BadgeKey::new("0004521337");
     assert_eq!(format!("{k:?}"), "BadgeKey(<redacted>)");
@@ -1034,9 +1075,7 @@ fn transition_matrix() {
         }),
         (Cooldown, |k| {
             k.live("BADGE-A");
-            k.signal(Signal::EndSessionCalled {
-                call_id: "c".into(),
-            });
+            k.fail(FailureKind::ConnectionLost);
         }),
     ];
     let inputs: [(&str, MakeInput); 15] = [
@@ -1097,8 +1136,8 @@ fn transition_matrix() {
         "DDDDDDDDDDDDDDD",
         "LCLLLLLLLLLDLLI",
         "CCVCCKCCCKCKCCI",
-        "VVVVEEKVVKVKVVI",
-        "EEEEEEEKEKEKEEI",
+        "VVVVEEEVVKVKVVI",
+        "EEEEEEEEEKEKEEI",
         "KKKKKKKKKKKKKKI",
     ];
     let letter = |l: Lifecycle| match l {

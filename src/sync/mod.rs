@@ -1,1 +1,13 @@
 //! Central Postgres sync: batching and retry policy (no I/O), writer, heartbeats.
+//!
+//! The local outbox is the source of truth; this worker ships it to the central
+//! `kiosk_events` table exactly once (UUID event ids + `ON CONFLICT DO NOTHING`) and in
+//! sequence order, marking events synced only after the statement that inserted them
+//! committed. The central schema lives in `sql/central/` (applied by
+//! `scripts/central-migrate.sh`), kiosks are registered by `scripts/central-add-kiosk.sh`.
+
+pub mod conn;
+pub mod isolate;
+pub mod policy;
+pub mod schema;
+pub mod writer;

@@ -1,0 +1,219 @@
+//! HID keyboard-wedge reader: a thin evdev loop around [`WedgeDecoder`].
+//!
+//! The device is grabbed exclusively (EVIOCGRAB) so badge numbers typed by the scanner never
+//! reach a console or another program. Decoding lives in [`crate::badge::keymap`] and is
+//! tested with synthetic events; this file only finds, grabs, polls and reconnects.
+
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use evdev::Device;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use tokio::sync::mpsc;
+
+use crate::badge::frame::{FrameEvent, FrameRules};
+use crate::badge::keymap::WedgeDecoder;
+use crate::badge::reconnect::{Flow, Reporter, reopen_delay, sleep_unless};
+use crate::badge::{ReaderHandle, Scan};
+use crate::config::{BadgeConfig, KeyboardLayout};
+use crate::health::Health;
+
+/// How long one poll waits: bounds how late a stop request or closed channel is noticed.
+const POLL_TIMEOUT_MS: u16 = 100;
+
+/// Everything the HID reader needs, from `[badge]` and `[badge.hid]`.
+#[derive(Debug, Clone)]
+pub struct HidSettings {
+    /// A `/dev/input/...` path (prefer `/dev/input/by-id/...`) or a name substring.
+    pub device: String,
+    pub layout: KeyboardLayout,
+    pub rules: FrameRules,
+}
+
+impl HidSettings {
+    pub fn from_config(cfg: &BadgeConfig) -> Self {
+        HidSettings {
+            device: cfg.hid.device.clone(),
+            layout: cfg.hid.layout,
+            rules: FrameRules::for_keyboard_wedge(cfg),
+        }
+    }
+}
+
+/// How `badge.hid.device` selects a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceSelector {
+    Path(PathBuf),
+    /// Case-insensitive substring of the device name.
+    Name(String),
+}
+
+impl DeviceSelector {
+    pub fn parse(device: &str) -> Self {
+        if device.starts_with('/') {
+            DeviceSelector::Path(PathBuf::from(device))
+        } else {
+            DeviceSelector::Name(device.to_lowercase())
+        }
+    }
+
+    /// True when a device named `name` matches a name selector.
+    pub fn matches_name(&self, name: &str) -> bool {
+        match self {
+            DeviceSelector::Name(needle) => name.to_lowercase().contains(needle.as_str()),
+            DeviceSelector::Path(_) => false,
+        }
+    }
+}
+
+/// Starts the reader thread (`badge-hid`). See [`crate::badge::spawn_reader`].
+pub fn spawn(
+    settings: HidSettings,
+    health: Health,
+    scans: mpsc::Sender<Scan>,
+) -> std::io::Result<ReaderHandle> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let reporter = Reporter::new(health, settings.device.clone());
+    let thread_stop = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("badge-hid".into())
+        .spawn(move || run(&settings, reporter, &scans, &thread_stop))?;
+    Ok(ReaderHandle::new(stop, thread))
+}
+
+fn run(s: &HidSettings, mut reporter: Reporter, scans: &mpsc::Sender<Scan>, stop: &AtomicBool) {
+    let stopped = || stop.load(Ordering::Relaxed) || scans.is_closed();
+    let selector = DeviceSelector::parse(&s.device);
+    let mut decoder = WedgeDecoder::new(s.layout, s.rules.clone());
+    let mut attempt = 0u32;
+    while !stopped() {
+        match open_and_grab(&selector) {
+            Ok((device, path)) => {
+                attempt = 0;
+                reporter.up(&path.display().to_string());
+                let end = read_until_error(device, &mut decoder, &reporter, scans, &stopped);
+                let pending: Vec<FrameEvent> = decoder
+                    .reset()
+                    .map(FrameEvent::Discarded)
+                    .into_iter()
+                    .collect();
+                if reporter.deliver(pending, Instant::now(), scans) == Flow::Closed {
+                    return;
+                }
+                match end {
+                    Ok(()) => return,
+                    Err(error) => reporter.down(&error),
+                }
+            }
+            Err(error) => reporter.down(&error),
+        }
+        if !sleep_unless(reopen_delay(attempt), stopped) {
+            return;
+        }
+        attempt = attempt.saturating_add(1);
+    }
+}
+
+fn open_and_grab(selector: &DeviceSelector) -> Result<(Device, PathBuf), String> {
+    let (mut device, path) = match selector {
+        DeviceSelector::Path(path) => (open_path(path)?, path.clone()),
+        DeviceSelector::Name(_) => evdev::enumerate()
+            .find(|(_, d)| d.name().is_some_and(|n| selector.matches_name(n)))
+            .map(|(p, d)| (d, p))
+            .ok_or_else(|| {
+                "no input device has this name (see `jarvis-kiosk devices`)".to_owned()
+            })?,
+    };
+    device
+        .grab()
+        .map_err(|e| format!("cannot grab {} exclusively: {e}", path.display()))?;
+    device
+        .set_nonblocking(true)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((device, path))
+}
+
+fn open_path(path: &Path) -> Result<Device, String> {
+    Device::open(path).map_err(|e| e.to_string())
+}
+
+/// Reads until the device fails (`Err` with the cause) or the reader must stop (`Ok`).
+fn read_until_error(
+    mut device: Device,
+    decoder: &mut WedgeDecoder,
+    reporter: &Reporter,
+    scans: &mpsc::Sender<Scan>,
+    stopped: &impl Fn() -> bool,
+) -> Result<(), String> {
+    loop {
+        if stopped() {
+            return Ok(());
+        }
+        let ready = {
+            let mut fds = [PollFd::new(device.as_fd(), PollFlags::POLLIN)];
+            poll(&mut fds, PollTimeout::from(POLL_TIMEOUT_MS)).map_err(|e| e.to_string())?
+        };
+        if ready == 0 {
+            continue;
+        }
+        let events: Vec<evdev::InputEvent> = match device.fetch_events() {
+            Ok(events) => events.collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.to_string()),
+        };
+        let now = Instant::now();
+        for event in events {
+            let found = decoder.feed(event, now);
+            if reporter.deliver(found, now, scans) == Flow::Closed {
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selector_parses_paths_and_names() {
+        assert_eq!(
+            DeviceSelector::parse("/dev/input/by-id/usb-Scanner-event-kbd"),
+            DeviceSelector::Path(PathBuf::from("/dev/input/by-id/usb-Scanner-event-kbd"))
+        );
+        let name = DeviceSelector::parse("Barcode");
+        assert!(name.matches_name("Honeywell BARCODE Scanner"));
+        assert!(!name.matches_name("AT Translated Set 2 keyboard"));
+        assert!(!DeviceSelector::parse("/dev/x").matches_name("/dev/x"));
+    }
+
+    #[test]
+    fn missing_devices_give_a_clear_error() {
+        let err = open_and_grab(&DeviceSelector::Path(PathBuf::from(
+            "/dev/input/by-id/absent-scanner",
+        )))
+        .err()
+        .unwrap();
+        assert!(err.contains("No such file"), "{err}");
+        let err = open_and_grab(&DeviceSelector::Name("no such scanner".into()))
+            .err()
+            .unwrap();
+        assert!(err.contains("jarvis-kiosk devices"), "{err}");
+    }
+
+    #[test]
+    fn settings_force_line_framing() {
+        let cfg = BadgeConfig {
+            framing: crate::config::Framing::StxEtx,
+            ..BadgeConfig::default()
+        };
+        assert_eq!(
+            HidSettings::from_config(&cfg).rules.framing,
+            crate::badge::frame::FrameKind::Line
+        );
+    }
+}

@@ -1,0 +1,206 @@
+//! What the reader threads share: the reopen schedule, the "log once per cause" rule, and
+//! how frame events become scans, warnings and counters.
+//!
+//! The schedule and the log rule are pure so they are tested without a device; the two
+//! adapters (serial, HID) stay thin loops around them.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc;
+
+use crate::badge::frame::FrameEvent;
+use crate::badge::{
+    COUNTER_DISCARDED, COUNTER_RECONNECTS, COUNTER_SCANS, GAUGE_LAST_SCAN_MS, HEALTH_ADAPTER, Scan,
+};
+use crate::health::{AdapterState, Health};
+
+/// First reopen delay: a re-plugged scanner is back within about this long.
+pub const REOPEN_FIRST: Duration = Duration::from_millis(100);
+/// Longest reopen delay: polling a missing device once a second costs nothing and keeps
+/// the wait after a re-plug short.
+pub const REOPEN_MAX: Duration = Duration::from_secs(1);
+
+/// Delay before reopen attempt number `attempt` (0-based): 100 ms doubling, capped at 1 s.
+pub fn reopen_delay(attempt: u32) -> Duration {
+    let factor = 1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX);
+    REOPEN_FIRST.saturating_mul(factor).min(REOPEN_MAX)
+}
+
+/// Remembers the last device error so the same cause is logged once, not every 100 ms.
+#[derive(Debug, Default, Clone)]
+pub struct ErrorLog {
+    last: Option<String>,
+}
+
+impl ErrorLog {
+    /// True when `text` differs from the last error recorded (then it should be logged).
+    pub fn changed(&mut self, text: &str) -> bool {
+        if self.last.as_deref() == Some(text) {
+            false
+        } else {
+            self.last = Some(text.to_owned());
+            true
+        }
+    }
+
+    /// True when an error was pending (the device was down) and forgets it.
+    pub fn clear(&mut self) -> bool {
+        self.last.take().is_some()
+    }
+}
+
+/// Ties a reader thread to health and logs: one line per change of cause.
+pub(crate) struct Reporter {
+    health: Health,
+    device: String,
+    errors: ErrorLog,
+    ever_up: bool,
+}
+
+/// Whether the reader should keep going after delivering events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Continue,
+    /// The scan receiver is gone: the daemon is shutting down.
+    Closed,
+}
+
+impl Reporter {
+    pub fn new(health: Health, device: String) -> Self {
+        health.set_adapter(HEALTH_ADAPTER, AdapterState::Starting);
+        Reporter {
+            health,
+            device,
+            errors: ErrorLog::default(),
+            ever_up: false,
+        }
+    }
+
+    /// The device is unusable: degrade health, log when the cause changed.
+    pub fn down(&mut self, error: &str) {
+        let reason = format!("disconnected: {}: {error}", self.device);
+        if self.errors.changed(error) {
+            tracing::warn!(
+                device = %self.device,
+                error = %error,
+                "badge scanner unavailable; retrying until it is back (check the cable and badge.serial.path / badge.hid.device)"
+            );
+            self.health.record_error(format!("scanner {reason}"));
+        }
+        self.health
+            .set_adapter(HEALTH_ADAPTER, AdapterState::Degraded(reason));
+    }
+
+    /// The device is open and reading.
+    pub fn up(&mut self, opened: &str) {
+        let was_down = self.errors.clear();
+        if self.ever_up && was_down {
+            self.health.add(COUNTER_RECONNECTS, 1);
+        }
+        if was_down || !self.ever_up {
+            tracing::info!(device = %self.device, opened = %opened, "badge scanner connected");
+        }
+        self.ever_up = true;
+        self.health.set_adapter(HEALTH_ADAPTER, AdapterState::Up);
+    }
+
+    /// Logs discards, counts everything, and sends badges to the core.
+    pub fn deliver(
+        &self,
+        events: Vec<FrameEvent>,
+        at: Instant,
+        scans: &mpsc::Sender<Scan>,
+    ) -> Flow {
+        for event in events {
+            match event {
+                FrameEvent::Discarded(d) => {
+                    tracing::warn!(device = %self.device, bytes = d.bytes, "badge frame {d}");
+                    self.health.add(COUNTER_DISCARDED, 1);
+                }
+                FrameEvent::Badge(badge) => {
+                    tracing::debug!(device = %self.device, badge = %badge, "badge read");
+                    self.health.add(COUNTER_SCANS, 1);
+                    self.health
+                        .set_gauge(GAUGE_LAST_SCAN_MS, unix_ms(SystemTime::now()));
+                    if scans.blocking_send(Scan { badge, at }).is_err() {
+                        return Flow::Closed;
+                    }
+                }
+            }
+        }
+        Flow::Continue
+    }
+}
+
+pub(crate) fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Sleeps `total` in short slices so a stop request or a closed channel ends the wait early.
+pub(crate) fn sleep_unless(total: Duration, stopped: impl Fn() -> bool) -> bool {
+    const SLICE: Duration = Duration::from_millis(50);
+    let deadline = Instant::now() + total;
+    loop {
+        if stopped() {
+            return false;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(SLICE));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_double_from_100ms_and_cap_at_1s() {
+        let d: Vec<u64> = (0..8).map(|a| reopen_delay(a).as_millis() as u64).collect();
+        assert_eq!(d, [100, 200, 400, 800, 1000, 1000, 1000, 1000]);
+        assert_eq!(reopen_delay(u32::MAX), REOPEN_MAX);
+    }
+
+    #[test]
+    fn error_log_reports_only_changes() {
+        let mut log = ErrorLog::default();
+        assert!(log.changed("Broken pipe"));
+        assert!(!log.changed("Broken pipe"));
+        assert!(log.changed("No such file or directory"));
+        assert!(!log.changed("No such file or directory"));
+        assert!(log.clear());
+        assert!(!log.clear());
+        assert!(log.changed("No such file or directory"));
+    }
+
+    #[test]
+    fn reporter_degrades_once_per_cause_and_counts_reconnects() {
+        let health = Health::new("k", 0);
+        let mut r = Reporter::new(health.clone(), "/dev/scanner".into());
+        r.down("No such file or directory");
+        r.down("No such file or directory");
+        assert_eq!(
+            health.snapshot().adapters[HEALTH_ADAPTER],
+            AdapterState::Degraded("disconnected: /dev/scanner: No such file or directory".into())
+        );
+        assert_eq!(health.snapshot().last_errors.len(), 1);
+        r.up("/dev/pts/3");
+        assert_eq!(health.snapshot().adapters[HEALTH_ADAPTER], AdapterState::Up);
+        assert_eq!(health.snapshot().counters.get(COUNTER_RECONNECTS), None);
+        r.down("Broken pipe");
+        r.up("/dev/pts/4");
+        assert_eq!(health.snapshot().counters[COUNTER_RECONNECTS], 1);
+    }
+
+    #[test]
+    fn sleep_unless_stops_early() {
+        let start = Instant::now();
+        assert!(!sleep_unless(Duration::from_secs(10), || true));
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert!(sleep_unless(Duration::from_millis(1), || false));
+    }
+}

@@ -1,0 +1,184 @@
+//! `doctor` and `devices`: what a technician runs on a kiosk that misbehaves.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::config::Config;
+use crate::health::{Check, Level};
+use crate::store::{IntegrityCheck, Store};
+
+/// Below this much free space the store may soon refuse writes.
+const MIN_FREE_BYTES: u64 = 100 * 1024 * 1024;
+
+pub fn run(cfg: &Config, json: bool, _quiet: bool) -> ExitCode {
+    let mut checks = vec![Check::ok("config", "configuration is valid")];
+    checks.extend(credential_checks(cfg));
+    checks.push(clock_check(crate::daemon::now_ms()));
+    checks.push(store_check(&cfg.storage.path));
+    checks.push(disk_check(&cfg.storage.path));
+    print_checks(&checks, json);
+    if checks.iter().any(|c| c.level == Level::Fail) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+pub fn devices() -> ExitCode {
+    println!("device listing arrives with the badge and audio adapters");
+    ExitCode::SUCCESS
+}
+
+fn credential_checks(cfg: &Config) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    let secret_keys = [
+        ("openai.api_key_file", cfg.openai.api_key_file.as_ref()),
+        (
+            "openai.token_credential_file",
+            cfg.openai.token_credential_file.as_ref(),
+        ),
+        ("central.password_file", cfg.central.password_file.as_ref()),
+        ("badge.hash_key_file", cfg.badge.hash_key_file.as_ref()),
+    ];
+    for (key, path) in secret_keys {
+        let Some(path) = path else { continue };
+        let shown = path.resolve(creds.as_deref());
+        match path.read_in(key, creds.as_deref()) {
+            Ok(_) if path.too_open(creds.as_deref()) => checks.push(Check::warn(
+                key,
+                format!("{} is readable by group or others", shown.display()),
+                format!("chmod 600 {}", shown.display()),
+            )),
+            Ok(_) => checks.push(Check::ok(key, format!("{} readable", shown.display()))),
+            Err(e) => checks.push(Check::fail(
+                key,
+                e.to_string(),
+                format!("create {} (mode 600)", shown.display()),
+            )),
+        }
+    }
+    if cfg.openai.api_key_file.is_none() && cfg.openai.token_url.is_none() {
+        checks.push(Check::fail(
+            "openai credentials",
+            "neither openai.api_key_file nor openai.token_url is set",
+            "set openai.api_key_file (a file holding the API key) or openai.token_url",
+        ));
+    }
+    checks
+}
+
+/// A kiosk whose RTC battery died boots in 1970: every timestamp and TLS check would be wrong.
+fn clock_check(now_ms: i64) -> Check {
+    const YEAR_2025_MS: i64 = 1_735_689_600_000;
+    if now_ms < YEAR_2025_MS {
+        Check::fail(
+            "clock",
+            "system clock is before 2025",
+            "enable NTP: timedatectl set-ntp true",
+        )
+    } else {
+        Check::ok("clock", "system clock looks sane")
+    }
+}
+
+fn store_check(path: &Path) -> Check {
+    if !path.exists() {
+        return Check::warn(
+            "storage",
+            format!("{} does not exist yet", path.display()),
+            "start the daemon once; it creates the store (storage.path)",
+        );
+    }
+    match Store::open_existing(path).and_then(|s| {
+        let problems = s.check(IntegrityCheck::Quick)?;
+        Ok((s.stats()?, problems))
+    }) {
+        Ok((stats, problems)) if problems.is_empty() => Check::ok(
+            "storage",
+            format!(
+                "{} ok: {} pending, {} dead-lettered, {} of {} bytes",
+                path.display(),
+                stats.pending,
+                stats.dead,
+                stats.bytes,
+                stats.max_bytes
+            ),
+        ),
+        Ok((_, problems)) => Check::fail(
+            "storage",
+            format!("{} is damaged: {}", path.display(), problems.join("; ")),
+            "restart the daemon: it moves a corrupt store aside and starts a fresh one",
+        ),
+        Err(e) => Check::fail("storage", e.to_string(), "see the message"),
+    }
+}
+
+fn disk_check(store_path: &Path) -> Check {
+    let dir = store_path
+        .parent()
+        .filter(|d| d.exists())
+        .unwrap_or(Path::new("/"));
+    match nix::sys::statvfs::statvfs(dir) {
+        Ok(s) => {
+            // fsblkcnt_t and c_ulong are 32-bit on armv7: the casts are not no-ops there.
+            #[allow(clippy::unnecessary_cast)]
+            let free = s.blocks_available() as u64 * s.fragment_size() as u64;
+            let text = format!("{} MiB free on {}", free / (1024 * 1024), dir.display());
+            if free < MIN_FREE_BYTES {
+                Check::warn(
+                    "disk",
+                    text,
+                    "free space on the state partition (old logs, /var/cache)",
+                )
+            } else {
+                Check::ok("disk", text)
+            }
+        }
+        Err(e) => Check::warn(
+            "disk",
+            format!("cannot stat {}: {e}", dir.display()),
+            "check the mount",
+        ),
+    }
+}
+
+pub(super) fn print_checks(checks: &[Check], json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(checks).unwrap_or_default()
+        );
+        return;
+    }
+    for c in checks {
+        let level = match c.level {
+            Level::Ok => "OK  ",
+            Level::Warn => "WARN",
+            Level::Fail => "FAIL",
+        };
+        println!("{level} {:<28} {}", c.name, c.detail);
+        if let Some(fix) = &c.fix {
+            println!("     {:<28} fix: {fix}", "");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_before_2025_fails_with_the_fix() {
+        let c = clock_check(0);
+        assert_eq!(c.level, Level::Fail);
+        assert!(c.fix.unwrap().contains("ntp"));
+        assert_eq!(clock_check(1_763_700_000_000).level, Level::Ok);
+    }
+
+    #[test]
+    fn missing_store_is_a_warning_not_a_failure() {
+        let c = store_check(Path::new("/nonexistent/kiosk.db"));
+        assert_eq!(c.level, Level::Warn);
+    }
+}

@@ -1,0 +1,248 @@
+//! Sync decisions without I/O: when to send a batch, how a failure is classified, how long
+//! to wait before retrying. The Postgres writer only executes what these say.
+
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+
+/// How events are grouped into batches (`central.batch_max_events`, `central.batch_max_ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchPolicy {
+    /// Most events sent in one INSERT (one transaction).
+    pub max_events: usize,
+    /// Longest an event waits for companions before a partial batch is sent.
+    pub max_wait_ms: u64,
+}
+
+/// What the worker does with the pending outbox right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchDecision {
+    /// Nothing pending: sleep until new events are signalled (or the next poll).
+    Idle,
+    /// Send the oldest `n` pending events now.
+    Send(usize),
+    /// A partial batch is filling up: look again after this long.
+    Wait(Duration),
+}
+
+impl BatchPolicy {
+    /// Decides from the backlog size and the age of its oldest event.
+    ///
+    /// A full batch goes at once; a partial one goes when its oldest event has waited
+    /// `max_wait_ms`, so a quiet kiosk still syncs within that bound and a busy one (or one
+    /// draining after an outage) sends full batches back to back.
+    pub fn decide(&self, pending: usize, oldest_age_ms: u64) -> BatchDecision {
+        let max = self.max_events.max(1);
+        if pending == 0 {
+            BatchDecision::Idle
+        } else if pending >= max {
+            BatchDecision::Send(max)
+        } else if oldest_age_ms >= self.max_wait_ms {
+            BatchDecision::Send(pending)
+        } else {
+            BatchDecision::Wait(Duration::from_millis(self.max_wait_ms - oldest_age_ms))
+        }
+    }
+}
+
+/// What a failed write means for the events in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// The network, the server or the pooler had a problem: retry the same events later.
+    Transient,
+    /// Something in the data was refused (data exception, constraint, RLS, trigger): some event
+    /// of the batch is poisoned. Isolate it, dead-letter it, and let the rest through.
+    Poison,
+    /// The central side is not set up for this kiosk (missing table, column or function,
+    /// bad credentials, unknown database): no event is at fault. Keep buffering, report it,
+    /// retry slowly.
+    Setup,
+}
+
+/// Classifies a failure by its SQLSTATE (`None`: no server answer: I/O error, timeout, closed).
+pub fn classify(sqlstate: Option<&str>) -> FailureClass {
+    let Some(code) = sqlstate else {
+        return FailureClass::Transient;
+    };
+    match code {
+        // RLS refusal ("new row violates row-level security policy") and column grants hit
+        // one event, not the set-up: the start-up check verifies the table privilege itself.
+        "42501" => FailureClass::Poison,
+        _ => match code.get(..2).unwrap_or("") {
+            // data exception, integrity constraint, cardinality, WITH CHECK OPTION,
+            // program limit (a single oversized event), PL/pgSQL RAISE in a trigger
+            "22" | "23" | "21" | "44" | "54" | "P0" => FailureClass::Poison,
+            // syntax or access rule (undefined table/column/function), authorization,
+            // unknown database, feature not supported
+            "42" | "28" | "3D" | "3F" | "0A" => FailureClass::Setup,
+            // connection, rollback (serialization, deadlock), resources, object in use,
+            // operator intervention (shutdown, cancel), system and internal errors, others
+            _ => FailureClass::Transient,
+        },
+    }
+}
+
+/// Exponential backoff with jitter between retries of a transient failure (via `backon`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    pub factor: f32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(60),
+            factor: 2.0,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// An endless series of delays, each in `[d, 2d)` for the exponential `d` capped at
+    /// `max_delay`; start a new series after a success.
+    pub fn delays(&self) -> impl Iterator<Item = Duration> + Send + use<> {
+        self.builder().build()
+    }
+
+    /// The same series with a fixed jitter seed, for reproducible tests.
+    pub fn delays_seeded(&self, seed: u64) -> impl Iterator<Item = Duration> + Send + use<> {
+        self.builder().with_jitter_seed(seed).build()
+    }
+
+    fn builder(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay.max(self.min_delay))
+            .with_factor(self.factor.max(1.0))
+            .with_jitter()
+            .without_max_times()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const P: BatchPolicy = BatchPolicy {
+        max_events: 500,
+        max_wait_ms: 1000,
+    };
+
+    #[test]
+    fn batches_full_partial_and_idle() {
+        assert_eq!(P.decide(0, 0), BatchDecision::Idle);
+        assert_eq!(P.decide(0, 5000), BatchDecision::Idle);
+        assert_eq!(P.decide(500, 0), BatchDecision::Send(500));
+        assert_eq!(P.decide(100_000, 0), BatchDecision::Send(500));
+        assert_eq!(P.decide(3, 1000), BatchDecision::Send(3));
+        assert_eq!(P.decide(3, 999_999), BatchDecision::Send(3));
+        assert_eq!(
+            P.decide(3, 250),
+            BatchDecision::Wait(Duration::from_millis(750))
+        );
+    }
+
+    #[test]
+    fn zero_wait_sends_at_once_and_zero_max_still_progresses() {
+        let p = BatchPolicy {
+            max_events: 0,
+            max_wait_ms: 0,
+        };
+        assert_eq!(p.decide(7, 0), BatchDecision::Send(1));
+    }
+
+    #[test]
+    fn classifies_sqlstates() {
+        use FailureClass::*;
+        for (code, class) in [
+            (None, Transient),
+            (Some("08006"), Transient),
+            (Some("08001"), Transient),
+            (Some("40001"), Transient),
+            (Some("40P01"), Transient),
+            (Some("53300"), Transient),
+            (Some("55P03"), Transient),
+            (Some("57P01"), Transient),
+            (Some("57014"), Transient),
+            (Some("58030"), Transient),
+            (Some("XX000"), Transient),
+            (Some("22P02"), Poison),
+            (Some("22003"), Poison),
+            (Some("23505"), Poison),
+            (Some("23514"), Poison),
+            (Some("23503"), Poison),
+            (Some("42501"), Poison),
+            (Some("P0001"), Poison),
+            (Some("54000"), Poison),
+            (Some("42P01"), Setup),
+            (Some("42703"), Setup),
+            (Some("42883"), Setup),
+            (Some("28P01"), Setup),
+            (Some("3D000"), Setup),
+            (Some(""), Transient),
+            (Some("x"), Transient),
+        ] {
+            assert_eq!(classify(code), class, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn delays_grow_then_cap() {
+        let r = RetryPolicy {
+            min_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            factor: 2.0,
+        };
+        let d: Vec<_> = r.delays_seeded(7).take(8).collect();
+        for (i, got) in d.iter().enumerate() {
+            let base = Duration::from_millis(100 * (1u64 << i)).min(Duration::from_secs(1));
+            assert!(*got >= base && *got < base * 2, "attempt {i}: {got:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn decide_never_exceeds_max_and_always_progresses(
+            max in 1usize..2000, wait in 0u64..10_000, pending in 0usize..100_000, age in 0u64..20_000
+        ) {
+            let p = BatchPolicy { max_events: max, max_wait_ms: wait };
+            match p.decide(pending, age) {
+                BatchDecision::Idle => prop_assert_eq!(pending, 0),
+                BatchDecision::Send(n) => {
+                    prop_assert!(n >= 1 && n <= max && n <= pending);
+                    prop_assert!(n == max || age >= wait);
+                }
+                BatchDecision::Wait(d) => {
+                    prop_assert!(pending > 0 && pending < max && age < wait);
+                    prop_assert_eq!(d, Duration::from_millis(wait - age));
+                }
+            }
+        }
+
+        #[test]
+        fn delays_stay_within_jittered_cap(
+            min_ms in 1u64..5_000, max_ms in 1u64..120_000, seed in any::<u64>()
+        ) {
+            let r = RetryPolicy {
+                min_delay: Duration::from_millis(min_ms),
+                max_delay: Duration::from_millis(max_ms),
+                factor: 2.0,
+            };
+            let cap = Duration::from_millis(max_ms.max(min_ms)) * 2;
+            for d in r.delays_seeded(seed).take(30) {
+                prop_assert!(d >= Duration::from_millis(min_ms) && d < cap);
+            }
+        }
+
+        #[test]
+        fn class_depends_on_the_sqlstate_class_only(code in "[0-9A-Z]{5}") {
+            prop_assume!(code != "42501");
+            let general = format!("{}000", &code[..2]);
+            prop_assert_eq!(classify(Some(&code)), classify(Some(&general)));
+        }
+    }
+}
