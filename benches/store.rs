@@ -1,8 +1,9 @@
 //! Quick store benchmark (no criterion): prints a table of append, batch append and local drain
 //! throughput with `synchronous=FULL`, and the cost of `quick_check` vs `integrity_check` at open.
 //!
-//! `cargo run --release --example store_bench -- [DIR] [CHECK_DB_MIB]`
-//! DIR defaults to the system temp dir: run it on the kiosk's real storage to measure its fsync.
+//! `cargo bench --bench store -- [DIR] [CHECK_DB_MIB]` (release), or `cargo test --bench store`
+//! for a quick debug-build run. DIR defaults to the system temp dir: run it on the kiosk's real
+//! storage to measure its fsync.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -60,7 +61,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
+    // `cargo bench` adds `--bench`; only positional arguments are ours.
+    let mut args = std::env::args().skip(1).filter(|a| !a.starts_with("--"));
     let base = args
         .next()
         .map(PathBuf::from)
