@@ -5,12 +5,16 @@
 use std::path::Path;
 use std::time::Duration;
 
+use jarvis_kiosk::config::OpenAiConfig;
 use jarvis_kiosk::emulator::faults::Faults;
 use jarvis_kiosk::emulator::scenario::Scenario;
 use jarvis_kiosk::emulator::{Emulator, EmulatorConfig};
+use jarvis_kiosk::events::MembershipStatus;
 use jarvis_kiosk::realtime::peer::{
     AudioFrame, CloseReason, Peer, PeerEvent, PeerEvents, PeerHandle, PeerOptions,
 };
+use jarvis_kiosk::realtime::protocol::{self, ClientEvent, Decoded};
+use jarvis_kiosk::realtime::session_update::{self, InstructionsTemplate, MemberContext};
 use serde_json::{Value, json};
 use tokio::time::timeout;
 
@@ -68,6 +72,8 @@ struct Session {
     seen: Vec<String>,
     audio: Vec<AudioFrame>,
     raw: Vec<String>,
+    /// JSON events the kiosk's own decoder rejects (must stay empty but for injected faults).
+    undecodable: Vec<String>,
 }
 
 impl Session {
@@ -77,6 +83,7 @@ impl Session {
             seen: Vec::new(),
             audio: Vec::new(),
             raw: Vec::new(),
+            undecodable: Vec::new(),
         }
     }
 
@@ -90,6 +97,11 @@ impl Session {
                             continue;
                         };
                         let t = v["type"].as_str().unwrap_or_default().to_string();
+                        if let d @ (Decoded::Unknown { .. } | Decoded::Malformed { .. }) =
+                            protocol::decode(&text)
+                        {
+                            self.undecodable.push(format!("{t}: {d:?}"));
+                        }
                         self.seen.push(t.clone());
                         if t == kind {
                             return v;
@@ -185,10 +197,27 @@ async fn vad_driven_conversation_ends_with_end_session_and_goodbye() {
 
     let created = s.until("session.created").await;
     assert_eq!(created["session"]["model"], "gpt-realtime");
-    peer.send_event(SESSION_UPDATE.into()).unwrap();
+    // The daemon's own session.update (French template, end_session tool).
+    let cfg = OpenAiConfig::default();
+    let template = InstructionsTemplate::load(&cfg).unwrap();
+    let member = MemberContext {
+        first_name: Some("Marie"),
+        language: "fr",
+        membership: MembershipStatus::Active,
+    };
+    let update = session_update::build(&cfg, &template, &member);
+    peer.send_event(update.to_json().unwrap()).unwrap();
     let updated = s.until("session.updated").await;
-    assert_eq!(updated["session"]["instructions"], "You are JARVIS.");
-    assert_eq!(updated["session"]["audio"]["output"]["voice"], "cedar");
+    assert!(
+        updated["session"]["instructions"]
+            .as_str()
+            .unwrap()
+            .contains("Marie")
+    );
+    assert_eq!(
+        updated["session"]["audio"]["output"]["voice"],
+        cfg.voice.as_str()
+    );
     assert_eq!(updated["session"]["tools"][0]["name"], "end_session");
 
     // Turn 1: real audio; the emulator's VAD must find the turn.
@@ -236,11 +265,11 @@ async fn vad_driven_conversation_ends_with_end_session_and_goodbye() {
     assert_eq!(call["call_id"], args["call_id"]);
     assert_eq!(done["response"]["usage"]["input_tokens"], 1900);
 
-    let output = json!({"type": "conversation.item.create", "item": {
-        "type": "function_call_output", "call_id": args["call_id"], "output": "{\"ok\":true}"}});
-    peer.send_event(output.to_string()).unwrap();
-    peer.send_event(r#"{"type":"response.create"}"#.into())
-        .unwrap();
+    let fc_call_id = args["call_id"].as_str().unwrap();
+    let output = ClientEvent::function_call_output(fc_call_id, r#"{"ok":true}"#);
+    peer.send_event(output.to_json().unwrap()).unwrap();
+    let create = ClientEvent::response_create();
+    peer.send_event(create.to_json().unwrap()).unwrap();
     s.until("conversation.item.done").await;
     let bye = s.until("response.done").await;
     assert_eq!(
@@ -269,6 +298,7 @@ async fn vad_driven_conversation_ends_with_end_session_and_goodbye() {
     assert_eq!(resp.status(), 200);
     assert_eq!(s.closed().await, CloseReason::Remote);
 
+    assert!(s.undecodable.is_empty(), "{:?}", s.undecodable);
     let stats = emu.stats();
     assert_eq!(stats.calls_answered, 1);
     assert_eq!(stats.hangups, 1);

@@ -168,3 +168,29 @@ async fn garbage_answer_is_a_clear_error() {
     let err = Peer::answer("garbage", PeerOptions::loopback_only()).unwrap_err();
     assert!(err.to_string().contains("remote SDP is invalid"), "{err}");
 }
+
+#[tokio::test]
+async fn dropping_the_handle_stops_the_task() {
+    let (pending, offer) = Peer::offer(PeerOptions::loopback_only()).unwrap();
+    let (server, mut server_events, answer) =
+        Peer::answer(&offer, PeerOptions::loopback_only()).unwrap();
+    let (kiosk, mut events) = pending.accept(&answer).unwrap();
+    next_where(&mut events, |e| *e == PeerEvent::ChannelOpen).await;
+    // Audio before/after open never errors; the handle only fails once the task is gone.
+    kiosk.send_audio(vec![0xf8, 0xff, 0xfe]).unwrap();
+    drop(kiosk);
+    // The task owned the event sender: the stream ends without a Closed event.
+    let end = timeout(GUARD, async {
+        while let Some(ev) = events.recv().await {
+            assert!(!matches!(ev, PeerEvent::Closed { .. }), "{ev:?}");
+        }
+    })
+    .await;
+    assert!(
+        end.is_ok(),
+        "event stream did not end after the handle was dropped"
+    );
+    next_where(&mut server_events, |e| *e == PeerEvent::ChannelOpen).await;
+    drop(server_events);
+    assert!(!server.is_finished());
+}

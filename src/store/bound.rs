@@ -13,9 +13,11 @@
 //! 2. unsynced `Low` events, oldest first;
 //! 3. unsynced `Normal` events, oldest first.
 //!
-//! `Critical` events (session start/end, costs) are never dropped: if they alone exceed the
-//! bound they are kept and `over_bound` is set (loud, not lossy). Each episode appends one
-//! `buffer_pressure` alert, at most one per [`PRESSURE_ALERT_INTERVAL_MS`].
+//! `Critical` events (session start/end, costs, and the store's own `buffer_pressure` and
+//! `store_recovered` alerts, which tell support what was lost) are never dropped: if they alone exceed the
+//! bound they are kept and `over_bound` is set (loud, not lossy). Drop episodes append one
+//! `buffer_pressure` alert at most every [`PRESSURE_ALERT_INTERVAL_MS`]; entering the
+//! over-bound state always appends one (critical severity).
 
 use rusqlite::{Connection, params};
 
@@ -29,6 +31,9 @@ pub const ROW_OVERHEAD_BYTES: u64 = 256;
 
 /// Minimum time between two `buffer_pressure` alerts (10 minutes).
 pub const PRESSURE_ALERT_INTERVAL_MS: i64 = 10 * 60 * 1000;
+
+/// Code of the alert appended when events are dropped or critical ones exceed the bound.
+pub const PRESSURE_ALERT_CODE: &str = "buffer_pressure";
 
 /// Rows fetched per step while choosing what to drop.
 const DROP_CHUNK: i64 = 256;
@@ -94,13 +99,17 @@ fn set_meta(tx: &Connection, key: &str, value: i64) -> rusqlite::Result<()> {
 }
 
 /// Enforces the bound inside the caller's write transaction. Cheap when under the bound
-/// (one meta read).
+/// (one meta read). `max_bytes == 0` means no bound is known (never from a valid config).
 pub(crate) fn enforce(
     tx: &Connection,
     max_bytes: u64,
     now_ms: i64,
     alert_interval_ms: i64,
 ) -> Result<(), StoreError> {
+    if max_bytes == 0 {
+        // A store opened by a CLI command before the daemon ever recorded its bound.
+        return Ok(());
+    }
     let mut bytes = to_u64(meta(tx, "outbox_bytes")?);
     let was_over = meta(tx, "over_bound")? != 0;
     if bytes <= max_bytes {
@@ -155,7 +164,8 @@ pub(crate) fn enforce(
     }
     set_meta(tx, "over_bound", i64::from(outcome.over_bound))?;
     let last_alert = meta(tx, "last_pressure_alert_ms")?;
-    if pressure_alert_due(last_alert, now_ms, alert_interval_ms) {
+    let newly_over = outcome.over_bound && !was_over;
+    if newly_over || pressure_alert_due(last_alert, now_ms, alert_interval_ms) {
         let pending: i64 = tx.query_row(
             "SELECT count(*) FROM outbox WHERE synced_at_ms IS NULL AND dead_at_ms IS NULL",
             [],
@@ -177,7 +187,7 @@ pub(crate) fn enforce(
             None,
             now_ms,
             EventPayload::Alert {
-                code: "buffer_pressure".into(),
+                code: PRESSURE_ALERT_CODE.into(),
                 severity,
                 message,
             },

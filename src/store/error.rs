@@ -77,6 +77,10 @@ pub enum StoreError {
     #[error("the local store worker thread has stopped: {0}; restart the daemon")]
     WorkerGone(String),
 
+    /// The store thread did not take or finish a synchronous request in time.
+    #[error("the local store is busy: {0}")]
+    Busy(String),
+
     /// Any other SQLite failure.
     #[error("local store query failed: {0}")]
     Sqlite(#[from] rusqlite::Error),

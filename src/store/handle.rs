@@ -5,6 +5,7 @@
 //! doing that on a tokio worker would stall audio and WebRTC tasks sharing it.
 
 use std::panic::AssertUnwindSafe;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -77,6 +78,67 @@ impl StoreHandle {
             .map_err(|_| StoreError::WorkerGone("the store thread has exited".into()))?;
         rx.await
             .map_err(|_| StoreError::WorkerGone("a store job panicked (see the log)".into()))?
+    }
+
+    /// Runs `f` on the store thread from synchronous code and waits at most `timeout`.
+    ///
+    /// For sync traits called inside async code (the badge module's member cache): it never
+    /// waits for queue space (a full queue is an error at once), replies over a std channel so
+    /// it works under any runtime flavour, and inside a multi-thread runtime it lets tokio move
+    /// the worker's other tasks elsewhere while it waits.
+    pub fn call_blocking<R, F>(&self, timeout: Duration, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&mut Store) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let job: Job = Box::new(move |store| {
+            let _ = tx.send(f(store));
+        });
+        self.jobs.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                StoreError::Busy("its queue is full (the disk may be very slow)".into())
+            }
+            mpsc::error::TrySendError::Closed(_) => {
+                StoreError::WorkerGone("the store thread has exited".into())
+            }
+        })?;
+        let wait = || {
+            rx.recv_timeout(timeout).map_err(|e| match e {
+                std::sync::mpsc::RecvTimeoutError::Timeout => StoreError::Busy(format!(
+                    "no answer within {} ms (the job still runs)",
+                    timeout.as_millis()
+                )),
+                std::sync::mpsc::RecvTimeoutError::Disconnected => {
+                    StoreError::WorkerGone("a store job panicked (see the log)".into())
+                }
+            })
+        };
+        let in_multi_thread_runtime = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if in_multi_thread_runtime {
+            tokio::task::block_in_place(wait)?
+        } else {
+            wait()?
+        }
+    }
+
+    /// Queues `f` without waiting for it or its result (errors are logged on the store
+    /// thread). For cache writes whose failure must never delay a member.
+    pub fn submit<F>(&self, what: &'static str, f: F) -> Result<(), StoreError>
+    where
+        F: FnOnce(&mut Store) -> Result<(), StoreError> + Send + 'static,
+    {
+        let job: Job = Box::new(move |store| {
+            if let Err(e) = f(store) {
+                tracing::warn!(error = %e, "{what} failed");
+            }
+        });
+        self.jobs.try_send(job).map_err(|_| {
+            StoreError::Busy(format!(
+                "{what} not queued: the store queue is full or closed"
+            ))
+        })
     }
 }
 

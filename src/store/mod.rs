@@ -29,7 +29,7 @@ use serde::Serialize;
 use crate::config::StorageConfig;
 use crate::events::{EventPayload, KioskEvent, Severity};
 
-pub use bound::{PRESSURE_ALERT_INTERVAL_MS, ROW_OVERHEAD_BYTES};
+pub use bound::{PRESSURE_ALERT_CODE, PRESSURE_ALERT_INTERVAL_MS, ROW_OVERHEAD_BYTES};
 pub use error::StoreError;
 pub use handle::StoreHandle;
 pub use outbox::{DeadLetter, OutboxStats, StoredEvent, retention_cutoff_ms};
@@ -39,6 +39,9 @@ pub use sessions::SessionSummary;
 
 /// How long a writer waits for another connection's lock before failing (CLI next to daemon).
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Code of the alert appended in a fresh store after a corrupt one was moved aside.
+pub const STORE_RECOVERED_CODE: &str = "store_recovered";
 
 /// WAL file size kept after a checkpoint, so a burst does not leave a huge `-wal` behind.
 const JOURNAL_SIZE_LIMIT_BYTES: i64 = 32 * 1024 * 1024;
@@ -60,6 +63,7 @@ pub struct StoreOptions {
     pub max_bytes: u64,
     /// Which check runs at open; a failing check moves the file aside.
     pub check: IntegrityCheck,
+    /// How long a write waits for a CLI command's lock before failing.
     pub busy_timeout: Duration,
     /// Minimum time between two `buffer_pressure` alerts.
     pub pressure_alert_interval_ms: i64,
@@ -270,7 +274,7 @@ impl Store {
             None,
             self.now_ms(),
             EventPayload::Alert {
-                code: "store_recovered".into(),
+                code: STORE_RECOVERED_CODE.into(),
                 severity: Severity::Critical,
                 message: format!(
                     "the local store {} was unreadable ({reason}); it was moved to {} and a fresh \

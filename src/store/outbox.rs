@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::error::{StoreError, to_i64, to_u64};
 use super::{Store, bound, sessions};
-use crate::events::{EventKind, EventPayload, KioskEvent};
+use crate::events::{EventKind, EventPayload, Importance, KioskEvent};
 
 /// Error texts are kept short: enough to diagnose, bounded so a failing sync cannot fill the disk.
 const MAX_ERROR_CHARS: usize = 1000;
@@ -76,6 +76,20 @@ pub fn retention_cutoff_ms(now_ms: i64, retention_days: u32) -> i64 {
     now_ms.saturating_sub(i64::from(retention_days) * 86_400_000)
 }
 
+/// The drop rank stored with an event: its kind's importance, except that the store's own
+/// loss alerts (`buffer_pressure`, `store_recovered`) are kept like critical events, since
+/// they are what tells support that something was lost.
+pub(crate) fn stored_importance(payload: &EventPayload) -> Importance {
+    match payload {
+        EventPayload::Alert { code, .. }
+            if code == bound::PRESSURE_ALERT_CODE || code == super::STORE_RECOVERED_CODE =>
+        {
+            Importance::Critical
+        }
+        other => other.kind().importance(),
+    }
+}
+
 /// Inserts one event and updates the session roll-up, inside the caller's transaction.
 ///
 /// Appending an event id that is already stored with the same content returns its seq and
@@ -106,7 +120,7 @@ pub(crate) fn insert_event(tx: &Connection, ev: &KioskEvent) -> Result<Inserted,
                 event_id,
                 ev.session_id.map(|s| s.to_string()),
                 kind.as_str(),
-                kind.importance() as i64,
+                stored_importance(&ev.payload) as i64,
                 ev.occurred_at_ms,
                 payload,
                 to_i64("cost_nusd", cost)?,

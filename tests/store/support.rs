@@ -1,5 +1,4 @@
 //! Shared builders for the store integration tests.
-#![allow(dead_code)] // each test crate uses a different subset
 
 use std::cell::Cell;
 use std::path::Path;

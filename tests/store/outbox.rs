@@ -1,8 +1,7 @@
 //! Outbox, sync-support API, sessions roll-up, member cache and opening rules of the store,
 //! against real SQLite files in temporary directories.
 
-mod store_support;
-
+use crate::support::*;
 use jarvis_kiosk::config::StorageConfig;
 use jarvis_kiosk::events::{EventKind, EventPayload};
 use jarvis_kiosk::money::NanoUsd;
@@ -10,7 +9,6 @@ use jarvis_kiosk::store::{
     SCHEMA_VERSION, Store, StoreError, StoreHandle, StoredEvent, retention_cutoff_ms,
 };
 use rusqlite::Connection;
-use store_support::*;
 use uuid::Uuid;
 
 fn open(dir: &tempfile::TempDir) -> Store {
@@ -312,6 +310,9 @@ fn member_cache_keeps_hmac_keys_and_evicts_oldest_first() {
         "refreshed entry stays"
     );
     assert_eq!(store.member_cache_evict(3).unwrap(), 0);
+    assert!(store.member_cache_remove(&key(3)).unwrap());
+    assert!(!store.member_cache_remove(&key(3)).unwrap());
+    assert!(store.member_cache_get(&key(3)).unwrap().is_none());
     assert!(
         store
             .member_cache_get("nope")
