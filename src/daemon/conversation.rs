@@ -19,7 +19,9 @@ use crate::realtime::breaker::Failure;
 use crate::realtime::calls::{self, CallError};
 use crate::realtime::credentials::{self, ClientSecretRequest, Credentials};
 use crate::realtime::peer::{Peer, PeerEvent, PeerHandle, PeerOptions};
-use crate::realtime::protocol::{self, ClientEvent, Decoded, RealtimeSignal, Translator};
+use crate::realtime::protocol::{
+    self, ClientEvent, Decoded, RealtimeSignal, Translator, UsageSource,
+};
 use crate::realtime::session_update::{self, InstructionsTemplate, MemberContext};
 use crate::session::{FailureKind, Input, RealtimeCommand, SessionContext, Signal};
 
@@ -339,14 +341,22 @@ fn map_signal(session_id: Uuid, signal: RealtimeSignal) -> Vec<Report> {
             raw_usage,
         })],
         RealtimeSignal::UnpricedUsage {
-            id, model, error, ..
-        } => vec![
-            Report::Unpriced {
+            source,
+            id,
+            model,
+            error,
+            ..
+        } => {
+            let mut out = vec![Report::Unpriced {
                 session_id,
                 message: format!("usage of {id} on model {model} could not be priced: {error}"),
-            },
-            core(Signal::ResponseDone),
-        ],
+            }];
+            // A response still finished even though its usage could not be priced.
+            if source == UsageSource::Response {
+                out.push(core(Signal::ResponseDone));
+            }
+            out
+        }
         RealtimeSignal::EndSession { call_id, .. } => {
             vec![core(Signal::EndSessionCalled { call_id })]
         }

@@ -106,12 +106,23 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
         };
         let driver_stop = CancellationToken::new();
         let driver_task = tokio::spawn(driver.run(scans, mic, driver_stop.clone()).in_current_span());
+        tokio::spawn(
+            prune_synced(store.clone(), cfg.storage.retention_days, shutdown.clone())
+                .in_current_span(),
+        );
         let publisher = tokio::spawn(
             publish_health(health.clone(), runtime_dir.clone(), shutdown.clone()).in_current_span(),
         );
         let watchdog = notify::watchdog_interval()
             .map(|every| tokio::spawn(ping_watchdog(every, shutdown.clone())));
 
+        // The DTLS certificate takes ~200 ms to generate: make it now, off the runtime, so
+        // the first member does not wait for it.
+        tokio::task::spawn_blocking(|| {
+            if let Err(e) = crate::realtime::peer::warm_up() {
+                tracing::warn!(error = %e, "cannot prepare the WebRTC certificate");
+            }
+        });
         let startup_ms = started.elapsed().as_millis() as u64;
         notify::ready(&format!("ready in {startup_ms} ms; idle"));
         tracing::info!(startup_ms, version = crate::VERSION, "ready");
@@ -208,6 +219,25 @@ async fn publish_health(health: Health, dir: std::path::PathBuf, shutdown: Cance
         }
         tokio::select! {
             () = tokio::time::sleep(PUBLISH_EVERY) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// How often synced events past `storage.retention_days` are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Retention: synced events older than `storage.retention_days` leave the local store.
+async fn prune_synced(store: StoreHandle, retention_days: u32, shutdown: CancellationToken) {
+    loop {
+        let cutoff = crate::store::retention_cutoff_ms(now_ms(), retention_days);
+        match store.call(move |s| s.prune_synced(cutoff)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, retention_days, "pruned synced events"),
+            Err(e) => tracing::warn!(error = %e, "pruning synced events failed"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(PRUNE_EVERY) => {}
             () = shutdown.cancelled() => return,
         }
     }
