@@ -7,7 +7,12 @@
 //! `scripts/central-migrate.sh`), kiosks are registered by `scripts/central-add-kiosk.sh`.
 
 pub mod conn;
+pub mod heartbeat;
 pub mod isolate;
+pub mod members;
 pub mod policy;
 pub mod schema;
+pub mod worker;
 pub mod writer;
+
+pub use worker::{SyncSettings, run, run_with_target, spawn};

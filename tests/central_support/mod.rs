@@ -7,6 +7,8 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub mod proxy;
+
 use jarvis_kiosk::sync::conn::CentralTarget;
 use jarvis_kiosk::sync::writer::Writer;
 
@@ -238,4 +240,262 @@ pub fn sqlstate(e: &tokio_postgres::Error) -> Option<String> {
 
 pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
+}
+
+/// Host and port of the test server (for proxies and poolers in front of it).
+pub fn server_addr() -> (String, u16) {
+    let cfg: tokio_postgres::Config = admin_url().parse().unwrap();
+    let host = match cfg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    (host, cfg.get_ports().first().copied().unwrap_or(5432))
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released: fine for a child listening at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A PgBouncer in transaction pooling mode in front of the test server, in a temp dir.
+/// PgBouncer 1.18 has no prepared-statement support in this mode: a client that prepares
+/// named statements fails through it, which is what the sync must survive.
+pub struct PgBouncer {
+    pub port: u16,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl PgBouncer {
+    /// Starts one that knows `users` (role, password) and forwards every database.
+    pub fn start(users: &[(&str, &str)]) -> PgBouncer {
+        let dir = tempfile::tempdir().unwrap();
+        let (host, server_port) = server_addr();
+        let port = free_port();
+        let auth: String = users
+            .iter()
+            .map(|(u, p)| format!("\"{u}\" \"{p}\"\n"))
+            .collect();
+        std::fs::write(dir.path().join("users.txt"), auth).unwrap();
+        let ini = format!(
+            "[databases]\n* = host={host} port={server_port}\n\
+             [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n\
+             auth_type = md5\nauth_file = {users}\npool_mode = transaction\n\
+             default_pool_size = 4\nmax_client_conn = 50\nunix_socket_dir =\n\
+             ignore_startup_parameters = extra_float_digits,options\n\
+             logfile = {log}\n",
+            users = dir.path().join("users.txt").display(),
+            log = dir.path().join("pgbouncer.log").display(),
+        );
+        let ini_path = dir.path().join("pgbouncer.ini");
+        std::fs::write(&ini_path, ini).unwrap();
+        let mut cmd = Command::new("pgbouncer");
+        // PgBouncer refuses to run as root: drop to the postgres user when we are root.
+        if nix::unistd::geteuid().is_root() {
+            let pg = nix::unistd::User::from_name("postgres").unwrap().unwrap();
+            for p in std::fs::read_dir(dir.path()).unwrap() {
+                nix::unistd::chown(&p.unwrap().path(), Some(pg.uid), None).unwrap();
+            }
+            nix::unistd::chown(dir.path(), Some(pg.uid), None).unwrap();
+            cmd.args(["-u", "postgres"]);
+        }
+        let child = cmd
+            .arg(&ini_path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("pgbouncer is installed (Debian package `pgbouncer`)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pgbouncer did not listen on {port}: {}",
+                std::fs::read_to_string(dir.path().join("pgbouncer.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        PgBouncer {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+
+    /// `url` with its host and port replaced by this pooler's.
+    pub fn url_for(&self, url: &str) -> String {
+        let (scheme, rest) = url.split_once("://").unwrap();
+        let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let user = authority.rsplit_once('@').map(|(u, _)| u);
+        match user {
+            Some(u) => format!("{scheme}://{u}@127.0.0.1:{}{tail}", self.port),
+            None => format!("{scheme}://127.0.0.1:{}{tail}", self.port),
+        }
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Opens (creating) a local store in `dir`, as the daemon does.
+pub async fn open_store(dir: &Path) -> jarvis_kiosk::store::StoreHandle {
+    let cfg = jarvis_kiosk::config::StorageConfig {
+        path: dir.join("kiosk.db"),
+        ..Default::default()
+    };
+    let opts = jarvis_kiosk::store::StoreOptions::from_config(&cfg);
+    jarvis_kiosk::store::StoreHandle::open(opts)
+        .await
+        .unwrap()
+        .0
+}
+
+/// `sessions` whole sessions of `responses` priced responses each, as the core records them.
+pub fn sessions(sessions: usize, responses: usize) -> Vec<jarvis_kiosk::events::KioskEvent> {
+    use jarvis_kiosk::events::*;
+    use jarvis_kiosk::money::NanoUsd;
+    let mut out = Vec::new();
+    let t0 = 1_763_700_000_000i64;
+    for s in 0..sessions {
+        let sid = Some(uuid::Uuid::now_v7());
+        let t = t0 + s as i64 * 1000;
+        out.push(KioskEvent::new(
+            sid,
+            t,
+            EventPayload::SessionStarted {
+                member_id: Some(format!("m{s}")),
+                badge_hash: None,
+                membership: MembershipStatus::Active,
+                model: "gpt-realtime".into(),
+            },
+        ));
+        for r in 0..responses {
+            out.push(KioskEvent::new(
+                sid,
+                t + r as i64 + 1,
+                EventPayload::ResponseUsage {
+                    response_id: format!("resp_{s}_{r}"),
+                    model: "gpt-realtime".into(),
+                    tokens: TokenCounts {
+                        input_audio: 100,
+                        output_audio: 200,
+                        ..Default::default()
+                    },
+                    cost: CostBreakdown {
+                        input_audio_nusd: NanoUsd(3_200_000),
+                        output_audio_nusd: NanoUsd(12_800_001),
+                        ..Default::default()
+                    },
+                    raw_usage: serde_json::json!({"total_tokens": 300}),
+                },
+            ));
+        }
+        out.push(KioskEvent::new(
+            sid,
+            t + 999,
+            EventPayload::SessionEnded {
+                reason: EndReason::Goodbye,
+                duration_ms: 999,
+                tokens: TokenCounts::default(),
+                cost: CostBreakdown::default(),
+            },
+        ));
+    }
+    out
+}
+
+/// Appends events in chunks (one transaction each); returns `(seq, event)` in order.
+pub async fn append(
+    store: &jarvis_kiosk::store::StoreHandle,
+    events: Vec<jarvis_kiosk::events::KioskEvent>,
+) -> Vec<(i64, jarvis_kiosk::events::KioskEvent)> {
+    let mut out = Vec::with_capacity(events.len());
+    for chunk in events.chunks(1000) {
+        let chunk = chunk.to_vec();
+        let copy = chunk.clone();
+        let seqs = store.call(move |s| s.append_batch(&copy)).await.unwrap();
+        out.extend(seqs.into_iter().zip(chunk));
+    }
+    out
+}
+
+/// Settings for tests: small batches, quick retries, no heartbeats unless asked.
+pub fn settings(kiosk_id: &str, dir: &Path) -> jarvis_kiosk::sync::SyncSettings {
+    use std::time::Duration;
+    jarvis_kiosk::sync::SyncSettings {
+        kiosk_id: kiosk_id.to_owned(),
+        batch: jarvis_kiosk::sync::policy::BatchPolicy {
+            max_events: 100,
+            max_wait_ms: 10,
+        },
+        retry: jarvis_kiosk::sync::policy::RetryPolicy {
+            min_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(500),
+            factor: 2.0,
+        },
+        heartbeat_every: Duration::from_secs(3600),
+        setup_retry: Duration::from_millis(300),
+        statement_timeout: Duration::from_secs(3),
+        idle_poll: Duration::from_millis(20),
+        storage_path: dir.join("kiosk.db"),
+    }
+}
+
+/// Waits until the outbox has nothing pending; panics after `secs`.
+pub async fn wait_drained(
+    store: &jarvis_kiosk::store::StoreHandle,
+    secs: u64,
+) -> jarvis_kiosk::store::OutboxStats {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let stats = store.call(|s| s.stats()).await.unwrap();
+        if stats.pending == 0 {
+            return stats;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "outbox not drained after {secs} s: {stats:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+/// Asserts central holds exactly these events once each, with the same seq and session.
+pub fn assert_central_matches(
+    db: &TestDb,
+    kiosk_id: &str,
+    sent: &[(i64, jarvis_kiosk::events::KioskEvent)],
+) {
+    let central = db.psql(&format!(
+        "SELECT string_agg(event_id::text || ':' || seq || ':' || coalesce(session_id::text, '-'), ',' ORDER BY seq)
+         FROM kiosk_events WHERE kiosk_id = '{kiosk_id}' AND kind NOT IN ('heartbeat', 'alert')"
+    ));
+    let local: Vec<String> = sent
+        .iter()
+        .map(|(seq, e)| {
+            format!(
+                "{}:{seq}:{}",
+                e.event_id,
+                e.session_id.map_or("-".into(), |s| s.to_string())
+            )
+        })
+        .collect();
+    assert_eq!(
+        central,
+        local.join(","),
+        "central rows differ from the local outbox"
+    );
+    // Derived rows: every session counted each of its events exactly once.
+    let miscounted = db.psql(
+        "SELECT count(*) FROM openai_realtime_sessions s
+         WHERE s.event_count <> (SELECT count(*) FROM kiosk_events e WHERE e.session_id = s.session_id)",
+    );
+    assert_eq!(miscounted, "0");
 }

@@ -1,8 +1,6 @@
 //! Each denial of the kiosk role, proven against the real server by connecting as that role.
 
-mod central_support;
-
-use central_support::{TestDb, sqlstate};
+use crate::central_support::{TestDb, sqlstate};
 use jarvis_kiosk::events::{EventPayload, KioskEvent, MembershipStatus};
 use jarvis_kiosk::sync::writer::{INSERT_SQL, Writer, encode_batch};
 use tokio_postgres::types::Type;
@@ -24,8 +22,8 @@ fn started(session: Uuid) -> KioskEvent {
 /// Two kiosks in two gyms, each with one synced session, and one member per gym.
 struct Fleet {
     db: TestDb,
-    a: central_support::KioskLogin,
-    b: central_support::KioskLogin,
+    a: crate::central_support::KioskLogin,
+    b: crate::central_support::KioskLogin,
     a_session: Uuid,
     b_session: Uuid,
 }

@@ -1,12 +1,10 @@
 //! The central schema against the real server: migrations, the kiosk script, and the
 //! derived rows in any arrival order.
 
-mod central_support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use central_support::{TestDb, repo, sqlstate};
+use crate::central_support::{TestDb, repo, sqlstate};
 use jarvis_kiosk::events::{
     CostBreakdown, EndReason, EventPayload, KioskEvent, MembershipStatus, Severity, TokenCounts,
 };

@@ -1,0 +1,11 @@
+//! Central Postgres against the real server, in one test binary (link time and disk):
+//! schema and scripts, the kiosk role's denials, and the sync worker under faults.
+
+mod central_support;
+
+#[path = "central/schema.rs"]
+mod schema;
+#[path = "central/security.rs"]
+mod security;
+#[path = "central/sync.rs"]
+mod sync;
