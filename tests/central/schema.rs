@@ -33,6 +33,7 @@ fn migrations_apply_once_and_every_file_is_idempotent() {
     let mut paths: Vec<_> = std::fs::read_dir(repo().join("sql/central"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
         .collect();
     paths.sort();
     for p in paths {
