@@ -5,15 +5,26 @@
 //! retrying), and on SIGTERM/SIGINT ends a live session with reason `shutdown`, flushes the
 //! store and exits within [`SHUTDOWN_GRACE`].
 
+pub mod conversation;
+pub mod directory;
+pub mod driver;
 pub mod notify;
 pub mod state_file;
 pub mod supervisor;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::badge::MemberLookup;
+use crate::badge::cache::CachePolicy;
+use crate::realtime::breaker::{Breaker, BreakerConfig};
+use crate::session::SessionMachine;
 
 use crate::config::Config;
 use crate::health::{AdapterState, Health};
@@ -61,13 +72,46 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
         health.set_adapter("store", AdapterState::Up);
 
         let supervisor = Supervisor::new(health.clone(), shutdown.clone());
+        let clock = driver::Clock(Instant::now());
+        let spent_today = {
+            let day_start = crate::session::limits::utc_day(now_ms()) * 86_400_000;
+            store
+                .call(move |s| s.spent_since(day_start))
+                .await
+                .context("reading today's spend from the local store")?
+        };
+        let machine = SessionMachine::new(&cfg, spent_today, clock.now(), Uuid::now_v7);
+
+        let directory = Arc::new(directory::CachedDirectory(MemberLookup::new(
+            directory::NoCentral,
+            store.clone(),
+            directory::badge_hasher(&cfg)?,
+            CachePolicy::from_config(&cfg.badge),
+        )));
+        let (scan_tx, scans) = mpsc::channel(16);
+        let reader = crate::badge::spawn_reader(&cfg.badge, &health, scan_tx)
+            .context("starting the badge reader")?;
+        let (playback, capture, mic) = crate::audio::start(&cfg.audio, health.clone());
+        let playback = Arc::new(playback);
+        let realtime = Arc::new(realtime_deps(&cfg, &health, playback.clone())?);
+        let driver = driver::Driver {
+            clock,
+            machine,
+            store: store.clone(),
+            health: health.clone(),
+            directory,
+            realtime,
+            playback: playback.clone(),
+            breaker: Breaker::new(BreakerConfig::from_config(&cfg.openai)),
+        };
+        let driver_stop = CancellationToken::new();
+        let driver_task = tokio::spawn(driver.run(scans, mic, driver_stop.clone()).in_current_span());
         let publisher = tokio::spawn(
             publish_health(health.clone(), runtime_dir.clone(), shutdown.clone()).in_current_span(),
         );
         let watchdog = notify::watchdog_interval()
             .map(|every| tokio::spawn(ping_watchdog(every, shutdown.clone())));
 
-        health.set_lifecycle("idle");
         let startup_ms = started.elapsed().as_millis() as u64;
         notify::ready(&format!("ready in {startup_ms} ms; idle"));
         tracing::info!(startup_ms, version = crate::VERSION, "ready");
@@ -77,6 +121,18 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
             .context("installing signal handlers")?;
         tracing::info!(signal, "shutting down");
         notify::stopping();
+        driver_stop.cancel();
+        match tokio::time::timeout(SHUTDOWN_GRACE, driver_task).await {
+            Ok(Ok(machine)) => {
+                tracing::info!(spent_today = %machine.spent_today(), "lifecycle stopped")
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "the lifecycle task failed"),
+            Err(_) => tracing::error!("the lifecycle did not stop in time"),
+        }
+        if let Some(reader) = reader {
+            reader.stop();
+        }
+        capture.stop();
         let left = supervisor.shutdown(SHUTDOWN_GRACE).await;
         if left > 0 {
             tracing::warn!(
@@ -90,6 +146,9 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
             tracing::error!(error = %e, "flushing the local store");
         }
         drop(store);
+        if let Ok(playback) = Arc::try_unwrap(playback) {
+            playback.stop();
+        }
         let _ = publisher.await;
         if let Some(w) = watchdog {
             let _ = w.await;
@@ -100,6 +159,32 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
     }
     .instrument(span)
     .await
+}
+
+/// The Realtime side's long-lived parts. Missing credentials do not stop the daemon: the
+/// `realtime` adapter shows why, and each scan gets the "unavailable" prompt.
+fn realtime_deps(
+    cfg: &Config,
+    health: &Health,
+    playback: Arc<crate::audio::Playback>,
+) -> anyhow::Result<conversation::RealtimeDeps> {
+    use crate::realtime::{calls, credentials::Credentials, session_update::InstructionsTemplate};
+    let credentials = Credentials::from_config(&cfg.openai).map_err(|e| e.to_string());
+    match &credentials {
+        Ok(_) => health.set_adapter("realtime", AdapterState::Up),
+        Err(e) => health.set_adapter("realtime", AdapterState::Degraded(e.clone())),
+    }
+    Ok(conversation::RealtimeDeps {
+        cfg: cfg.openai.clone(),
+        http: calls::http_client(&cfg.openai).context("building the HTTP client")?,
+        credentials,
+        pricing: Arc::new(
+            crate::metering::Pricing::from_config(&cfg.pricing).context("the pricing table")?,
+        ),
+        template: InstructionsTemplate::load(&cfg.openai).context("openai.instructions_file")?,
+        playback,
+        health: health.clone(),
+    })
 }
 
 async fn wait_for_signal() -> std::io::Result<&'static str> {

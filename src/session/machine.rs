@@ -591,8 +591,14 @@ impl SessionMachine {
                         },
                     });
                 }
-                if matches!(self.state, State::Live { .. }) {
-                    self.enter_ending(EndReason::Goodbye, false);
+                match &mut self.state {
+                    State::Live { .. } => self.enter_ending(EndReason::Goodbye, false),
+                    // The phrase matcher is the fallback: when the model confirms, its call
+                    // is the reason on record.
+                    State::Ending { reason, .. } if *reason == EndReason::GoodbyePhrase => {
+                        *reason = EndReason::Goodbye
+                    }
+                    _ => {}
                 }
             }
             Signal::OutputAudioStarted => {

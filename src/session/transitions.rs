@@ -703,7 +703,7 @@ fn goodbye_phrase_after_the_reply_awaits_no_further_response() {
 }
 
 #[test]
-fn end_session_during_ending_is_answered_without_a_second_end() {
+fn end_session_confirming_a_goodbye_phrase_is_answered_and_becomes_the_reason() {
     let mut k = Kiosk::new();
     k.live("BADGE-A");
     k.signal(Signal::SpeechStarted);
@@ -716,7 +716,7 @@ fn end_session_during_ending_is_answered_without_a_second_end() {
     assert!(matches!(ds[0], Decision::SendRealtime { .. }));
     assert_eq!(ended(&ds), None);
     k.signal(Signal::ResponseDone);
-    assert_eq!(ended(&k.wait(HANGUP)), Some(EndReason::GoodbyePhrase));
+    assert_eq!(ended(&k.wait(HANGUP)), Some(EndReason::Goodbye));
 }
 
 #[test]

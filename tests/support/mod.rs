@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod journal;
+pub mod rig;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};

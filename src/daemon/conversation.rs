@@ -1,0 +1,375 @@
+//! One Realtime conversation: mint a key, offer, exchange SDP, then pump audio and events
+//! between the peer connection, the sound card and the lifecycle core until hang-up.
+//!
+//! The task owns no policy: it turns the outside world into [`Input`]s for the core and the
+//! core's commands into the wire. Every failure becomes exactly one `RealtimeFailed`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::audio::{OpusFrame, Playback};
+use crate::config::OpenAiConfig;
+use crate::health::Health;
+use crate::metering::Pricing;
+use crate::realtime::breaker::Failure;
+use crate::realtime::calls::{self, CallError};
+use crate::realtime::credentials::{self, ClientSecretRequest, Credentials};
+use crate::realtime::peer::{Peer, PeerEvent, PeerHandle, PeerOptions};
+use crate::realtime::protocol::{self, ClientEvent, Decoded, RealtimeSignal, Translator};
+use crate::realtime::session_update::{self, InstructionsTemplate, MemberContext};
+use crate::session::{FailureKind, Input, RealtimeCommand, SessionContext, Signal};
+
+/// Microphone frames that may wait for the peer (100 ms); older ones are dropped, not delayed.
+const AUDIO_QUEUE: usize = 5;
+
+/// Everything a conversation needs that outlives it.
+pub struct RealtimeDeps {
+    pub cfg: OpenAiConfig,
+    pub http: reqwest::Client,
+    /// `Err` holds why no credential could be loaded (shown to support on every connect).
+    pub credentials: Result<Credentials, String>,
+    pub pricing: Arc<Pricing>,
+    pub template: InstructionsTemplate,
+    pub playback: Arc<Playback>,
+    pub health: Health,
+}
+
+/// What a conversation tells the driver besides core inputs: breaker outcomes.
+#[derive(Debug)]
+pub enum Report {
+    Input(Input),
+    /// The connection attempt ended: `Ok` once the data channel opened.
+    Connect(Result<(), Failure>),
+    /// A usage the pricing table could not price: alert, loudly.
+    Unpriced {
+        session_id: Uuid,
+        message: String,
+    },
+}
+
+/// The driver's side of a running conversation.
+pub struct Conversation {
+    commands: mpsc::Sender<Command>,
+    audio: mpsc::Sender<OpusFrame>,
+}
+
+#[derive(Debug)]
+enum Command {
+    Send(ClientEvent),
+    HangUp,
+}
+
+impl Conversation {
+    /// Starts the conversation task for `session_id`.
+    pub fn start(
+        deps: Arc<RealtimeDeps>,
+        session_id: Uuid,
+        context: SessionContext,
+        reports: mpsc::Sender<Report>,
+    ) -> Conversation {
+        let (commands, command_rx) = mpsc::channel(16);
+        let (audio, audio_rx) = mpsc::channel(AUDIO_QUEUE);
+        // Called inside the session's span by the driver: the task logs with SESSION_ID.
+        tokio::spawn(
+            run(deps, session_id, context, reports, command_rx, audio_rx).in_current_span(),
+        );
+        Conversation { commands, audio }
+    }
+
+    /// Queues a client event from the core; a closed conversation ignores it.
+    pub fn send(&self, command: &RealtimeCommand) {
+        let event = match command {
+            RealtimeCommand::FunctionCallOutput { call_id, output } => {
+                ClientEvent::function_call_output(call_id, output)
+            }
+            RealtimeCommand::SayGoodbye { instructions } => {
+                ClientEvent::response_with_instructions(instructions)
+            }
+        };
+        let _ = self.commands.try_send(Command::Send(event));
+    }
+
+    pub fn hang_up(&self) {
+        let _ = self.commands.try_send(Command::HangUp);
+    }
+
+    /// Hands one microphone frame over; drops it when the peer is behind (never blocks).
+    pub fn push_audio(&self, frame: OpusFrame) -> bool {
+        self.audio.try_send(frame).is_ok()
+    }
+}
+
+async fn run(
+    deps: Arc<RealtimeDeps>,
+    session_id: Uuid,
+    context: SessionContext,
+    reports: mpsc::Sender<Report>,
+    mut commands: mpsc::Receiver<Command>,
+    mut audio: mpsc::Receiver<OpusFrame>,
+) {
+    let started = Instant::now();
+    let report = |r: Report| {
+        let reports = reports.clone();
+        async move {
+            let _ = reports.send(r).await;
+        }
+    };
+    let failed = |kind: FailureKind, reason: String| {
+        Report::Input(Input::RealtimeFailed {
+            session_id,
+            kind,
+            reason,
+        })
+    };
+
+    let member = MemberContext {
+        first_name: context.first_name.as_deref(),
+        language: context.language.as_deref().unwrap_or("fr"),
+        membership: context.membership,
+    };
+    let update = session_update::build(&deps.cfg, &deps.template, &member);
+    let connecting = tokio::select! {
+        r = connect(&deps, &member) => r,
+        cmd = commands.recv() => {
+            // Hung up (or the driver went away) while connecting: stop quietly.
+            tracing::info!(command = ?cmd, "hang-up before the connection was up");
+            return;
+        }
+    };
+    let (peer, mut events, call_id) = match connecting {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e.cause(), "Realtime connection failed");
+            report(Report::Connect(Err(e.breaker_failure()))).await;
+            report(failed(FailureKind::ConnectFailed, e.cause())).await;
+            return;
+        }
+    };
+
+    let mut translator = match Translator::new(
+        deps.pricing.clone(),
+        &deps.cfg.model,
+        &deps.cfg.transcription_model,
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            report(Report::Unpriced {
+                session_id,
+                message: e.to_string(),
+            })
+            .await;
+            report(failed(FailureKind::ConnectFailed, e.to_string())).await;
+            return;
+        }
+    };
+    let mut open = false;
+    let mut malformed = 0u64;
+    let mut unknown = 0u64;
+    loop {
+        tokio::select! {
+            ev = events.recv() => {
+                let Some(ev) = ev else { break };
+                match ev {
+                    PeerEvent::Connected => tracing::debug!("DTLS up"),
+                    PeerEvent::ChannelOpen => {
+                        open = true;
+                        let connect_ms = started.elapsed().as_millis() as u64;
+                        tracing::info!(connect_ms, "Realtime data channel open");
+                        if let Ok(json) = update.to_json() {
+                            let _ = peer.send_event(json);
+                        }
+                        report(Report::Connect(Ok(()))).await;
+                        report(Report::Input(Input::RealtimeConnected { session_id })).await;
+                    }
+                    PeerEvent::Message(text) => match protocol::decode(&text) {
+                        Decoded::Event(event) => {
+                            for signal in translator.translate(&event) {
+                                for r in to_reports(session_id, signal, &deps.playback) {
+                                    report(r).await;
+                                }
+                            }
+                        }
+                        Decoded::Ignored { .. } => {}
+                        Decoded::Unknown { kind } => {
+                            unknown += 1;
+                            deps.health.add("realtime_unknown_events", 1);
+                            tracing::debug!(kind, "unknown Realtime event ignored");
+                        }
+                        Decoded::Malformed { error } => {
+                            malformed += 1;
+                            deps.health.add("realtime_malformed_events", 1);
+                            if malformed == 1 {
+                                tracing::warn!(error = %error, "malformed Realtime event ignored (further ones are counted)");
+                            }
+                        }
+                    },
+                    PeerEvent::Audio(frame) => {
+                        deps.playback.push_rtp(frame.seq as u16, frame.rtp_time as u32, &frame.payload);
+                    }
+                    PeerEvent::Closed { reason } => {
+                        let kind = if open { FailureKind::ConnectionLost } else { FailureKind::ConnectFailed };
+                        tracing::warn!(reason = %reason, "Realtime connection closed");
+                        if !open {
+                            report(Report::Connect(Err(Failure { cause: reason.to_string(), retry_after: None }))).await;
+                        }
+                        report(failed(kind, reason.to_string())).await;
+                        break;
+                    }
+                }
+            }
+            frame = audio.recv(), if open => {
+                if let Some(frame) = frame {
+                    let _ = peer.send_audio(frame.data);
+                }
+            }
+            cmd = commands.recv() => match cmd {
+                Some(Command::Send(event)) => match event.to_json() {
+                    Ok(json) => { let _ = peer.send_event(json); }
+                    Err(e) => tracing::error!(error = %e, "cannot encode a client event"),
+                },
+                Some(Command::HangUp) | None => {
+                    hang_up(&deps, &peer, call_id.as_deref()).await;
+                    break;
+                }
+            },
+        }
+    }
+    if malformed > 0 || unknown > 0 {
+        tracing::info!(malformed, unknown, "Realtime events ignored this session");
+    }
+    deps.playback.flush();
+}
+
+type Connected = (PeerHandle, mpsc::Receiver<PeerEvent>, Option<String>);
+
+async fn connect(deps: &RealtimeDeps, member: &MemberContext<'_>) -> Result<Connected, CallError> {
+    let creds = deps
+        .credentials
+        .as_ref()
+        .map_err(|e| CallError::Client(e.clone()))?;
+    let session = session_update::session(&deps.cfg, &deps.template, member);
+    let key = credentials::mint(
+        &deps.http,
+        &deps.cfg,
+        creds,
+        &ClientSecretRequest::new(&deps.cfg, session),
+    )
+    .await?;
+    let options = PeerOptions {
+        connect_timeout: Duration::from_secs(deps.cfg.connect_timeout_s),
+        ..PeerOptions::for_base_url(&deps.cfg.base_url)
+    };
+    let (pending, offer) = Peer::offer(options).map_err(|e| CallError::Client(e.to_string()))?;
+    let answer = calls::exchange(&deps.http, &deps.cfg, &key, &offer).await?;
+    let (peer, events) = pending
+        .accept(&answer.sdp)
+        .map_err(|e| CallError::Client(format!("the SDP answer was refused: {e}")))?;
+    Ok((peer, events, answer.call_id))
+}
+
+async fn hang_up(deps: &RealtimeDeps, peer: &PeerHandle, call_id: Option<&str>) {
+    let _ = peer.close();
+    let key = deps
+        .credentials
+        .as_ref()
+        .ok()
+        .and_then(Credentials::hangup_key);
+    if let (Some(call_id), Some(key)) = (call_id, key)
+        && let Err(e) = calls::hangup(&deps.http, &deps.cfg, key, call_id).await
+    {
+        tracing::info!(error = %e.cause(), "hangup call failed (the peer connection is closed anyway)");
+    }
+}
+
+/// Maps one protocol signal to what the core and the speaker need. Barge-in flushes the
+/// speaker here, at once, without a round trip through the core.
+fn to_reports(session_id: Uuid, signal: RealtimeSignal, playback: &Playback) -> Vec<Report> {
+    let core = |signal: Signal| Report::Input(Input::Realtime { session_id, signal });
+    match signal {
+        RealtimeSignal::SpeechStarted { .. } => {
+            playback.flush();
+            vec![core(Signal::SpeechStarted)]
+        }
+        RealtimeSignal::OutputAudioCleared { .. } => {
+            playback.flush();
+            vec![core(Signal::OutputAudioStopped)]
+        }
+        other => map_signal(session_id, other),
+    }
+}
+
+/// The pure part of [`to_reports`]: protocol signal -> core inputs and alerts.
+fn map_signal(session_id: Uuid, signal: RealtimeSignal) -> Vec<Report> {
+    let core = |signal: Signal| Report::Input(Input::Realtime { session_id, signal });
+    match signal {
+        RealtimeSignal::SpeechStarted { .. } => vec![core(Signal::SpeechStarted)],
+        RealtimeSignal::UserTranscript { transcript, .. } => {
+            vec![core(Signal::TranscriptCompleted { text: transcript })]
+        }
+        RealtimeSignal::ResponseUsage {
+            response_id,
+            cost,
+            raw_usage,
+            ..
+        } => vec![
+            core(Signal::ResponseUsage {
+                response_id,
+                tokens: cost.tokens,
+                cost: cost.cost,
+                raw_usage,
+            }),
+            core(Signal::ResponseDone),
+        ],
+        RealtimeSignal::TranscriptionUsage {
+            item_id,
+            cost,
+            raw_usage,
+            ..
+        } => vec![core(Signal::TranscriptionUsage {
+            item_id,
+            cost,
+            raw_usage,
+        })],
+        RealtimeSignal::UnpricedUsage {
+            id, model, error, ..
+        } => vec![
+            Report::Unpriced {
+                session_id,
+                message: format!("usage of {id} on model {model} could not be priced: {error}"),
+            },
+            core(Signal::ResponseDone),
+        ],
+        RealtimeSignal::EndSession { call_id, .. } => {
+            vec![core(Signal::EndSessionCalled { call_id })]
+        }
+        RealtimeSignal::OutputAudioStarted { .. } => vec![core(Signal::OutputAudioStarted)],
+        RealtimeSignal::OutputAudioStopped { .. } | RealtimeSignal::OutputAudioCleared { .. } => {
+            vec![core(Signal::OutputAudioStopped)]
+        }
+        RealtimeSignal::Error {
+            code,
+            message,
+            fatal: true,
+        } => vec![Report::Input(Input::RealtimeFailed {
+            session_id,
+            kind: FailureKind::Error,
+            reason: format!("{}: {message}", code.as_deref().unwrap_or("error")),
+        })],
+        RealtimeSignal::Error {
+            code,
+            message,
+            fatal: false,
+        } => {
+            tracing::info!(code = ?code, message, "Realtime error event (not fatal)");
+            Vec::new()
+        }
+        RealtimeSignal::AssistantTranscript { .. }
+        | RealtimeSignal::SessionCreated { .. }
+        | RealtimeSignal::SessionUpdated
+        | RealtimeSignal::SpeechStopped { .. } => Vec::new(),
+    }
+}

@@ -1,0 +1,81 @@
+//! Member lookup for the driver: the central directory when configured, the local member
+//! cache (the store's `member_cache`, through its handle) when it cannot answer, and the
+//! per-fleet HMAC as the badge's only identity outside this process.
+
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+
+use anyhow::Context;
+
+use super::driver::{Directory, to_core_member};
+use crate::badge::{
+    Badge, BadgeHasher, DirectoryError, Lookup, MemberCacheStore, MemberDirectory, MemberLookup,
+};
+use crate::secrets::Secret;
+use crate::session;
+
+/// A standalone kiosk (no `central.url`): no badge belongs to a known member, so
+/// `badge.unknown_member` decides (guest conversation or the front desk).
+pub struct NoCentral;
+
+impl MemberDirectory for NoCentral {
+    async fn lookup(&self, _badge: &Badge) -> Result<Lookup, DirectoryError> {
+        Ok(Lookup::NotFound)
+    }
+}
+
+/// The badge module's cached lookup, answering in the core's terms.
+pub struct CachedDirectory<D: MemberDirectory, S: MemberCacheStore>(pub MemberLookup<D, S>);
+
+impl<D: MemberDirectory + 'static, S: MemberCacheStore + 'static> Directory
+    for CachedDirectory<D, S>
+{
+    async fn resolve(&self, badge: Badge, now_ms: i64) -> session::Lookup {
+        match self.0.lookup(&badge, now_ms).await {
+            Ok(outcome) => match outcome.lookup {
+                Lookup::Found(m) => session::Lookup::Found(to_core_member(m)),
+                Lookup::NotFound => session::Lookup::Unknown {
+                    badge_hash: outcome.hash.to_hex(),
+                },
+            },
+            Err(e) => session::Lookup::Failed {
+                reason: e.to_string(),
+            },
+        }
+    }
+
+    fn key(&self, badge: &Badge) -> String {
+        self.0.hasher().hash(badge).to_hex()
+    }
+}
+
+/// The per-fleet key from `badge.hash_key_file`, or else a per-kiosk key kept next to the
+/// store (created once, mode 600): unknown badges are still never stored raw, but their
+/// hashes only match within this kiosk.
+pub fn badge_hasher(cfg: &crate::config::Config) -> anyhow::Result<BadgeHasher> {
+    if cfg.badge.hash_key_file.is_some() {
+        return BadgeHasher::from_config(&cfg.badge).context("badge.hash_key_file");
+    }
+    let path = cfg.storage.path.with_file_name("badge-hash.key");
+    if !path.exists() {
+        let mut key = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut key))
+            .context("reading /dev/urandom for a badge hash key")?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        std::io::Write::write_all(&mut file, hex::encode(key).as_bytes())?;
+        tracing::warn!(
+            path = %path.display(),
+            "badge.hash_key_file is not set: created a per-kiosk key; set a per-fleet key so \
+             unknown-badge hashes match across kiosks"
+        );
+    }
+    let key =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    BadgeHasher::new(&Secret::new(key.trim())).context("the per-kiosk badge hash key")
+}

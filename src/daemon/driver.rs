@@ -1,0 +1,379 @@
+//! The lifecycle driver: feeds the pure [`SessionMachine`] everything that happens and carries
+//! out its decisions (look up, connect, send, play, hang up, record) through the adapters.
+//!
+//! All policy lives in the machine; this loop only translates. It is the one place that holds
+//! the raw badge of a pending scan, and only until its lookup is answered.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::conversation::{Conversation, RealtimeDeps, Report};
+use crate::audio::{OpusFrame, Playback, Prompt as AudioPrompt};
+use crate::badge::{Badge, Scan};
+use crate::events::{EventPayload, KioskEvent, Severity};
+use crate::health::{AdapterState, Health};
+use crate::realtime::breaker::{Admission, Breaker, BreakerState};
+use crate::session::{Decision, Input, Lookup, Member, Now, Prompt, ScanId, SessionMachine};
+use crate::store::StoreHandle;
+
+/// How often the machine gets a `Tick` (its timers' resolution).
+const TICK: Duration = Duration::from_millis(250);
+
+/// Answers "who is this badge?" for the driver (the badge module's cached lookup).
+pub trait Directory: Send + Sync + 'static {
+    fn resolve(&self, badge: Badge, now_ms: i64) -> impl Future<Output = Lookup> + Send;
+    /// The key the core compares for debounce and rate limits (a keyed hash: never the badge).
+    fn key(&self, badge: &Badge) -> String;
+}
+
+/// The adapters the driver talks to.
+pub struct Driver<D: Directory> {
+    /// The origin the machine's monotonic times were created against.
+    pub clock: Clock,
+    pub machine: SessionMachine,
+    pub store: StoreHandle,
+    pub health: Health,
+    pub directory: Arc<D>,
+    pub realtime: Arc<RealtimeDeps>,
+    pub playback: Arc<Playback>,
+    pub breaker: Breaker,
+}
+
+/// Clocks for the machine: monotonic from a fixed origin, wall from the system.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock(pub Instant);
+
+impl Clock {
+    pub fn now(&self) -> Now {
+        Now {
+            mono_ms: self.0.elapsed().as_millis() as u64,
+            wall_ms: super::now_ms(),
+        }
+    }
+}
+
+impl<D: Directory> Driver<D> {
+    /// Runs until `shutdown`, then ends any live session (reason `shutdown`) and returns once
+    /// its events are recorded.
+    pub async fn run(
+        mut self,
+        mut scans: mpsc::Receiver<Scan>,
+        mut mic: mpsc::Receiver<OpusFrame>,
+        shutdown: CancellationToken,
+    ) -> SessionMachine {
+        let clock = self.clock;
+        let (reports_tx, mut reports) = mpsc::channel::<Report>(256);
+        let mut badges: HashMap<ScanId, Badge> = HashMap::new();
+        let mut conversations: HashMap<Uuid, Conversation> = HashMap::new();
+        let mut next_scan = 0u64;
+        let mut audio_lost = false;
+        let mut breaker_refusing = false;
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ctx = Ctx {
+            store: self.store.clone(),
+            health: self.health.clone(),
+            playback: self.playback.clone(),
+        };
+        ctx.health.set_lifecycle(self.machine.lifecycle().as_str());
+
+        loop {
+            let now = clock.now();
+            let input = tokio::select! {
+                () = shutdown.cancelled() => break,
+                scan = scans.recv() => {
+                    let Some(scan) = scan else {
+                        // The reader is gone for good (source = none or stopped): keep serving.
+                        scans = mpsc::channel(1).1;
+                        continue;
+                    };
+                    next_scan += 1;
+                    let id = ScanId(next_scan);
+                    tracing::info!(badge = %scan.badge, scan = id.0, "badge scanned");
+                    let key = self.directory.key(&scan.badge);
+                    badges.insert(id, scan.badge);
+                    Input::BadgeScanned { scan: id, badge: crate::session::BadgeKey::new(key) }
+                }
+                report = reports.recv() => match report {
+                    Some(Report::Input(input)) => input,
+                    Some(Report::Connect(outcome)) => {
+                        match outcome {
+                            Ok(()) => self.breaker.record_success(),
+                            Err(failure) => self.breaker.record_failure(now.mono_ms, &failure),
+                        }
+                        self.health.set_gauge("breaker", serde_json::to_value(self.breaker.status(now.mono_ms)).unwrap_or_default());
+                        continue;
+                    }
+                    Some(Report::Unpriced { session_id, message }) => {
+                        tracing::error!(%session_id, "{message}");
+                        ctx.record(KioskEvent::new(Some(session_id), now.wall_ms, EventPayload::Alert {
+                            code: "unpriced_model".into(),
+                            severity: Severity::Critical,
+                            message: format!("{message}: add pricing.\"<model>\" to the config"),
+                        })).await;
+                        continue;
+                    }
+                    None => continue,
+                },
+                frame = mic.recv() => {
+                    if let Some(frame) = frame
+                        && let Some(live) = self.machine.current_session().and_then(|id| conversations.get(&id))
+                        && !live.push_audio(frame)
+                    {
+                        self.health.add(crate::audio::counters::FRAMES_DROPPED, 1);
+                    }
+                    continue;
+                }
+                _ = tick.tick() => {
+                    let lost = matches!(self.health.snapshot().adapters.get("audio"), Some(AdapterState::Degraded(_)));
+                    let refusing = matches!(self.breaker.state(), BreakerState::Open { until_ms, .. } if now.mono_ms < until_ms);
+                    if lost != audio_lost {
+                        audio_lost = lost;
+                        self.feed(&mut ctx, &mut badges, &mut conversations, &reports_tx, now,
+                            if lost { Input::AudioLost } else { Input::AudioRestored }).await;
+                    }
+                    if refusing != breaker_refusing {
+                        breaker_refusing = refusing;
+                        self.feed(&mut ctx, &mut badges, &mut conversations, &reports_tx, now, Input::BreakerOpen(refusing)).await;
+                    }
+                    Input::Tick
+                }
+            };
+            self.feed(
+                &mut ctx,
+                &mut badges,
+                &mut conversations,
+                &reports_tx,
+                now,
+                input,
+            )
+            .await;
+        }
+
+        let now = clock.now();
+        self.feed(
+            &mut ctx,
+            &mut badges,
+            &mut conversations,
+            &reports_tx,
+            now,
+            Input::Shutdown,
+        )
+        .await;
+        self.machine
+    }
+
+    /// Hands one input to the machine and carries out its decisions in order.
+    async fn feed(
+        &mut self,
+        ctx: &mut Ctx,
+        badges: &mut HashMap<ScanId, Badge>,
+        conversations: &mut HashMap<Uuid, Conversation>,
+        reports: &mpsc::Sender<Report>,
+        now: Now,
+        input: Input,
+    ) {
+        if let Input::MemberResolved { scan, .. } = &input {
+            badges.remove(scan);
+        }
+        for decision in self.machine.handle(now, input) {
+            let span = match decision.session_id() {
+                Some(id) => crate::telemetry::session_span(&id),
+                None => tracing::Span::none(),
+            };
+            self.execute(ctx, badges, conversations, reports, now, decision)
+                .instrument(span)
+                .await;
+        }
+        // Scans the machine dropped (debounced, refused) leave no badge behind.
+        let pending = self.machine.pending_scan();
+        badges.retain(|id, _| Some(*id) == pending);
+    }
+
+    async fn execute(
+        &mut self,
+        ctx: &mut Ctx,
+        badges: &mut HashMap<ScanId, Badge>,
+        conversations: &mut HashMap<Uuid, Conversation>,
+        reports: &mpsc::Sender<Report>,
+        now: Now,
+        decision: Decision,
+    ) {
+        match decision {
+            Decision::LookUpMember { scan } => {
+                let Some(badge) = badges.get(&scan).cloned() else {
+                    return;
+                };
+                let directory = self.directory.clone();
+                let reports = reports.clone();
+                tokio::spawn(
+                    async move {
+                        let lookup = directory.resolve(badge, now.wall_ms).await;
+                        let _ = reports
+                            .send(Report::Input(Input::MemberResolved { scan, lookup }))
+                            .await;
+                    }
+                    .in_current_span(),
+                );
+            }
+            Decision::Connect {
+                session_id,
+                context,
+            } => match self.breaker.admit(now.mono_ms) {
+                Admission::Refuse { retry_in } => {
+                    let _ = reports.try_send(Report::Input(Input::RealtimeFailed {
+                        session_id,
+                        kind: crate::session::FailureKind::ConnectFailed,
+                        reason: format!("circuit breaker open (retry in {} s)", retry_in.as_secs()),
+                    }));
+                }
+                Admission::Allow | Admission::Probe => {
+                    tracing::info!(
+                        member = context.member_id.as_deref().unwrap_or("guest"),
+                        "connecting to Realtime"
+                    );
+                    let conversation = Conversation::start(
+                        self.realtime.clone(),
+                        session_id,
+                        context,
+                        reports.clone(),
+                    );
+                    conversations.insert(session_id, conversation);
+                }
+            },
+            Decision::SendRealtime {
+                session_id,
+                command,
+            } => {
+                if let Some(c) = conversations.get(&session_id) {
+                    c.send(&command);
+                }
+            }
+            Decision::PlayPrompt(prompt) => ctx.playback.play_prompt(audio_prompt(prompt)),
+            Decision::HangUp {
+                session_id,
+                reason,
+                detail,
+            } => {
+                tracing::info!(reason = reason.as_str(), detail, "hanging up");
+                if let Some(c) = conversations.remove(&session_id) {
+                    c.hang_up();
+                }
+            }
+            Decision::Record(event) => {
+                log_event(&event);
+                ctx.record(event).await;
+            }
+            Decision::Lifecycle(state) => {
+                ctx.health.set_lifecycle(state.as_str());
+                super::notify::status(state.as_str());
+            }
+        }
+    }
+}
+
+/// What decisions act on, split from the driver so `execute` can borrow both.
+struct Ctx {
+    store: StoreHandle,
+    health: Health,
+    playback: Arc<Playback>,
+}
+
+impl Ctx {
+    /// Commits an event; the session goes on even if the disk fails, but loudly.
+    async fn record(&mut self, event: KioskEvent) {
+        let kind = event.kind().as_str();
+        match self.store.call(move |s| s.append(&event)).await {
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(kind, error = %e, "event NOT recorded");
+                self.health
+                    .record_error(format!("event {kind} not recorded: {e}"));
+                self.health
+                    .set_adapter("store", AdapterState::Degraded(e.to_string()));
+            }
+        }
+    }
+}
+
+/// The support-facing line for each recorded fact (the session span adds `SESSION_ID`).
+fn log_event(event: &KioskEvent) {
+    match &event.payload {
+        EventPayload::SessionStarted {
+            member_id,
+            membership,
+            model,
+            ..
+        } => tracing::info!(
+            member_id = member_id.as_deref().unwrap_or("guest"),
+            membership = ?membership,
+            model,
+            "session started"
+        ),
+        EventPayload::SessionConnected { connect_ms } => {
+            tracing::info!(connect_ms, "session connected")
+        }
+        EventPayload::ResponseUsage {
+            response_id, cost, ..
+        } => tracing::info!(
+            response_id,
+            cost_usd = %cost.total(),
+            "response metered"
+        ),
+        EventPayload::TranscriptionUsage { cost, .. } => {
+            tracing::info!(cost_usd = %cost.total(), "transcription metered")
+        }
+        EventPayload::SessionEnded {
+            reason,
+            duration_ms,
+            tokens,
+            cost,
+        } => tracing::info!(
+            reason = reason.as_str(),
+            duration_s = *duration_ms as f64 / 1000.0,
+            input_tokens = tokens.input_text + tokens.input_audio + tokens.input_image,
+            output_tokens = tokens.output_text + tokens.output_audio,
+            cost_usd = %cost.total(),
+            input_audio_usd = %cost.input_audio_nusd,
+            output_audio_usd = %cost.output_audio_nusd,
+            input_text_usd = %cost.input_text_nusd,
+            output_text_usd = %cost.output_text_nusd,
+            transcription_usd = %cost.transcription_nusd,
+            "session ended"
+        ),
+        EventPayload::ScanRefused { cause } => tracing::info!(cause, "scan refused"),
+        EventPayload::Alert {
+            code,
+            severity,
+            message,
+        } => tracing::warn!(code, severity = ?severity, "{message}"),
+        EventPayload::Heartbeat { .. } => {}
+    }
+}
+
+fn audio_prompt(p: Prompt) -> AudioPrompt {
+    match p {
+        Prompt::Chime => AudioPrompt::BadgeAccepted,
+        Prompt::Unavailable => AudioPrompt::Unavailable,
+        Prompt::FrontDesk => AudioPrompt::FrontDesk,
+        Prompt::BudgetReached => AudioPrompt::BudgetReached,
+        Prompt::RateLimited => AudioPrompt::Error,
+        Prompt::Apology => AudioPrompt::ConnectionLost,
+    }
+}
+
+/// Converts the badge module's answer into the core's.
+pub fn to_core_member(m: crate::badge::Member) -> Member {
+    Member {
+        id: m.id,
+        first_name: m.first_name,
+        language: m.language,
+        membership: m.membership,
+    }
+}

@@ -1,0 +1,154 @@
+//! A whole kiosk without hardware, for end-to-end tests: a pty scanner, the virtual ALSA sound
+//! card paced in real time, and the local Realtime emulator as a child process.
+
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// A badge scanner: a raw pty whose slave is reachable through a stable symlink.
+pub struct Scanner {
+    master: OwnedFd,
+    pub link: PathBuf,
+}
+
+impl Scanner {
+    pub fn plug(link: &Path) -> Scanner {
+        let mut t = {
+            let p = nix::pty::openpty(None, None).unwrap();
+            nix::sys::termios::tcgetattr(&p.slave).unwrap()
+        };
+        nix::sys::termios::cfmakeraw(&mut t);
+        let p = nix::pty::openpty(None, Some(&t)).unwrap();
+        let slave = nix::unistd::ttyname(&p.slave).unwrap();
+        // Keep the slave open too, so the pty survives until the daemon opens it.
+        std::mem::forget(p.slave);
+        let tmp = link.with_extension("new");
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&slave, &tmp).unwrap();
+        std::fs::rename(&tmp, link).unwrap();
+        Scanner {
+            master: p.master,
+            link: link.to_path_buf(),
+        }
+    }
+
+    /// Sends one badge frame, as a USB-CDC reader does (CR LF terminated).
+    pub fn scan(&self, badge: &str) {
+        nix::unistd::write(&self.master, format!("{badge}\r\n").as_bytes()).unwrap();
+    }
+}
+
+/// The microphone of the virtual card: a FIFO fed with S16 mono 48 kHz in real time.
+pub struct Microphone {
+    pub fifo: PathBuf,
+    stop: Arc<AtomicBool>,
+}
+
+/// Bytes per second of S16_LE mono 48 kHz.
+pub const MIC_BYTES_PER_SEC: usize = 96_000;
+
+impl Microphone {
+    /// Plays `audio` (S16_LE mono 48 kHz bytes) then silence, paced in 20 ms chunks.
+    pub fn start(dir: &Path, audio: Vec<u8>) -> Microphone {
+        let fifo = dir.join("mic.fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // Held read-write: opens never block and probe opens by cpal don't cut the writer off.
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            let chunk = MIC_BYTES_PER_SEC / 50;
+            let start = Instant::now();
+            let mut sent = 0usize;
+            while !flag.load(Ordering::Relaxed) {
+                let piece: Vec<u8> = if sent < audio.len() {
+                    audio[sent..(sent + chunk).min(audio.len())].to_vec()
+                } else {
+                    vec![0u8; chunk]
+                };
+                if f.write_all(&piece).is_err() {
+                    return;
+                }
+                sent += piece.len();
+                let due = start + Duration::from_secs_f64(sent as f64 / MIC_BYTES_PER_SEC as f64);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            }
+        });
+        Microphone { fifo, stop }
+    }
+}
+
+impl Drop for Microphone {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The ALSA environment of the virtual card for a daemon process.
+pub fn sound_card_env(cmd: &mut Command, mic: &Microphone, speaker_raw: &Path) {
+    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/asound-file.conf");
+    cmd.env("ALSA_CONFIG_PATH", conf)
+        .env("KIOSK_AUDIO_IN", &mic.fifo)
+        // S16_LE stereo 48 kHz = 192000 B/s: pv paces the speaker in real time.
+        .env(
+            "KIOSK_AUDIO_OUT",
+            format!("|exec pv -q -L 192000 -B 4096 > {}", speaker_raw.display()),
+        );
+}
+
+/// The config keys that make the daemon open the virtual card in the formats above.
+pub const SOUND_CARD_TOML: &str = "[audio]\ninput_sample_rate = 48000\ninput_channels = 1\n\
+input_format = \"i16\"\noutput_sample_rate = 48000\noutput_channels = 2\nperiod_frames = 960\n";
+
+/// The local Realtime emulator, running until dropped.
+pub struct Emulator {
+    child: Child,
+    pub base_url: String,
+}
+
+impl Emulator {
+    pub fn start(scenario: &str, faults: &[&str]) -> Emulator {
+        let scenario = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/scenarios")
+            .join(scenario);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jarvis-realtime-emulator"));
+        cmd.args(["--listen", "127.0.0.1:0", "--scenario"])
+            .arg(scenario);
+        for f in faults {
+            cmd.args(["--fault", f]);
+        }
+        let mut child = cmd
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base_url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected emulator output: {line:?}"))
+            .to_owned();
+        Emulator { child, base_url }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
