@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use crate::config::{BadgeConfig, BadgeSource};
 use crate::health::{AdapterState, Health};
 
-pub use cache::{CachedMember, InMemoryCacheStore, MemberCacheStore, MemberLookup};
+pub use cache::{CachedMember, InMemoryCacheStore, LookupOutcome, MemberCacheStore, MemberLookup};
 pub use doctor::doctor_checks;
 pub use hash::{BadgeHash, BadgeHasher};
 pub use id::Badge;
