@@ -17,3 +17,4 @@ echo "==> cargo bench --no-run (benchmarks must build; run them with scripts/ben
 cargo bench --no-run --locked
 echo "==> cargo test"
 cargo test --locked
+scripts/ci-packaging.sh   # unit verify/security, install.sh, .deb, aarch64 under qemu

@@ -737,7 +737,31 @@ impl Config {
                 ),
             }
         }
+        issues.extend(self.pricing_issues());
         issues
+    }
+
+    /// Every price is valid, and the configured models have prices (never billed as $0).
+    fn pricing_issues(&self) -> Vec<ConfigIssue> {
+        use crate::metering::{MeteringError, Pricing};
+        let issue = |key: &str, e: MeteringError| ConfigIssue {
+            key: key.into(),
+            problem: e.to_string(),
+        };
+        match Pricing::from_config(&self.pricing) {
+            Err(MeteringError::InvalidPricing(issues)) => issues,
+            Err(e) => vec![issue("pricing", e)],
+            Ok(p) => {
+                let mut issues = Vec::new();
+                if let Err(e) = p.require_realtime(&self.openai.model) {
+                    issues.push(issue("openai.model", e));
+                }
+                if let Err(e) = p.require_transcription(&self.openai.transcription_model) {
+                    issues.push(issue("openai.transcription_model", e));
+                }
+                issues
+            }
+        }
     }
 
     /// The effective configuration as TOML, for `config check`. Holds no secret: only paths.

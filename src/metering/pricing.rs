@@ -32,6 +32,13 @@ pub enum MeteringError {
         billing: &'static str,
         fields: &'static str,
     },
+    /// A `response.done` arrived without `usage`: the response was billed but its cost is
+    /// unknown (not expected from GA servers).
+    #[error(
+        "OpenAI sent a response without usage: its cost is unknown and not counted in the \
+         session's cost or the daily budget"
+    )]
+    NoUsage,
     #[error("invalid pricing:\n{}", .0.iter().map(|i| format!("  - {i}")).collect::<Vec<_>>().join("\n"))]
     InvalidPricing(Vec<ConfigIssue>),
 }
@@ -440,6 +447,27 @@ mod tests {
         let err = p.require_realtime("whisper-1").unwrap_err();
         assert!(matches!(err, MeteringError::NotBilledThisWay { .. }));
         assert!(err.to_string().contains("pricing.\"whisper-1\""), "{err}");
+    }
+
+    #[test]
+    fn config_validation_reports_unpriced_models_and_bad_prices() {
+        let mut cfg = crate::config::Config::default();
+        cfg.kiosk.id = "k1".into();
+        assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
+        cfg.openai.model = "gpt-realtime-9".into();
+        cfg.openai.transcription_model = "asr-x".into();
+        cfg.pricing.insert("cheap".into(), ModelPricing::default());
+        let keys: Vec<String> = cfg.validate().into_iter().map(|i| i.key).collect();
+        assert_eq!(keys, ["pricing.\"cheap\""]);
+        cfg.pricing.clear();
+        let issues = cfg.validate();
+        let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, ["openai.model", "openai.transcription_model"]);
+        assert!(
+            issues[0].problem.contains("[pricing.\"gpt-realtime-9\"]"),
+            "{}",
+            issues[0]
+        );
     }
 
     #[test]

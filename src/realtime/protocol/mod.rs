@@ -25,7 +25,7 @@ pub use session::{
     Modality, NoiseReduction, NoiseReductionKind, Session, SessionAudio, SessionKind, Tool,
     ToolChoice, TurnDetection, Voice,
 };
-pub use signal::{END_SESSION_TOOL, RealtimeSignal, Translator};
+pub use signal::{END_SESSION_TOOL, RealtimeSignal, Translator, UsageSource};
 
 use serde::Deserialize;
 

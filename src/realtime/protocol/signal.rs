@@ -52,9 +52,12 @@ pub enum RealtimeSignal {
         cost: CostBreakdown,
         raw_usage: serde_json::Value,
     },
-    /// Usage that could not be priced (e.g. token usage from a per-minute model): record the
-    /// raw usage and raise an alert; `error` names the config key to fix.
+    /// Usage that could not be priced (e.g. token usage from a per-minute model, or a
+    /// `response.done` without `usage`): record the raw usage and raise an alert; `error`
+    /// names the config key to fix. For `source: Response` the response is over.
     UnpricedUsage {
+        source: UsageSource,
+        /// The response id or the transcribed item id.
         id: String,
         model: String,
         error: MeteringError,
@@ -78,6 +81,15 @@ pub enum RealtimeSignal {
         message: String,
         fatal: bool,
     },
+}
+
+/// What an [`RealtimeSignal::UnpricedUsage`] was billed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageSource {
+    /// A `response.done` (the Realtime model).
+    Response,
+    /// An input transcription.
+    Transcription,
 }
 
 /// Turns server events into [`RealtimeSignal`]s for one session.
@@ -146,6 +158,7 @@ impl Translator {
                                 raw_usage,
                             },
                             Err(error) => RealtimeSignal::UnpricedUsage {
+                                source: UsageSource::Transcription,
                                 id: item_id.clone(),
                                 model,
                                 error,
@@ -187,6 +200,7 @@ impl Translator {
                                 raw_usage,
                             },
                             Err(error) => RealtimeSignal::UnpricedUsage {
+                                source: UsageSource::Response,
                                 id: response.id.clone(),
                                 model,
                                 error,
@@ -194,6 +208,14 @@ impl Translator {
                             },
                         },
                     );
+                } else {
+                    out.push(RealtimeSignal::UnpricedUsage {
+                        source: UsageSource::Response,
+                        id: response.id.clone(),
+                        model: self.model.clone(),
+                        error: MeteringError::NoUsage,
+                        raw_usage: serde_json::Value::Null,
+                    });
                 }
                 for item in &response.output {
                     self.end_session_item(item, &mut out);

@@ -283,6 +283,16 @@ fn cancelled_and_usage_less_responses() {
         "id":"resp_3","object":"realtime.response","status":"in_progress","output":[],"usage":null}}));
     assert_eq!(t.translate(&created), vec![]);
     let odd = event(json!({"type":"response.done","response":{"id":"r","status":"paused"}}));
+    assert_eq!(
+        t.translate(&odd),
+        vec![RealtimeSignal::UnpricedUsage {
+            source: UsageSource::Response,
+            id: "r".into(),
+            model: "gpt-realtime-mini".into(),
+            error: MeteringError::NoUsage,
+            raw_usage: serde_json::Value::Null,
+        }]
+    );
     let ServerEvent::ResponseDone { response, .. } = &odd else {
         panic!()
     };
