@@ -3,6 +3,8 @@
 
 mod central_support;
 
+#[path = "central/directory.rs"]
+mod directory;
 #[path = "central/schema.rs"]
 mod schema;
 #[path = "central/security.rs"]

@@ -15,6 +15,13 @@ pub enum StoreError {
     )]
     Unusable { path: PathBuf, reason: String },
 
+    /// A CLI command found the file damaged; only the daemon moves a damaged store aside.
+    #[error(
+        "the local store {path} (storage.path) is damaged: {detail}; restart the daemon, which \
+         moves it aside and starts a fresh store"
+    )]
+    Corrupt { path: PathBuf, detail: String },
+
     /// A CLI command was pointed at a store the daemon never created.
     #[error(
         "the local store {path} does not exist (storage.path): run the daemon once \

@@ -373,13 +373,16 @@ fn run_check(conn: &Connection, pragma: &str) -> rusqlite::Result<Vec<String>> {
 fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode::*;
     match e.sqlite_error_code() {
-        Some(
-            CannotOpen | ReadOnly | PermissionDenied | SystemIoFailure | DiskFull | NotADatabase
-            | DatabaseCorrupt,
-        ) => StoreError::Unusable {
+        Some(NotADatabase | DatabaseCorrupt) => StoreError::Corrupt {
             path: path.to_path_buf(),
-            reason: e.to_string(),
+            detail: e.to_string(),
         },
+        Some(CannotOpen | ReadOnly | PermissionDenied | SystemIoFailure | DiskFull) => {
+            StoreError::Unusable {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }
+        }
         _ => StoreError::Sqlite(e),
     }
 }

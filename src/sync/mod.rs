@@ -5,8 +5,15 @@
 //! sequence order, marking events synced only after the statement that inserted them
 //! committed. The central schema lives in `sql/central/` (applied by
 //! `scripts/central-migrate.sh`), kiosks are registered by `scripts/central-add-kiosk.sh`.
+//!
+//! Wiring in the daemon:
+//! * [`spawn`]`(cfg, store, health, shutdown)` (or [`run`] under the supervisor) ships the
+//!   outbox and writes heartbeats; it never fails: problems show as `central` degraded.
+//! * [`members::CentralDirectory`] is the badge module's `MemberDirectory`.
+//! * [`doctor::check`] is the `doctor` line.
 
 pub mod conn;
+pub mod doctor;
 pub mod heartbeat;
 pub mod isolate;
 pub mod members;

@@ -24,6 +24,13 @@ fn migrations_apply_once_and_every_file_is_idempotent() {
     );
     let files = std::fs::read_dir(repo().join("sql/central"))
         .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "sql")
+        })
         .count();
     assert_eq!(
         db.psql("SELECT count(*) FROM schema_migrations"),
@@ -33,6 +40,7 @@ fn migrations_apply_once_and_every_file_is_idempotent() {
     let mut paths: Vec<_> = std::fs::read_dir(repo().join("sql/central"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
         .collect();
     paths.sort();
     for p in paths {

@@ -125,8 +125,9 @@ fn a_cli_open_never_moves_a_damaged_file() {
     let path = dir.path().join("kiosk.db");
     std::fs::write(&path, garbage(4096, 7)).unwrap();
     let err = Store::open_existing(&path).unwrap_err();
-    assert!(matches!(err, StoreError::Unusable { .. }), "{err}");
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("storage.path"), "{err}");
+    assert!(err.to_string().contains("restart the daemon"), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
 

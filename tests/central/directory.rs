@@ -1,0 +1,116 @@
+//! The badge module's member directory and the `doctor` line, against the real server.
+
+use std::time::Duration;
+
+use crate::central_support::{TestDb, free_port};
+use jarvis_kiosk::badge::frame::FrameRules;
+use jarvis_kiosk::badge::member::{DirectoryError, Lookup, MemberDirectory};
+use jarvis_kiosk::config::{BadgeConfig, Config};
+use jarvis_kiosk::events::MembershipStatus;
+use jarvis_kiosk::health::Level;
+use jarvis_kiosk::secrets::SecretPath;
+use jarvis_kiosk::sync::conn::CentralTarget;
+use jarvis_kiosk::sync::doctor;
+use jarvis_kiosk::sync::members::CentralDirectory;
+
+fn badge(raw: &str) -> jarvis_kiosk::badge::id::Badge {
+    FrameRules::from_config(&BadgeConfig::default())
+        .normalize(raw.as_bytes())
+        .unwrap()
+}
+
+fn members(db: &TestDb) {
+    db.psql(
+        "INSERT INTO members (member_id, gym_id, badge, first_name, language, membership_status) VALUES
+         ('m_a', 'gym_a', 'BADGE1', 'Alice', 'fr', 'active'),
+         ('m_x', 'gym_a', 'BADGE3', 'Xavier', 'fr', 'suspended'),
+         ('m_b', 'gym_b', 'BADGE2', 'Bruno', 'en', 'active')",
+    );
+}
+
+#[tokio::test]
+async fn finds_one_member_of_the_own_gym_and_nobody_else() {
+    let db = TestDb::migrated("dir");
+    members(&db);
+    let k = db.add_kiosk("k", "gym_a");
+    let dir = CentralDirectory::new(db.target(&k));
+    let Lookup::Found(alice) = dir.lookup(&badge("badge1")).await.unwrap() else {
+        panic!("Alice not found");
+    };
+    assert_eq!(
+        (
+            alice.id.as_str(),
+            alice.first_name.as_str(),
+            alice.language.as_str()
+        ),
+        ("m_a", "Alice", "fr")
+    );
+    assert_eq!(alice.membership, MembershipStatus::Active);
+    let Lookup::Found(x) = dir.lookup(&badge("BADGE3")).await.unwrap() else {
+        panic!("Xavier not found");
+    };
+    assert_eq!(x.membership, MembershipStatus::Suspended);
+    assert_eq!(
+        dir.lookup(&badge("BADGE2")).await.unwrap(),
+        Lookup::NotFound
+    );
+    assert_eq!(
+        dir.lookup(&badge("NOSUCH")).await.unwrap(),
+        Lookup::NotFound
+    );
+}
+
+#[tokio::test]
+async fn unreachable_central_is_unavailable_and_a_missing_function_is_a_failure() {
+    let target = CentralTarget::new(
+        &format!(
+            "postgres://k@127.0.0.1:{}/db?sslmode=disable&connect_timeout=2",
+            free_port()
+        ),
+        None,
+        None,
+        "k",
+    )
+    .unwrap();
+    let err = CentralDirectory::new(target)
+        .lookup(&badge("BADGE1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DirectoryError::Unavailable(_)), "{err}");
+
+    let db = TestDb::empty("dir_old");
+    db.migrate(&["--until", "0004"]);
+    let k = db.add_kiosk("k", "gym_a");
+    let err = CentralDirectory::new(db.target(&k))
+        .lookup(&badge("BADGE1"))
+        .await
+        .unwrap_err();
+    let DirectoryError::Failed(msg) = err else {
+        panic!("expected Failed, got {err}");
+    };
+    assert!(msg.contains("0005_security.sql"), "{msg}");
+}
+
+fn config_for(k: &crate::central_support::KioskLogin) -> Config {
+    let mut cfg = Config::default();
+    cfg.kiosk.id = k.kiosk_id.clone();
+    cfg.central.url = Some(k.url.clone());
+    cfg.central.password_file = Some(SecretPath(k.password_file.clone()));
+    cfg
+}
+
+#[tokio::test]
+async fn doctor_says_ok_or_names_the_missing_migration() {
+    let db = TestDb::migrated("doc");
+    let k = db.add_kiosk("k", "gym_a");
+    let c = doctor::check(&config_for(&k), Duration::from_secs(10)).await;
+    assert_eq!(c.level, Level::Ok, "{c:?}");
+    assert!(c.detail.contains("registered"), "{}", c.detail);
+
+    let old = TestDb::empty("doc_old");
+    old.migrate(&["--until", "0003"]);
+    let k = old.add_kiosk("k", "gym_a");
+    let c = doctor::check(&config_for(&k), Duration::from_secs(10)).await;
+    assert_eq!(c.level, Level::Fail);
+    assert!(c.detail.contains("0004_derived_tables.sql"), "{}", c.detail);
+}
