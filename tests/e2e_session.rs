@@ -2,106 +2,15 @@
 //! real WebRTC on loopback -> two turns -> `end_session` -> the session ended in the local store
 //! with its cost equal to the scenario's usage priced by the shipped table, exactly.
 
+#[path = "central_support/mod.rs"]
+mod central_support;
 mod support;
 
-use std::path::Path;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use jarvis_kiosk::money::NanoUsd;
 use jarvis_kiosk::store::{SessionSummary, Store};
-use support::rig::{Emulator, Microphone, SOUND_CARD_TOML, Scanner, sound_card_env};
-use support::{NotifySocket, terminate};
-
-struct Kiosk {
-    dir: tempfile::TempDir,
-    _notify: NotifySocket,
-    child: Child,
-    _mic: Microphone,
-    scanner: Scanner,
-}
-
-impl Kiosk {
-    fn start(emulator: &Emulator, extra: &str) -> Kiosk {
-        Kiosk::start_with_env(emulator, extra, &[])
-    }
-
-    /// `env` adds `JARVIS_KIOSK__*` overrides (for keys of sections the base config has).
-    fn start_with_env(emulator: &Emulator, extra: &str, env: &[(&str, &str)]) -> Kiosk {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        std::fs::write(d.join("openai-key"), "sk-test-e2e\n").unwrap();
-        let scanner = Scanner::plug(&d.join("ttyBADGE"));
-        let config = d.join("config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[kiosk]\nid = \"kiosk-e2e\"\n[storage]\npath = \"{d}/kiosk.db\"\n[health]\nruntime_dir = \"{d}/run\"\n\
-                 [badge]\nunknown_member = \"guest\"\n[badge.serial]\npath = \"{d}/ttyBADGE\"\n\
-                 [openai]\nbase_url = \"{url}\"\napi_key_file = \"{d}/openai-key\"\nconnect_timeout_s = 5\n{SOUND_CARD_TOML}{extra}",
-                d = d.display(),
-                url = emulator.base_url,
-            ),
-        )
-        .unwrap();
-        let mic = Microphone::start(d, Vec::new());
-        let notify = NotifySocket::bind(d);
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jarvis-kiosk"));
-        cmd.args(["--config", config.to_str().unwrap(), "--log", "json", "run"])
-            .env("NOTIFY_SOCKET", &notify.path)
-            .env("RUST_LOG", "info,str0m=warn")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("daemon.log")).unwrap());
-        sound_card_env(&mut cmd, &mic, &d.join("speaker.raw"));
-        let child = cmd.spawn().unwrap();
-        notify
-            .wait_for("READY=1", Duration::from_secs(20))
-            .expect("daemon READY");
-        Kiosk {
-            dir,
-            _notify: notify,
-            child,
-            _mic: mic,
-            scanner,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
-    }
-
-    /// Waits for the first session to end and returns it.
-    fn ended_session(&self, limit: Duration) -> SessionSummary {
-        let deadline = Instant::now() + limit;
-        let db = self.dir.path().join("kiosk.db");
-        while Instant::now() < deadline {
-            if let Ok(store) = Store::open_existing(&db)
-                && let Ok(sessions) = store.recent_sessions(5)
-                && let Some(s) = sessions.into_iter().find(|s| s.end_reason.is_some())
-            {
-                return s;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "no session ended within {limit:?}; daemon log:\n{}",
-            self.log()
-        );
-    }
-
-    fn stop(mut self) -> String {
-        let status = terminate(&mut self.child, Duration::from_secs(5)).expect("stops within 5 s");
-        let log = self.log();
-        assert!(status.success(), "{status:?}\n{log}");
-        log
-    }
-}
-
-fn db(k: &Kiosk) -> std::path::PathBuf {
-    Path::new(k.dir.path()).join("kiosk.db")
-}
+use support::rig::{Emulator, Kiosk};
 
 /// Nano-dollars per token of the shipped table (reference §9), written out independently.
 mod price {
@@ -118,7 +27,7 @@ mod price {
 #[test]
 fn scan_converse_goodbye_and_exact_cost() {
     let emulator = Emulator::start("kiosk_e2e.toml", &[]);
-    let kiosk = Kiosk::start(&emulator, "");
+    let kiosk = Kiosk::start(&emulator, "kiosk-e2e", "");
     kiosk.scanner.scan("0012345678");
     let s = kiosk.ended_session(Duration::from_secs(30));
     assert_eq!(
@@ -147,7 +56,7 @@ fn scan_converse_goodbye_and_exact_cost() {
     assert_eq!(s.total_nusd, NanoUsd(greeting + turn1 + turn2 + asr));
     assert_eq!(s.tokens.output_audio, 95);
 
-    let store = Store::open_existing(&db(&kiosk)).unwrap();
+    let store = Store::open_existing(&kiosk.db()).unwrap();
     let stats = store.stats().unwrap();
     assert!(
         stats.pending >= 5,
@@ -169,7 +78,7 @@ fn scan_converse_goodbye_and_exact_cost() {
 fn ended_sessions(k: &Kiosk, n: usize, limit: Duration) -> Vec<SessionSummary> {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
-        if let Ok(store) = Store::open_existing(&db(k))
+        if let Ok(store) = Store::open_existing(&k.db())
             && let Ok(sessions) = store.recent_sessions(10)
         {
             let ended: Vec<_> = sessions
@@ -189,7 +98,7 @@ fn ended_sessions(k: &Kiosk, n: usize, limit: Duration) -> Vec<SessionSummary> {
 }
 
 fn refusals(k: &Kiosk) -> Vec<String> {
-    let mut store = Store::open_existing(&db(k)).unwrap();
+    let mut store = Store::open_existing(&k.db()).unwrap();
     let mut causes = Vec::new();
     for e in store.pending(1000).unwrap() {
         if let jarvis_kiosk::events::EventPayload::ScanRefused { cause } = e.event.payload {
@@ -209,7 +118,7 @@ fn http_errors_end_the_attempt_cleanly_and_name_the_status() {
         (vec!["http-status=429", "retry-after=30"], "429"),
     ] {
         let emulator = Emulator::start("kiosk_e2e.toml", &fault);
-        let kiosk = Kiosk::start(&emulator, "[session]\ncooldown_s = 1\n");
+        let kiosk = Kiosk::start(&emulator, "kiosk-e2e", "[session]\ncooldown_s = 1\n");
         kiosk.scanner.scan("0012345678");
         let s = &ended_sessions(&kiosk, 1, Duration::from_secs(20))[0];
         assert_eq!(
@@ -231,6 +140,7 @@ fn a_scan_while_the_breaker_is_open_gets_the_unavailable_prompt() {
     let emulator = Emulator::start("kiosk_e2e.toml", &["http-status=503"]);
     let kiosk = Kiosk::start_with_env(
         &emulator,
+        "kiosk-e2e",
         "[session]\ncooldown_s = 1\n",
         &[
             ("JARVIS_KIOSK__OPENAI__BREAKER_FAILURES", "1"),
@@ -257,7 +167,7 @@ fn a_scan_while_the_breaker_is_open_gets_the_unavailable_prompt() {
 #[test]
 fn a_dropped_call_ends_with_connection_lost_and_keeps_the_cost_so_far() {
     let emulator = Emulator::start("kiosk_e2e.toml", &["drop-after-turn=1"]);
-    let kiosk = Kiosk::start(&emulator, "");
+    let kiosk = Kiosk::start(&emulator, "kiosk-e2e", "");
     kiosk.scanner.scan("0012345678");
     let s = &ended_sessions(&kiosk, 1, Duration::from_secs(40))[0];
     assert_eq!(s.end_reason.as_deref(), Some("connection_lost"), "{s:?}");
@@ -268,10 +178,83 @@ fn a_dropped_call_ends_with_connection_lost_and_keeps_the_cost_so_far() {
 #[test]
 fn malformed_and_unknown_events_are_survived() {
     let emulator = Emulator::start("kiosk_e2e.toml", &["malformed"]);
-    let kiosk = Kiosk::start(&emulator, "");
+    let kiosk = Kiosk::start(&emulator, "kiosk-e2e", "");
     kiosk.scanner.scan("0012345678");
     let s = &ended_sessions(&kiosk, 1, Duration::from_secs(30))[0];
     assert_eq!(s.end_reason.as_deref(), Some("goodbye"), "{s:?}");
     let log = kiosk.stop();
     assert!(log.contains("malformed Realtime event ignored"), "{log}");
+}
+
+/// The whole product: a member of the kiosk's gym (central lookup function) scans, talks,
+/// says goodbye; the session's events reach central exactly once and the derived
+/// `openai_realtime_sessions` row carries the same cost as the kiosk computed.
+#[test]
+fn member_session_reaches_central_with_the_same_cost() {
+    let db = central_support::TestDb::migrated("e2e");
+    let login = db.add_kiosk("kiosk-e2e", "gym-e2e");
+    db.psql(
+        "INSERT INTO members (member_id, gym_id, badge, first_name, language, membership_status) \
+         VALUES ('m-42', 'gym-e2e', '0012345678', 'Marie', 'fr', 'active')",
+    );
+    let emulator = Emulator::start("kiosk_e2e.toml", &[]);
+    let kiosk = Kiosk::start_with_env(
+        &emulator,
+        &login.kiosk_id,
+        "[central]\nheartbeat_s = 1\nbatch_max_ms = 100\n",
+        &[
+            ("JARVIS_KIOSK__CENTRAL__URL", login.url.as_str()),
+            (
+                "JARVIS_KIOSK__CENTRAL__PASSWORD_FILE",
+                login.password_file.to_str().unwrap(),
+            ),
+        ],
+    );
+    kiosk.scanner.scan("0012345678");
+    let s = kiosk.ended_session(Duration::from_secs(30));
+    assert_eq!(
+        s.member_id.as_deref(),
+        Some("m-42"),
+        "{s:?}\n{}",
+        kiosk.log()
+    );
+    assert_eq!(s.membership.as_deref(), Some("active"));
+
+    // Everything recorded locally is synced, and central holds each event once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (local, central) = loop {
+        let stats = Store::open_existing(&kiosk.db()).unwrap().stats().unwrap();
+        let central: u64 = db
+            .psql(&format!(
+                "SELECT count(*) FROM kiosk_events WHERE session_id = '{}'",
+                s.session_id
+            ))
+            .parse()
+            .unwrap();
+        if stats.pending == 0 && central >= 7 || Instant::now() > deadline {
+            break (stats, central);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(local.pending, 0, "{local:?}\n{}", kiosk.log());
+    assert_eq!(central, 7, "start, connected, 3 usages, transcription, end");
+    let row = db.psql(&format!(
+        "SELECT member_id, end_reason, total_cost_usd::text, \
+                (input_audio_tokens_cost_usd + output_audio_tokens_cost_usd \
+                 + input_text_tokens_cost_usd + output_text_tokens_cost_usd \
+                 + transcription_cost_usd)::text \
+         FROM openai_realtime_sessions WHERE session_id = '{}'",
+        s.session_id
+    ));
+    let total = s.total_nusd.to_decimal_string();
+    assert_eq!(row, format!("m-42|goodbye|{total}|{total}"), "central row");
+    let heartbeats: u64 = db
+        .psql(&format!(
+            "SELECT count(*) FROM kiosk_heartbeats WHERE kiosk_id = '{}'",
+            login.kiosk_id
+        ))
+        .parse()
+        .unwrap_or(0);
+    assert!(heartbeats >= 1, "heartbeats reach central");
+    kiosk.stop();
 }

@@ -8,6 +8,9 @@ use crate::daemon::state_file::{self, Published};
 use crate::health::{Check, Level};
 use crate::store::{IntegrityCheck, Store};
 
+/// How long `doctor` waits for central before calling it unreachable.
+const CENTRAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Below this much free space the store may soon refuse writes.
 const MIN_FREE_BYTES: u64 = 100 * 1024 * 1024;
 
@@ -24,6 +27,7 @@ pub fn run(cfg: &Config, json: bool, quiet: bool) -> ExitCode {
     checks.push(disk_check(&cfg.storage.path));
     checks.extend(crate::badge::doctor_checks(cfg, snapshot.as_ref()));
     checks.extend(crate::audio::doctor_checks(cfg, quiet));
+    checks.push(central_check(cfg));
     print_checks(&checks, json);
     if checks.iter().any(|c| c.level == Level::Fail) {
         ExitCode::FAILURE
@@ -43,6 +47,21 @@ pub fn devices() -> ExitCode {
             eprintln!("jarvis-kiosk: cannot list sound devices: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Can this kiosk reach central, log in and find the schema it needs?
+fn central_check(cfg: &Config) -> Check {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(crate::sync::doctor::check(cfg, CENTRAL_TIMEOUT)),
+        Err(e) => Check::fail(
+            "central",
+            format!("cannot start a runtime: {e}"),
+            "see the message",
+        ),
     }
 }
 

@@ -13,14 +13,40 @@ use crate::badge::{
 };
 use crate::secrets::Secret;
 use crate::session;
+use crate::sync::conn::CentralTarget;
+use crate::sync::members::CentralDirectory;
 
-/// A standalone kiosk (no `central.url`): no badge belongs to a known member, so
-/// `badge.unknown_member` decides (guest conversation or the front desk).
-pub struct NoCentral;
+/// Where members come from: central's lookup function, or nobody on a standalone kiosk
+/// (no `central.url`), where every badge is unknown and `badge.unknown_member` decides
+/// (guest conversation or the front desk).
+pub enum Members {
+    Central(Box<CentralDirectory>),
+    Standalone,
+    /// Central is configured but unusable (e.g. an unreadable password file): only cached
+    /// members are recognised, and every lookup says why.
+    Misconfigured(String),
+}
 
-impl MemberDirectory for NoCentral {
-    async fn lookup(&self, _badge: &Badge) -> Result<Lookup, DirectoryError> {
-        Ok(Lookup::NotFound)
+impl Members {
+    pub fn from_config(cfg: &crate::config::Config) -> Members {
+        match CentralTarget::from_config(&cfg.central, &cfg.kiosk.id) {
+            Ok(Some(target)) => Members::Central(Box::new(CentralDirectory::new(target))),
+            Ok(None) => Members::Standalone,
+            Err(e) => {
+                tracing::error!(error = %e, "central member lookup unavailable");
+                Members::Misconfigured(e.to_string())
+            }
+        }
+    }
+}
+
+impl MemberDirectory for Members {
+    async fn lookup(&self, badge: &Badge) -> Result<Lookup, DirectoryError> {
+        match self {
+            Members::Central(c) => c.lookup(badge).await,
+            Members::Standalone => Ok(Lookup::NotFound),
+            Members::Misconfigured(why) => Err(DirectoryError::Failed(why.clone())),
+        }
     }
 }
 

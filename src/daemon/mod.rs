@@ -83,7 +83,7 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
         let machine = SessionMachine::new(&cfg, spent_today, clock.now(), Uuid::now_v7);
 
         let directory = Arc::new(directory::CachedDirectory(MemberLookup::new(
-            directory::NoCentral,
+            directory::Members::from_config(&cfg),
             store.clone(),
             directory::badge_hasher(&cfg)?,
             CachePolicy::from_config(&cfg.badge),
@@ -106,6 +106,15 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
         };
         let driver_stop = CancellationToken::new();
         let driver_task = tokio::spawn(driver.run(scans, mic, driver_stop.clone()).in_current_span());
+        let sync = cfg.central.url.is_some().then(|| {
+            crate::sync::spawn(cfg.clone(), store.clone(), health.clone(), shutdown.clone())
+        });
+        if sync.is_none() {
+            health.set_adapter(
+                "central",
+                AdapterState::Disabled("central.url is not set: events stay local".into()),
+            );
+        }
         tokio::spawn(
             prune_synced(store.clone(), cfg.storage.retention_days, shutdown.clone())
                 .in_current_span(),
@@ -152,6 +161,9 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
             );
         }
         shutdown.cancel();
+        if let Some(sync) = sync {
+            let _ = tokio::time::timeout(Duration::from_secs(1), sync).await;
+        }
         // Jobs run in order: once this barrier returns, every queued append has committed.
         if let Err(e) = store.call(|_| Ok(())).await {
             tracing::error!(error = %e, "flushing the local store");

@@ -10,6 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use jarvis_kiosk::store::{SessionSummary, Store};
+
+use super::{NotifySocket, terminate};
+
 /// A badge scanner: a raw pty whose slave is reachable through a stable symlink.
 pub struct Scanner {
     master: OwnedFd,
@@ -150,5 +154,101 @@ impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The real daemon, configured for the virtual devices above and a Realtime emulator.
+pub struct Kiosk {
+    pub dir: tempfile::TempDir,
+    _notify: NotifySocket,
+    child: Child,
+    _mic: Microphone,
+    pub scanner: Scanner,
+}
+
+impl Kiosk {
+    pub fn start(emulator: &Emulator, kiosk_id: &str, extra: &str) -> Kiosk {
+        Kiosk::start_with_env(emulator, kiosk_id, extra, &[])
+    }
+
+    /// `env` adds `JARVIS_KIOSK__*` overrides (for keys of sections the base config has).
+    pub fn start_with_env(
+        emulator: &Emulator,
+        kiosk_id: &str,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Kiosk {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("openai-key"), "sk-test-e2e\n").unwrap();
+        let scanner = Scanner::plug(&d.join("ttyBADGE"));
+        let config = d.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[kiosk]\nid = \"{kiosk_id}\"\n[storage]\npath = \"{d}/kiosk.db\"\n[health]\nruntime_dir = \"{d}/run\"\n\
+                 [badge]\nunknown_member = \"guest\"\n[badge.serial]\npath = \"{d}/ttyBADGE\"\n\
+                 [openai]\nbase_url = \"{url}\"\napi_key_file = \"{d}/openai-key\"\nconnect_timeout_s = 5\n{SOUND_CARD_TOML}{extra}",
+                d = d.display(),
+                url = emulator.base_url,
+            ),
+        )
+        .unwrap();
+        let mic = Microphone::start(d, Vec::new());
+        let notify = NotifySocket::bind(d);
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jarvis-kiosk"));
+        cmd.args(["--config", config.to_str().unwrap(), "--log", "json", "run"])
+            .env("NOTIFY_SOCKET", &notify.path)
+            .env("RUST_LOG", "info,str0m=warn")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("daemon.log")).unwrap());
+        sound_card_env(&mut cmd, &mic, &d.join("speaker.raw"));
+        let child = cmd.spawn().unwrap();
+        notify
+            .wait_for("READY=1", Duration::from_secs(20))
+            .expect("daemon READY");
+        Kiosk {
+            dir,
+            _notify: notify,
+            child,
+            _mic: mic,
+            scanner,
+        }
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("kiosk.db")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Waits for the first session to end and returns it.
+    pub fn ended_session(&self, limit: Duration) -> SessionSummary {
+        let deadline = Instant::now() + limit;
+        let db = self.db();
+        while Instant::now() < deadline {
+            if let Ok(store) = Store::open_existing(&db)
+                && let Ok(sessions) = store.recent_sessions(5)
+                && let Some(s) = sessions.into_iter().find(|s| s.end_reason.is_some())
+            {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "no session ended within {limit:?}; daemon log:\n{}",
+            self.log()
+        );
+    }
+
+    pub fn stop(mut self) -> String {
+        let status = terminate(&mut self.child, Duration::from_secs(5)).expect("stops within 5 s");
+        let log = self.log();
+        assert!(status.success(), "{status:?}\n{log}");
+        log
     }
 }
