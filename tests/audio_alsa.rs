@@ -29,8 +29,13 @@ fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/asound-file.conf")
 }
 
+/// Real-time cases run one at a time: two paced audio children competing for the two cores
+/// of the CI machine made tone lengths and packet timing flaky.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `case` in a child process with the virtual card, its microphone and speaker in `dir`.
 fn run_child(case: &str, dir: &Path, mic: &Path, speaker: &Path) {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child", "--nocapture", "--test-threads=1"])
         .env("AUDIO_CASE", case)

@@ -165,8 +165,9 @@ fn output_check(host: &cpal::Host, cfg: &Config, quiet: bool) -> Check {
         }
         thread::park_timeout(Duration::from_millis(20));
     }
-    // Let the device buffer play out before closing.
-    thread::sleep(Duration::from_millis(100));
+    // Let the device buffer play out before closing: ALSA keeps a few periods queued (about
+    // 100 ms on the file-backed card, more on some USB cards), and closing cuts them off.
+    thread::sleep(Duration::from_millis(300));
     drop(stream);
     Check::ok(NAME, format!("{what}: played a 0.5 s 880 Hz test tone"))
 }
