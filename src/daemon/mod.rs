@@ -71,7 +71,7 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
         );
         health.set_adapter("store", AdapterState::Up);
 
-        let supervisor = Supervisor::new(health.clone(), shutdown.clone());
+        let mut supervisor = Supervisor::new(health.clone(), shutdown.clone());
         let clock = driver::Clock(Instant::now());
         let spent_today = {
             let day_start = crate::session::limits::utc_day(now_ms()) * 86_400_000;
@@ -106,19 +106,25 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
         };
         let driver_stop = CancellationToken::new();
         let driver_task = tokio::spawn(driver.run(scans, mic, driver_stop.clone()).in_current_span());
-        let sync = cfg.central.url.is_some().then(|| {
-            crate::sync::spawn(cfg.clone(), store.clone(), health.clone(), shutdown.clone())
-        });
-        if sync.is_none() {
+        if cfg.central.url.is_some() {
+            let (cfg, store) = (cfg.clone(), store.clone());
+            supervisor.spawn("central", move |ctx| {
+                let (cfg, store) = (cfg.clone(), store.clone());
+                async move {
+                    crate::sync::run(cfg, store, ctx.health, ctx.shutdown).await;
+                    Ok(())
+                }
+            });
+        } else {
             health.set_adapter(
                 "central",
                 AdapterState::Disabled("central.url is not set: events stay local".into()),
             );
         }
-        tokio::spawn(
-            prune_synced(store.clone(), cfg.storage.retention_days, shutdown.clone())
-                .in_current_span(),
-        );
+        let (retention_store, retention_days) = (store.clone(), cfg.storage.retention_days);
+        supervisor.spawn("retention", move |ctx| {
+            prune_synced(retention_store.clone(), retention_days, ctx)
+        });
         let publisher = tokio::spawn(
             publish_health(health.clone(), runtime_dir.clone(), shutdown.clone()).in_current_span(),
         );
@@ -161,9 +167,6 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
             );
         }
         shutdown.cancel();
-        if let Some(sync) = sync {
-            let _ = tokio::time::timeout(Duration::from_secs(1), sync).await;
-        }
         // Jobs run in order: once this barrier returns, every queued append has committed.
         if let Err(e) = store.call(|_| Ok(())).await {
             tracing::error!(error = %e, "flushing the local store");
@@ -240,17 +243,25 @@ async fn publish_health(health: Health, dir: std::path::PathBuf, shutdown: Cance
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Retention: synced events older than `storage.retention_days` leave the local store.
-async fn prune_synced(store: StoreHandle, retention_days: u32, shutdown: CancellationToken) {
+/// A failure returns, so the supervisor shows it and retries with backoff.
+async fn prune_synced(
+    store: StoreHandle,
+    retention_days: u32,
+    ctx: AdapterCtx,
+) -> anyhow::Result<()> {
     loop {
         let cutoff = crate::store::retention_cutoff_ms(now_ms(), retention_days);
-        match store.call(move |s| s.prune_synced(cutoff)).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(pruned = n, retention_days, "pruned synced events"),
-            Err(e) => tracing::warn!(error = %e, "pruning synced events failed"),
+        let pruned = store
+            .call(move |s| s.prune_synced(cutoff))
+            .await
+            .context("pruning synced events (storage.retention_days)")?;
+        ctx.up();
+        if pruned > 0 {
+            tracing::info!(pruned, retention_days, "pruned synced events");
         }
         tokio::select! {
             () = tokio::time::sleep(PRUNE_EVERY) => {}
-            () = shutdown.cancelled() => return,
+            () = ctx.shutdown.cancelled() => return Ok(()),
         }
     }
 }
