@@ -7,7 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use anyhow::Context;
 
-use super::driver::{Directory, to_core_member};
+use super::driver::Directory;
 use crate::badge::{
     Badge, BadgeHasher, DirectoryError, Lookup, MemberCacheStore, MemberDirectory, MemberLookup,
 };
@@ -59,7 +59,7 @@ impl<D: MemberDirectory + 'static, S: MemberCacheStore + 'static> Directory
     async fn resolve(&self, badge: Badge, now_ms: i64) -> session::Lookup {
         match self.0.lookup(&badge, now_ms).await {
             Ok(outcome) => match outcome.lookup {
-                Lookup::Found(m) => session::Lookup::Found(to_core_member(m)),
+                Lookup::Found(m) => session::Lookup::Found(m),
                 Lookup::NotFound => session::Lookup::Unknown {
                     badge_hash: outcome.hash.to_hex(),
                 },

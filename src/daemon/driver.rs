@@ -19,7 +19,7 @@ use crate::badge::{Badge, Scan};
 use crate::events::{EventPayload, KioskEvent, Severity};
 use crate::health::{AdapterState, Health};
 use crate::realtime::breaker::{Admission, Breaker, BreakerState};
-use crate::session::{Decision, Input, Lookup, Member, Now, Prompt, ScanId, SessionMachine};
+use crate::session::{Decision, Input, Lookup, Now, Prompt, ScanId, SessionMachine};
 use crate::store::StoreHandle;
 
 /// How often the machine gets a `Tick` (its timers' resolution).
@@ -365,15 +365,5 @@ fn audio_prompt(p: Prompt) -> AudioPrompt {
         Prompt::BudgetReached => AudioPrompt::BudgetReached,
         Prompt::RateLimited => AudioPrompt::Error,
         Prompt::Apology => AudioPrompt::ConnectionLost,
-    }
-}
-
-/// Converts the badge module's answer into the core's.
-pub fn to_core_member(m: crate::badge::Member) -> Member {
-    Member {
-        id: m.id,
-        first_name: m.first_name,
-        language: m.language,
-        membership: m.membership,
     }
 }

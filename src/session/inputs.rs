@@ -5,7 +5,7 @@ use std::fmt;
 
 use uuid::Uuid;
 
-use crate::events::{CostBreakdown, MembershipStatus, TokenCounts};
+use crate::events::{CostBreakdown, TokenCounts};
 
 /// The two clocks the core needs, read by the caller (the core never reads a clock).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,15 +39,8 @@ impl fmt::Debug for BadgeKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ScanId(pub u64);
 
-/// A member as the lookup (central, or the local cache) returns them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    pub id: String,
-    pub first_name: String,
-    /// BCP 47 tag such as `fr` or `en-GB`.
-    pub language: String,
-    pub membership: MembershipStatus,
-}
+/// A member as the lookup (central, or the local cache) returns them: the badge module's type.
+pub use crate::badge::Member;
 
 /// The answer to a [`crate::session::Decision::LookUpMember`].
 #[derive(Debug, Clone, PartialEq, Eq)]
