@@ -4,7 +4,7 @@
 # Debian packages the build, the tests and the demo need.
 JARVIS_PACKAGES=(
   build-essential pkg-config libasound2-dev libopus-dev libudev-dev
-  alsa-utils espeak-ng sox libsox-fmt-all socat pv jq
+  alsa-utils espeak-ng sox libsox-fmt-all socat pv jq bc
   postgresql postgresql-client pgbouncer systemd util-linux procps
 )
 
