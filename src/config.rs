@@ -431,10 +431,17 @@ impl Default for CentralConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HealthConfig {
-    /// Where the daemon publishes its state for `status` (pid file and health snapshot).
+    /// Holds `status.sock`, through which `status` reads the running daemon.
     pub runtime_dir: PathBuf,
     /// `127.0.0.1:PORT` for `/healthz` and `/metrics`; absent = no endpoint.
     pub listen: Option<String>,
+}
+
+impl HealthConfig {
+    /// The endpoint's address; `None` when absent (validation has refused a bad one).
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listen.as_deref().and_then(|l| l.parse().ok())
+    }
 }
 
 impl Default for HealthConfig {

@@ -5,7 +5,7 @@ mod support;
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::{NotifySocket, Scratch, terminate};
+use support::{NotifySocket, Scratch, free_port, http_get, terminate};
 
 #[test]
 fn starts_notifies_ready_and_stops_cleanly_on_sigterm() {
@@ -113,6 +113,99 @@ fn config_check_prints_effective_config_or_errors() {
 fn status_works_without_a_daemon() {
     let scratch = Scratch::new("");
     let out = scratch.command(&["status"]).output().unwrap();
-    assert!(out.status.success());
+    assert_eq!(out.status.code(), Some(3), "LSB: program is not running");
     assert!(String::from_utf8_lossy(&out.stdout).contains("daemon: not running"));
+}
+
+/// Starts `run` with `NOTIFY_SOCKET` in `sub` (so several daemons can share a scratch dir)
+/// and waits for READY.
+fn start(
+    scratch: &Scratch,
+    sub: &str,
+    env: &[(&str, &str)],
+) -> (std::process::Child, NotifySocket) {
+    let dir = scratch.path().join(sub);
+    std::fs::create_dir_all(&dir).unwrap();
+    let notify = NotifySocket::bind(&dir);
+    let child = scratch
+        .command(&["run"])
+        .env("NOTIFY_SOCKET", &notify.path)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    notify
+        .wait_for("READY=1", Duration::from_secs(20))
+        .expect("READY=1");
+    (child, notify)
+}
+
+#[test]
+fn a_second_daemon_is_refused_and_a_killed_ones_socket_is_replaced() {
+    let scratch = Scratch::new("");
+    let (mut first, _n1) = start(&scratch, "first", &[]);
+
+    let out = scratch.command(&["run"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already running"), "{err}");
+    assert!(err.contains(&format!("pid {}", first.id())), "{err}");
+
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let out = scratch.command(&["status", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["daemon"], "not_running", "{v}");
+
+    let (mut again, _n2) = start(&scratch, "again", &[]);
+    let out = scratch.command(&["status", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["health"]["pid"], again.id(), "{v}");
+    assert!(terminate(&mut again, Duration::from_secs(5)).is_some_and(|s| s.success()));
+}
+
+#[test]
+fn health_endpoint_serves_healthz_and_metrics() {
+    let scratch = Scratch::new("");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let (mut child, _n) = start(&scratch, "a", &[("JARVIS_KIOSK__HEALTH__LISTEN", &listen)]);
+
+    // No scanner and no sound card here: not ready, and /healthz says why.
+    let (code, body) = http_get(port, "/healthz").unwrap();
+    assert_eq!(code, 503, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["ready"], false);
+    let problems = v["problems"].to_string();
+    assert!(problems.contains("scanner"), "{problems}");
+
+    let (code, text) = http_get(port, "/metrics").unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        text.contains(r#"jarvis_kiosk_build_info{version=""#)
+            && text.contains(r#"kiosk_id="kiosk-test"}"#),
+        "{text}"
+    );
+    assert!(text.contains("jarvis_kiosk_outbox_backlog 0"), "{text}");
+    assert!(text.contains("jarvis_kiosk_session_live 0"), "{text}");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+
+    assert_eq!(http_get(port, "/").unwrap().0, 404);
+
+    // A second kiosk configured with the same port still serves members; status says why
+    // its endpoint is missing.
+    let other = Scratch::new("");
+    let (mut second, _n2) = start(&other, "b", &[("JARVIS_KIOSK__HEALTH__LISTEN", &listen)]);
+    let out = other.command(&["status"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("daemon: running"), "{text}");
+    assert!(text.contains("health.listen: cannot listen on"), "{text}");
+
+    for c in [&mut second, &mut child] {
+        assert!(terminate(c, Duration::from_secs(5)).is_some_and(|s| s.success()));
+    }
 }

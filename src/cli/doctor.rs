@@ -4,22 +4,23 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::config::Config;
-use crate::daemon::state_file::{self, Published};
+use crate::health::socket;
 use crate::health::{Check, Level};
 use crate::store::{IntegrityCheck, Store};
 
-/// How long `doctor` waits for central before calling it unreachable.
-const CENTRAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long `doctor` waits for central or OpenAI before calling it unreachable.
+const NETWORK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long a running daemon may take to tell `doctor` what it holds.
+const DAEMON_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Below this much free space the store may soon refuse writes.
 const MIN_FREE_BYTES: u64 = 100 * 1024 * 1024;
 
 pub fn run(cfg: &Config, json: bool, quiet: bool) -> ExitCode {
-    let snapshot = match state_file::read(&cfg.health.runtime_dir) {
-        Published::Running(s) => Some(s),
-        Published::Stale { snapshot, .. } => Some(snapshot),
-        Published::NotRunning => None,
-    };
+    let snapshot = socket::query(&cfg.health.runtime_dir, DAEMON_TIMEOUT)
+        .ok()
+        .map(|r| r.health);
     let mut checks = vec![Check::ok("config", "configuration is valid")];
     checks.extend(credential_checks(cfg));
     checks.push(clock_check(crate::daemon::now_ms()));
@@ -27,7 +28,7 @@ pub fn run(cfg: &Config, json: bool, quiet: bool) -> ExitCode {
     checks.push(disk_check(&cfg.storage.path));
     checks.extend(crate::badge::doctor_checks(cfg, snapshot.as_ref()));
     checks.extend(crate::audio::doctor_checks(cfg, quiet));
-    checks.push(central_check(cfg));
+    checks.extend(network_checks(cfg));
     print_checks(&checks, json);
     if checks.iter().any(|c| c.level == Level::Fail) {
         ExitCode::FAILURE
@@ -50,18 +51,22 @@ pub fn devices() -> ExitCode {
     }
 }
 
-/// Can this kiosk reach central, log in and find the schema it needs?
-fn central_check(cfg: &Config) -> Check {
+/// Can this kiosk reach OpenAI, and central (log in, find the schema it needs)?
+fn network_checks(cfg: &Config) -> Vec<Check> {
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt.block_on(crate::sync::doctor::check(cfg, CENTRAL_TIMEOUT)),
-        Err(e) => Check::fail(
-            "central",
+        Ok(rt) => rt.block_on(async {
+            let mut checks = crate::realtime::doctor::checks(&cfg.openai, NETWORK_TIMEOUT).await;
+            checks.push(crate::sync::doctor::check(cfg, NETWORK_TIMEOUT).await);
+            checks
+        }),
+        Err(e) => vec![Check::fail(
+            "network",
             format!("cannot start a runtime: {e}"),
             "see the message",
-        ),
+        )],
     }
 }
 

@@ -1,79 +1,144 @@
-//! `status`: the daemon's published health plus what the local store knows, whether or not
-//! the daemon is running.
+//! `status`: the running daemon's report through its socket; when no daemon answers, what
+//! the local store knows.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use crate::config::Config;
-use crate::daemon::state_file::{self, Published};
-use crate::health::HealthSnapshot;
+use crate::health::report::{RECENT_SESSIONS, StatusReport};
+use crate::health::socket::{self, QueryError};
+use crate::health::{CurrentSession, HealthSnapshot};
 use crate::store::{OutboxStats, SessionSummary, Store};
 
-/// Sessions shown by `status`.
-const RECENT: usize = 5;
+/// How long a running daemon may take to answer.
+const ANSWER_WAIT: Duration = Duration::from_secs(3);
+
+/// LSB's exit status for "program is not running" (as `systemctl status` uses it).
+const NOT_RUNNING: u8 = 3;
 
 pub fn run(cfg: &Config, json: bool) -> ExitCode {
-    let published = state_file::read(&cfg.health.runtime_dir);
-    let local = read_store(cfg);
+    let answer = socket::query(&cfg.health.runtime_dir, ANSWER_WAIT);
+    let view = match answer {
+        Ok(report) => View::Running(Box::new(report)),
+        Err(why) => View::Offline {
+            why,
+            local: read_store(cfg),
+        },
+    };
     if json {
-        let (state, snapshot, why) = match &published {
-            Published::Running(s) => ("running", Some(s), None),
-            Published::Stale { snapshot, why } => ("stale", Some(snapshot), Some(why.as_str())),
-            Published::NotRunning => ("not_running", None, None),
-        };
-        let (sessions, outbox, store_error) = match &local {
-            Ok((s, o)) => (Some(s), Some(o), None),
-            Err(e) => (None, None, Some(e.as_str())),
-        };
-        let body = serde_json::json!({
-            "kiosk_id": cfg.kiosk.id,
-            "daemon": state,
-            "why": why,
-            "health": snapshot,
-            "recent_sessions": sessions,
-            "outbox": outbox,
-            "store_error": store_error,
-        });
         println!(
             "{}",
-            serde_json::to_string_pretty(&body).unwrap_or_default()
+            serde_json::to_string_pretty(&view.to_json(cfg)).unwrap_or_default()
         );
-        return ExitCode::SUCCESS;
+    } else {
+        view.print(cfg);
     }
-    println!("kiosk: {}", cfg.kiosk.id);
-    match &published {
-        Published::Running(s) => print_snapshot("running", s),
-        Published::Stale { snapshot, why } => {
-            print_snapshot(&format!("NOT RESPONDING ({why})"), snapshot)
+    match view {
+        View::Running(_) => ExitCode::SUCCESS,
+        View::Offline { .. } => ExitCode::from(NOT_RUNNING),
+    }
+}
+
+/// What `status` learned.
+enum View {
+    Running(Box<StatusReport>),
+    /// No report: why, and the store read directly instead.
+    Offline {
+        why: QueryError,
+        local: Result<(Vec<SessionSummary>, OutboxStats), String>,
+    },
+}
+
+impl View {
+    fn to_json(&self, cfg: &Config) -> serde_json::Value {
+        match self {
+            View::Running(r) => serde_json::json!({
+                "kiosk_id": cfg.kiosk.id,
+                "daemon": "running",
+                "generated_at_ms": r.generated_at_ms,
+                "health": r.health,
+                "current_session": r.health.current_session.as_ref().map(|s| serde_json::json!({
+                    "session_id": s.session_id,
+                    "first_name": s.first_name,
+                    "started_at_ms": s.started_at_ms,
+                    "duration_ms": r.current_session_ms(),
+                    "cost_nusd": s.cost,
+                    "cost_usd": s.cost.to_decimal_string(),
+                })),
+                "recent_sessions": r.recent_sessions,
+                "outbox": r.outbox,
+                "store_error": r.store_error,
+            }),
+            View::Offline { why, local } => {
+                let (sessions, outbox, store_error) = match local {
+                    Ok((s, o)) => (Some(s), Some(o), None),
+                    Err(e) => (None, None, Some(e)),
+                };
+                let state = match why {
+                    QueryError::NotRunning(_) => "not_running",
+                    QueryError::NoAnswer { .. } => "not_responding",
+                    _ => "unreachable",
+                };
+                serde_json::json!({
+                    "kiosk_id": cfg.kiosk.id,
+                    "daemon": state,
+                    "why": why.to_string(),
+                    "recent_sessions": sessions,
+                    "outbox": outbox,
+                    "store_error": store_error,
+                })
+            }
         }
-        Published::NotRunning => println!(
-            "daemon: not running (no status in {})",
-            cfg.health.runtime_dir.display()
-        ),
     }
-    match &local {
-        Ok((sessions, outbox)) => {
-            print_outbox(outbox);
-            print_sessions(sessions);
+
+    fn print(&self, cfg: &Config) {
+        println!("kiosk: {}", cfg.kiosk.id);
+        match self {
+            View::Running(r) => {
+                print_health(&r.health, r.generated_at_ms);
+                if let Some(s) = &r.health.current_session {
+                    print_current(s, r.current_session_ms().unwrap_or(0));
+                }
+                match &r.outbox {
+                    Some(o) => print_outbox(o, r.generated_at_ms),
+                    None => println!(
+                        "local store: {}",
+                        r.store_error.as_deref().unwrap_or("no answer")
+                    ),
+                }
+                print_sessions(&r.recent_sessions);
+            }
+            View::Offline { why, local } => {
+                println!("daemon: {why}");
+                match local {
+                    Ok((sessions, outbox)) => {
+                        print_outbox(outbox, crate::daemon::now_ms());
+                        print_sessions(sessions);
+                    }
+                    Err(e) => println!("local store: {e}"),
+                }
+            }
         }
-        Err(e) => println!("local store: {e}"),
     }
-    ExitCode::SUCCESS
 }
 
 fn read_store(cfg: &Config) -> Result<(Vec<SessionSummary>, OutboxStats), String> {
     let store = Store::open_existing(&cfg.storage.path).map_err(|e| e.to_string())?;
-    let sessions = store.recent_sessions(RECENT).map_err(|e| e.to_string())?;
+    let sessions = store
+        .recent_sessions(RECENT_SESSIONS)
+        .map_err(|e| e.to_string())?;
     let stats = store.stats().map_err(|e| e.to_string())?;
     Ok((sessions, stats))
 }
 
-fn print_snapshot(state: &str, s: &HealthSnapshot) {
-    let up_s = (crate::daemon::now_ms() - s.started_at_ms).max(0) / 1000;
+fn print_health(s: &HealthSnapshot, now_ms: i64) {
+    let up_s = (now_ms - s.started_at_ms).max(0) / 1000;
     println!(
-        "daemon: {state} (pid {}, version {}, up {} s)",
+        "daemon: running (pid {}, version {}, up {} s)",
         s.pid, s.version, up_s
     );
     println!("lifecycle: {}", s.lifecycle);
+    println!("spent today (UTC): {}", s.spent_today);
     if !s.adapters.is_empty() {
         println!("adapters:");
         for (name, state) in &s.adapters {
@@ -91,15 +156,20 @@ fn print_snapshot(state: &str, s: &HealthSnapshot) {
     }
 }
 
-fn print_outbox(o: &OutboxStats) {
+fn print_current(s: &CurrentSession, duration_ms: u64) {
+    println!(
+        "current session: {} with {}, {:.1} s, {} so far",
+        s.session_id,
+        s.first_name.as_deref().unwrap_or("a guest"),
+        duration_ms as f64 / 1000.0,
+        s.cost
+    );
+}
+
+fn print_outbox(o: &OutboxStats, now_ms: i64) {
     let behind = o
         .oldest_pending_ms
-        .map(|t| {
-            format!(
-                ", oldest {} s old",
-                (crate::daemon::now_ms() - t).max(0) / 1000
-            )
-        })
+        .map(|t| format!(", oldest {} s old", (now_ms - t).max(0) / 1000))
         .unwrap_or_default();
     println!(
         "outbox: {} pending{behind}, {} synced, {} dead-lettered, {} dropped",

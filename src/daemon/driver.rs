@@ -17,7 +17,7 @@ use super::conversation::{Conversation, RealtimeDeps, Report};
 use crate::audio::{OpusFrame, Playback, Prompt as AudioPrompt};
 use crate::badge::{Badge, Scan};
 use crate::events::{EventPayload, KioskEvent, Severity};
-use crate::health::{AdapterState, Health};
+use crate::health::{AdapterState, CurrentSession, Health};
 use crate::realtime::breaker::{Admission, Breaker, BreakerState};
 use crate::session::{Decision, Input, Lookup, Now, Prompt, ScanId, SessionMachine};
 use crate::store::StoreHandle;
@@ -69,8 +69,6 @@ impl<D: Directory> Driver<D> {
     ) -> SessionMachine {
         let clock = self.clock;
         let (reports_tx, mut reports) = mpsc::channel::<Report>(256);
-        let mut badges: HashMap<ScanId, Badge> = HashMap::new();
-        let mut conversations: HashMap<Uuid, Conversation> = HashMap::new();
         let mut next_scan = 0u64;
         let mut audio_lost = false;
         let mut breaker_refusing = false;
@@ -80,6 +78,10 @@ impl<D: Directory> Driver<D> {
             store: self.store.clone(),
             health: self.health.clone(),
             playback: self.playback.clone(),
+            badges: HashMap::new(),
+            conversations: HashMap::new(),
+            reports: reports_tx,
+            first_name: None,
         };
         ctx.health.set_lifecycle(self.machine.lifecycle().as_str());
 
@@ -97,7 +99,7 @@ impl<D: Directory> Driver<D> {
                     let id = ScanId(next_scan);
                     tracing::info!(badge = %scan.badge, scan = id.0, "badge scanned");
                     let key = self.directory.key(&scan.badge);
-                    badges.insert(id, scan.badge);
+                    ctx.badges.insert(id, scan.badge);
                     Input::BadgeScanned { scan: id, badge: crate::session::BadgeKey::new(key) }
                 }
                 report = reports.recv() => match report {
@@ -123,7 +125,7 @@ impl<D: Directory> Driver<D> {
                 },
                 frame = mic.recv() => {
                     if let Some(frame) = frame
-                        && let Some(live) = self.machine.current_session().and_then(|id| conversations.get(&id))
+                        && let Some(live) = self.machine.current_session().and_then(|id| ctx.conversations.get(&id))
                         && !live.push_audio(frame)
                     {
                         self.health.add(crate::audio::counters::FRAMES_DROPPED, 1);
@@ -135,83 +137,65 @@ impl<D: Directory> Driver<D> {
                     let refusing = matches!(self.breaker.state(), BreakerState::Open { until_ms, .. } if now.mono_ms < until_ms);
                     if lost != audio_lost {
                         audio_lost = lost;
-                        self.feed(&mut ctx, &mut badges, &mut conversations, &reports_tx, now,
-                            if lost { Input::AudioLost } else { Input::AudioRestored }).await;
+                        self.feed(&mut ctx, now, if lost { Input::AudioLost } else { Input::AudioRestored }).await;
                     }
                     if refusing != breaker_refusing {
                         breaker_refusing = refusing;
-                        self.feed(&mut ctx, &mut badges, &mut conversations, &reports_tx, now, Input::BreakerOpen(refusing)).await;
+                        self.feed(&mut ctx, now, Input::BreakerOpen(refusing)).await;
                     }
                     Input::Tick
                 }
             };
-            self.feed(
-                &mut ctx,
-                &mut badges,
-                &mut conversations,
-                &reports_tx,
-                now,
-                input,
-            )
-            .await;
+            self.feed(&mut ctx, now, input).await;
         }
 
         let now = clock.now();
-        self.feed(
-            &mut ctx,
-            &mut badges,
-            &mut conversations,
-            &reports_tx,
-            now,
-            Input::Shutdown,
-        )
-        .await;
+        self.feed(&mut ctx, now, Input::Shutdown).await;
         self.machine
     }
 
     /// Hands one input to the machine and carries out its decisions in order.
-    async fn feed(
-        &mut self,
-        ctx: &mut Ctx,
-        badges: &mut HashMap<ScanId, Badge>,
-        conversations: &mut HashMap<Uuid, Conversation>,
-        reports: &mpsc::Sender<Report>,
-        now: Now,
-        input: Input,
-    ) {
+    async fn feed(&mut self, ctx: &mut Ctx, now: Now, input: Input) {
         if let Input::MemberResolved { scan, .. } = &input {
-            badges.remove(scan);
+            ctx.badges.remove(scan);
         }
         for decision in self.machine.handle(now, input) {
             let span = match decision.session_id() {
                 Some(id) => crate::telemetry::session_span(&id),
                 None => tracing::Span::none(),
             };
-            self.execute(ctx, badges, conversations, reports, now, decision)
-                .instrument(span)
-                .await;
+            self.execute(ctx, now, decision).instrument(span).await;
         }
         // Scans the machine dropped (debounced, refused) leave no badge behind.
         let pending = self.machine.pending_scan();
-        badges.retain(|id, _| Some(*id) == pending);
+        ctx.badges.retain(|id, _| Some(*id) == pending);
+        self.publish_progress(ctx, now);
     }
 
-    async fn execute(
-        &mut self,
-        ctx: &mut Ctx,
-        badges: &mut HashMap<ScanId, Badge>,
-        conversations: &mut HashMap<Uuid, Conversation>,
-        reports: &mpsc::Sender<Report>,
-        now: Now,
-        decision: Decision,
-    ) {
+    /// Keeps `status`'s view of the session in progress and today's spend current.
+    fn publish_progress(&self, ctx: &Ctx, now: Now) {
+        let current = self.machine.session_progress().map(|p| CurrentSession {
+            session_id: p.session_id,
+            first_name: ctx
+                .first_name
+                .as_ref()
+                .filter(|(id, _)| *id == p.session_id)
+                .and_then(|(_, name)| name.clone()),
+            started_at_ms: now.wall_ms - now.mono_ms.saturating_sub(p.started_mono_ms) as i64,
+            cost: p.cost,
+        });
+        ctx.health.set_current_session(current);
+        ctx.health.set_spent_today(self.machine.spent_today());
+    }
+
+    async fn execute(&mut self, ctx: &mut Ctx, now: Now, decision: Decision) {
         match decision {
             Decision::LookUpMember { scan } => {
-                let Some(badge) = badges.get(&scan).cloned() else {
+                let Some(badge) = ctx.badges.get(&scan).cloned() else {
                     return;
                 };
                 let directory = self.directory.clone();
-                let reports = reports.clone();
+                let reports = ctx.reports.clone();
                 tokio::spawn(
                     async move {
                         let lookup = directory.resolve(badge, now.wall_ms).await;
@@ -227,7 +211,7 @@ impl<D: Directory> Driver<D> {
                 context,
             } => match self.breaker.admit(now.mono_ms) {
                 Admission::Refuse { retry_in } => {
-                    let _ = reports.try_send(Report::Input(Input::RealtimeFailed {
+                    let _ = ctx.reports.try_send(Report::Input(Input::RealtimeFailed {
                         session_id,
                         kind: crate::session::FailureKind::ConnectFailed,
                         reason: format!("circuit breaker open (retry in {} s)", retry_in.as_secs()),
@@ -238,20 +222,21 @@ impl<D: Directory> Driver<D> {
                         member = context.member_id.as_deref().unwrap_or("guest"),
                         "connecting to Realtime"
                     );
+                    ctx.first_name = Some((session_id, context.first_name.clone()));
                     let conversation = Conversation::start(
                         self.realtime.clone(),
                         session_id,
                         context,
-                        reports.clone(),
+                        ctx.reports.clone(),
                     );
-                    conversations.insert(session_id, conversation);
+                    ctx.conversations.insert(session_id, conversation);
                 }
             },
             Decision::SendRealtime {
                 session_id,
                 command,
             } => {
-                if let Some(c) = conversations.get(&session_id) {
+                if let Some(c) = ctx.conversations.get(&session_id) {
                     c.send(&command);
                 }
             }
@@ -262,12 +247,15 @@ impl<D: Directory> Driver<D> {
                 detail,
             } => {
                 tracing::info!(reason = reason.as_str(), detail, "hanging up");
-                if let Some(c) = conversations.remove(&session_id) {
+                if let Some(c) = ctx.conversations.remove(&session_id) {
                     c.hang_up();
                 }
             }
             Decision::Record(event) => {
                 log_event(&event);
+                if let EventPayload::SessionEnded { reason, cost, .. } = &event.payload {
+                    ctx.health.session_ended(reason.as_str(), cost.total());
+                }
                 ctx.record(event).await;
             }
             Decision::Lifecycle(state) => {
@@ -283,6 +271,13 @@ struct Ctx {
     store: StoreHandle,
     health: Health,
     playback: Arc<Playback>,
+    /// Raw badges of scans whose lookup is pending (never kept longer).
+    badges: HashMap<ScanId, Badge>,
+    conversations: HashMap<Uuid, Conversation>,
+    /// Where lookups and conversations send what happens back to the loop.
+    reports: mpsc::Sender<Report>,
+    /// The first name the session in progress was connected with, for `status`.
+    first_name: Option<(Uuid, Option<String>)>,
 }
 
 impl Ctx {

@@ -9,7 +9,6 @@ pub mod conversation;
 pub mod directory;
 pub mod driver;
 pub mod notify;
-pub mod state_file;
 pub mod supervisor;
 
 use std::sync::Arc;
@@ -27,7 +26,8 @@ use crate::realtime::breaker::{Breaker, BreakerConfig};
 use crate::session::SessionMachine;
 
 use crate::config::Config;
-use crate::health::{AdapterState, Health};
+use crate::health::report::Observer;
+use crate::health::{self, AdapterState, Health};
 use crate::store::{StoreHandle, StoreOptions};
 use crate::telemetry::{self, Installed};
 
@@ -35,8 +35,6 @@ pub use supervisor::{AdapterCtx, Supervisor};
 
 /// systemd's default TimeoutStopSec is 90 s; we promise technicians far less.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
-/// How often the health snapshot is republished for `status`.
-const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow::Result<()> {
@@ -47,14 +45,7 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
         }
         let health = Health::new(&cfg.kiosk.id, now_ms());
         let shutdown = CancellationToken::new();
-        let runtime_dir = cfg.health.runtime_dir.clone();
-        if let Err(e) = std::fs::create_dir_all(&runtime_dir) {
-            tracing::warn!(
-                dir = %runtime_dir.display(),
-                error = %e,
-                "cannot create health.runtime_dir; `jarvis-kiosk status` will not see this daemon"
-            );
-        }
+        let status_socket = open_status_socket(&cfg.health.runtime_dir, &health)?;
 
         let (store, report) = StoreHandle::open(StoreOptions::from_config(&cfg.storage))
             .await
@@ -125,9 +116,20 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
         supervisor.spawn("retention", move |ctx| {
             prune_synced(retention_store.clone(), retention_days, ctx)
         });
-        let publisher = tokio::spawn(
-            publish_health(health.clone(), runtime_dir.clone(), shutdown.clone()).in_current_span(),
-        );
+        let observer = Observer {
+            health: health.clone(),
+            store: store.clone(),
+        };
+        let status_server = status_socket.map(|listener| {
+            tokio::spawn(
+                health::socket::serve(listener, observer.clone(), shutdown.clone())
+                    .in_current_span(),
+            )
+        });
+        let endpoint = match cfg.health.listen_addr() {
+            Some(addr) => start_endpoint(addr, observer, &health, shutdown.clone()).await,
+            None => None,
+        };
         let watchdog = notify::watchdog_interval()
             .map(|every| tokio::spawn(ping_watchdog(every, shutdown.clone())));
 
@@ -175,11 +177,9 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
         if let Ok(playback) = Arc::try_unwrap(playback) {
             playback.stop();
         }
-        let _ = publisher.await;
-        if let Some(w) = watchdog {
-            let _ = w.await;
+        for task in [status_server, endpoint, watchdog].into_iter().flatten() {
+            let _ = task.await;
         }
-        state_file::remove(&runtime_dir);
         tracing::info!("stopped");
         Ok(())
     }
@@ -223,18 +223,44 @@ async fn wait_for_signal() -> std::io::Result<&'static str> {
     })
 }
 
-async fn publish_health(health: Health, dir: std::path::PathBuf, shutdown: CancellationToken) {
-    let mut warned = false;
-    loop {
-        if let Err(e) = state_file::write(&dir, &health.snapshot())
-            && !warned
-        {
-            tracing::warn!(error = %format!("{e:#}"), "cannot publish health for `status`");
-            warned = true;
+/// Binds the status socket before anything else opens the scanner or the store, so a second
+/// daemon on the same kiosk stops at once. Any other failure only costs `status` its view.
+fn open_status_socket(
+    runtime_dir: &std::path::Path,
+    health: &Health,
+) -> anyhow::Result<Option<tokio::net::UnixListener>> {
+    if let Err(e) = std::fs::create_dir_all(runtime_dir) {
+        tracing::warn!(dir = %runtime_dir.display(), error = %e, "cannot create health.runtime_dir");
+    }
+    match health::socket::bind(runtime_dir) {
+        Ok(listener) => Ok(Some(listener)),
+        Err(e @ health::socket::BindError::AlreadyRunning { .. }) => Err(e.into()),
+        Err(e) => {
+            tracing::warn!("{e}; `jarvis-kiosk status` will not see this daemon");
+            health.record_error(e.to_string());
+            Ok(None)
         }
-        tokio::select! {
-            () = tokio::time::sleep(PUBLISH_EVERY) => {}
-            () = shutdown.cancelled() => return,
+    }
+}
+
+/// Starts `/healthz` and `/metrics`; a port already taken costs the endpoint, not the kiosk.
+async fn start_endpoint(
+    addr: std::net::SocketAddr,
+    observer: Observer,
+    health: &Health,
+    shutdown: CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    match health::endpoint::bind(addr).await {
+        Ok(listener) => {
+            tracing::info!(%addr, "health endpoint listening (/healthz, /metrics)");
+            Some(tokio::spawn(
+                health::endpoint::serve(listener, observer, shutdown).in_current_span(),
+            ))
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            health.record_error(e.to_string());
+            None
         }
     }
 }

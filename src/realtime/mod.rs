@@ -3,6 +3,7 @@
 pub mod breaker;
 pub mod calls;
 pub mod credentials;
+pub mod doctor;
 pub mod peer;
 pub mod protocol;
 pub mod session_update;

@@ -101,6 +101,15 @@ impl Settings {
     }
 }
 
+/// Where the started session stands, for `status` and `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionProgress {
+    pub session_id: Uuid,
+    /// Monotonic milliseconds (the machine's clock) when the session started.
+    pub started_mono_ms: u64,
+    pub cost: NanoUsd,
+}
+
 /// A started session: from `SessionStarted` to its one `SessionEnded`.
 #[derive(Debug)]
 struct Session {
@@ -269,6 +278,15 @@ impl SessionMachine {
     /// The started, not yet ended session, if any.
     pub fn current_session(&self) -> Option<Uuid> {
         self.session().map(|s| s.id)
+    }
+
+    /// The started session's progress (id, start, cost so far), for `status`.
+    pub fn session_progress(&self) -> Option<SessionProgress> {
+        self.session().map(|s| SessionProgress {
+            session_id: s.id,
+            started_mono_ms: s.started_at,
+            cost: s.cost.total(),
+        })
     }
 
     /// The scan whose lookup is awaited, if any.

@@ -972,6 +972,24 @@ fn session_ended_totals_add_up_the_usage() {
 }
 
 #[test]
+fn progress_shows_the_cost_so_far_until_the_session_ends() {
+    let mut k = Kiosk::new();
+    assert_eq!(k.m.session_progress(), None);
+    k.wait(500);
+    let id = k.live("BADGE-A");
+    k.usage(10);
+    k.wait(2_000);
+    k.usage(32);
+    let p = k.m.session_progress().expect("live session");
+    assert_eq!(
+        (p.session_id, p.started_mono_ms, p.cost),
+        (id, 500, NanoUsd(42))
+    );
+    k.send(Input::Shutdown);
+    assert_eq!(k.m.session_progress(), None);
+}
+
+#[test]
 fn decisions_name_their_session() {
     let mut k = Kiosk::new();
     let ds = k.scan("BADGE-A");

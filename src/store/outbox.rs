@@ -4,7 +4,7 @@
 //! failed attempts -> dead letter (kept until an operator runs `outbox retry`).
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::error::{StoreError, to_i64, to_u64};
@@ -40,7 +40,7 @@ pub struct DeadLetter {
 }
 
 /// Outbox counters for `status`, `outbox stats`, health and heartbeats.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxStats {
     /// Events waiting for the sync (not synced, not dead).
     pub pending: u64,

@@ -3,7 +3,7 @@
 //! outbox. Central keeps its own derived table; this one only serves the kiosk.
 
 use rusqlite::{Connection, Row, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::Store;
@@ -12,7 +12,7 @@ use crate::events::{CostBreakdown, EventPayload, KioskEvent, TokenCounts};
 use crate::money::NanoUsd;
 
 /// One session as `status` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionSummary {
     pub session_id: Uuid,
     /// `None` when the start event is missing (e.g. recorded before a store recovery).

@@ -22,4 +22,4 @@ pub mod schema;
 pub mod worker;
 pub mod writer;
 
-pub use worker::{SyncSettings, run, run_with_target, spawn};
+pub use worker::{COUNTER_RECONNECTS, SyncSettings, run, run_with_target, spawn};

@@ -26,6 +26,8 @@ use crate::store::{StoreHandle, StoredEvent, system_clock_ms};
 
 /// The health adapter name of the sync.
 pub const ADAPTER: &str = "central";
+/// Health counter: connections to central made again after one was lost.
+pub const COUNTER_RECONNECTS: &str = "central_reconnects";
 
 /// How the worker paces itself; built from `central.*` by [`SyncSettings::from_config`].
 #[derive(Debug, Clone)]
@@ -144,6 +146,8 @@ struct Worker {
     health: Health,
     target: Option<CentralTarget>,
     writer: Option<Writer>,
+    /// A connection was made before: the next one is a reconnect.
+    connected_once: bool,
     /// Schema and identity checked on the current connection.
     checked: bool,
     delays: Box<dyn Iterator<Item = Duration> + Send>,
@@ -162,6 +166,7 @@ impl Worker {
             health,
             target: None,
             writer: None,
+            connected_once: false,
             checked: false,
             last_problem: None,
         }
@@ -263,6 +268,10 @@ impl Worker {
                     )));
                 }
             };
+            if self.connected_once {
+                self.health.add(COUNTER_RECONNECTS, 1);
+            }
+            self.connected_once = true;
             self.writer = Some(writer);
         }
         if !self.checked {

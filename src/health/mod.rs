@@ -3,11 +3,19 @@
 //! Adapters report their state here (never by logging alone), so a technician running
 //! `status` and the fleet reading heartbeats see the same truth.
 
+pub mod endpoint;
+pub mod metrics;
+pub mod report;
+pub mod socket;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::money::NanoUsd;
 
 /// The state of one adapter (scanner, audio, realtime, store, central).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +62,25 @@ pub struct HealthSnapshot {
     pub gauges: BTreeMap<String, serde_json::Value>,
     /// The last few errors a person should see, newest last.
     pub last_errors: Vec<String>,
+    /// The session in progress, if any.
+    pub current_session: Option<CurrentSession>,
+    /// Sessions ended since start-up, by end reason.
+    pub sessions_ended: BTreeMap<String, u64>,
+    /// What the sessions ended since start-up cost.
+    pub sessions_cost: NanoUsd,
+    /// Spend recorded today (UTC), the quantity `session.daily_budget_usd` bounds.
+    pub spent_today: NanoUsd,
+}
+
+/// The session in progress, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentSession {
+    pub session_id: Uuid,
+    /// `None` for a guest.
+    pub first_name: Option<String>,
+    pub started_at_ms: i64,
+    /// Metered so far (responses and transcription).
+    pub cost: NanoUsd,
 }
 
 const MAX_LAST_ERRORS: usize = 10;
@@ -99,6 +126,21 @@ impl Health {
 
     pub fn set_gauge(&self, name: &str, value: impl Into<serde_json::Value>) {
         self.lock().gauges.insert(name.to_owned(), value.into());
+    }
+
+    pub fn set_current_session(&self, session: Option<CurrentSession>) {
+        self.lock().current_session = session;
+    }
+
+    pub fn set_spent_today(&self, spent: NanoUsd) {
+        self.lock().spent_today = spent;
+    }
+
+    /// Counts one ended session for `/metrics`.
+    pub fn session_ended(&self, reason: &str, cost: NanoUsd) {
+        let mut s = self.lock();
+        *s.sessions_ended.entry(reason.to_owned()).or_default() += 1;
+        s.sessions_cost += cost;
     }
 
     pub fn record_error(&self, message: impl Into<String>) {
