@@ -258,3 +258,84 @@ fn member_session_reaches_central_with_the_same_cost() {
     assert!(heartbeats >= 1, "heartbeats reach central");
     kiosk.stop();
 }
+
+/// What support sees of a live session: `status` through the daemon's socket names the member
+/// and the cost so far; `/healthz` and `/metrics` follow the session to its end.
+#[test]
+fn a_live_session_shows_in_status_healthz_and_metrics() {
+    let db = central_support::TestDb::migrated("e2e_status");
+    let login = db.add_kiosk("kiosk-status", "gym-status");
+    db.psql(
+        "INSERT INTO members (member_id, gym_id, badge, first_name, language, membership_status) \
+         VALUES ('m-7', 'gym-status', '0099887766', 'Marie', 'fr', 'active')",
+    );
+    let emulator = Emulator::start("live_until_idle.toml", &[]);
+    let port = support::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let kiosk = Kiosk::start_with_env(
+        &emulator,
+        &login.kiosk_id,
+        "[session]\nidle_timeout_s = 3\n",
+        &[
+            ("JARVIS_KIOSK__CENTRAL__URL", login.url.as_str()),
+            (
+                "JARVIS_KIOSK__CENTRAL__PASSWORD_FILE",
+                login.password_file.to_str().unwrap(),
+            ),
+            ("JARVIS_KIOSK__HEALTH__LISTEN", listen.as_str()),
+        ],
+    );
+    // Scanner on its pty, virtual sound card, credentials: ready for a member.
+    support::wait_until("/healthz ready", Duration::from_secs(10), || {
+        (support::http_get(port, "/healthz").ok()?.0 == 200).then_some(())
+    });
+
+    kiosk.scanner.scan("0099887766");
+    let status = support::wait_until("a metered live session", Duration::from_secs(20), || {
+        let out = kiosk.command(&["status", "--json"]).output().ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        (v["current_session"]["cost_nusd"].as_u64()? > 0).then_some(v)
+    });
+    let live = &status["current_session"];
+    assert_eq!(status["daemon"], "running");
+    assert_eq!(live["first_name"], "Marie", "{status}");
+    assert!(live["duration_ms"].as_u64().unwrap() > 0, "{status}");
+    let session_id = live["session_id"].as_str().unwrap().to_owned();
+    let out = kiosk.command(&["status"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("current session: {session_id} with Marie")),
+        "{text}"
+    );
+    let (_, metrics) = support::http_get(port, "/metrics").unwrap();
+    assert!(metrics.contains("jarvis_kiosk_session_live 1"), "{metrics}");
+
+    let s = kiosk.ended_session(Duration::from_secs(20));
+    assert_eq!(s.end_reason.as_deref(), Some("idle_timeout"), "{s:?}");
+    let ended = support::wait_until(
+        "the ended session in /metrics",
+        Duration::from_secs(5),
+        || {
+            let (_, m) = support::http_get(port, "/metrics").ok()?;
+            m.contains(r#"jarvis_kiosk_sessions_ended_total{reason="idle_timeout"} 1"#)
+                .then_some(m)
+        },
+    );
+    assert!(ended.contains("jarvis_kiosk_session_live 0"), "{ended}");
+    let cost: f64 = ended
+        .lines()
+        .find_map(|l| l.strip_prefix("jarvis_kiosk_sessions_cost_usd_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (cost - s.total_nusd.0 as f64 / 1e9).abs() < 1e-12,
+        "{cost} vs {:?}",
+        s.total_nusd
+    );
+    let out = kiosk.command(&["status", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["current_session"].is_null(), "{v}");
+    assert_eq!(v["recent_sessions"][0]["session_id"], session_id);
+    kiosk.stop();
+}

@@ -183,10 +183,15 @@ pub fn last_scan_check(snapshot: Option<&HealthSnapshot>, now_ms: i64) -> Check 
 pub fn hash_key_check(cfg: &Config) -> Check {
     const NAME: &str = "badge.hash_key_file";
     let Some(path) = &cfg.badge.hash_key_file else {
-        return Check::fail(
+        return Check::warn(
             NAME,
-            "not set: unknown badges cannot be recorded and the member cache is off",
-            "create a key with `openssl rand -hex 32 > /etc/jarvis-kiosk/badge-key`, chmod 600, and set badge.hash_key_file",
+            format!(
+                "not set: the daemon uses a key of this kiosk's own ({}), so unknown-badge \
+                 hashes do not match across kiosks",
+                super::hash::per_kiosk_key_path(&cfg.storage.path).display()
+            ),
+            "create a fleet key once with `openssl rand -hex 32`, install it on every kiosk as \
+             /etc/jarvis-kiosk/badge-key (chmod 600) and set badge.hash_key_file",
         );
     };
     match BadgeHasher::from_config(&cfg.badge) {
@@ -414,7 +419,13 @@ mod tests {
     #[test]
     fn hash_key_check_covers_missing_bad_open_and_good() {
         let mut cfg = Config::default();
-        assert_eq!(hash_key_check(&cfg).level, Level::Fail);
+        let unset = hash_key_check(&cfg);
+        assert_eq!(
+            unset.level,
+            Level::Warn,
+            "the daemon falls back to a per-kiosk key"
+        );
+        assert!(unset.detail.contains("badge-hash.key"), "{}", unset.detail);
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("badge-key");
         std::fs::write(&key, "0123456789abcdef0123456789abcdef").unwrap();

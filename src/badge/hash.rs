@@ -6,6 +6,7 @@
 //! unknown badge across kiosks. The hash is `HMAC-SHA256(key, normalised badge as ASCII)`.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -110,6 +111,12 @@ impl BadgeHasher {
         out.copy_from_slice(&digest);
         BadgeHash(out)
     }
+}
+
+/// Where the daemon keeps the key it generates when `badge.hash_key_file` is not set: beside
+/// the store, so it lives exactly as long as the hashes made with it.
+pub fn per_kiosk_key_path(storage_path: &Path) -> PathBuf {
+    storage_path.with_file_name("badge-hash.key")
 }
 
 impl fmt::Debug for BadgeHasher {

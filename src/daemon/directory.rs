@@ -82,7 +82,7 @@ pub fn badge_hasher(cfg: &crate::config::Config) -> anyhow::Result<BadgeHasher> 
     if cfg.badge.hash_key_file.is_some() {
         return BadgeHasher::from_config(&cfg.badge).context("badge.hash_key_file");
     }
-    let path = cfg.storage.path.with_file_name("badge-hash.key");
+    let path = crate::badge::hash::per_kiosk_key_path(&cfg.storage.path);
     if !path.exists() {
         let mut key = [0u8; 32];
         std::fs::File::open("/dev/urandom")

@@ -223,6 +223,15 @@ async fn network_cut_then_restored_loses_and_duplicates_nothing() {
     proxy.restore();
     wait_drained(&store, 60).await;
     wait_state(&health, |s| *s == AdapterState::Up, 30).await;
+    let reconnects = health
+        .snapshot()
+        .counters
+        .get(jarvis_kiosk::sync::COUNTER_RECONNECTS)
+        .copied();
+    assert!(
+        reconnects >= Some(1),
+        "reconnects counted for /metrics: {reconnects:?}"
+    );
     stop(worker).await;
     assert_central_matches(&db, &k.kiosk_id, &sent);
 }

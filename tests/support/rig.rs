@@ -157,6 +157,26 @@ impl Drop for Emulator {
     }
 }
 
+/// Writes `{dir}/config.toml` for a kiosk on the virtual devices above (scanner at
+/// `{dir}/ttyBADGE`) and the Realtime emulator at `base_url`; `extra` TOML is appended.
+pub fn write_config(dir: &Path, kiosk_id: &str, base_url: &str, extra: &str) -> PathBuf {
+    let key = dir.join("openai-key");
+    std::fs::write(&key, "sk-test-e2e\n").unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[kiosk]\nid = \"{kiosk_id}\"\n[storage]\npath = \"{d}/kiosk.db\"\n[health]\nruntime_dir = \"{d}/run\"\n\
+             [badge]\nunknown_member = \"guest\"\n[badge.serial]\npath = \"{d}/ttyBADGE\"\n\
+             [openai]\nbase_url = \"{base_url}\"\napi_key_file = \"{d}/openai-key\"\nconnect_timeout_s = 5\n{SOUND_CARD_TOML}{extra}",
+            d = dir.display(),
+        ),
+    )
+    .unwrap();
+    config
+}
+
 /// The real daemon, configured for the virtual devices above and a Realtime emulator.
 pub struct Kiosk {
     pub dir: tempfile::TempDir,
@@ -180,20 +200,8 @@ impl Kiosk {
     ) -> Kiosk {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        std::fs::write(d.join("openai-key"), "sk-test-e2e\n").unwrap();
         let scanner = Scanner::plug(&d.join("ttyBADGE"));
-        let config = d.join("config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[kiosk]\nid = \"{kiosk_id}\"\n[storage]\npath = \"{d}/kiosk.db\"\n[health]\nruntime_dir = \"{d}/run\"\n\
-                 [badge]\nunknown_member = \"guest\"\n[badge.serial]\npath = \"{d}/ttyBADGE\"\n\
-                 [openai]\nbase_url = \"{url}\"\napi_key_file = \"{d}/openai-key\"\nconnect_timeout_s = 5\n{SOUND_CARD_TOML}{extra}",
-                d = d.display(),
-                url = emulator.base_url,
-            ),
-        )
-        .unwrap();
+        let config = write_config(d, kiosk_id, &emulator.base_url, extra);
         let mic = Microphone::start(d, Vec::new());
         let notify = NotifySocket::bind(d);
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jarvis-kiosk"));
@@ -216,6 +224,15 @@ impl Kiosk {
             _mic: mic,
             scanner,
         }
+    }
+
+    /// A `jarvis-kiosk` command against this kiosk's config (`status`, `doctor`...).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_jarvis-kiosk"));
+        c.arg("--config")
+            .arg(self.dir.path().join("config.toml"))
+            .args(args);
+        c
     }
 
     pub fn db(&self) -> PathBuf {

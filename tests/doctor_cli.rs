@@ -1,0 +1,147 @@
+//! `doctor` through the real binary on a whole kiosk without hardware: a pty scanner, the
+//! virtual sound card with a live microphone, the Realtime emulator and a migrated central.
+
+#[path = "central_support/mod.rs"]
+mod central_support;
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use support::rig::{
+    Emulator, MIC_BYTES_PER_SEC, Microphone, Scanner, sound_card_env, write_config,
+};
+
+/// A 440 Hz tone, S16_LE mono 48 kHz, loud enough for the "microphone live" check.
+fn tone(secs: f64) -> Vec<u8> {
+    let n = (secs * MIC_BYTES_PER_SEC as f64 / 2.0) as usize;
+    (0..n)
+        .flat_map(|i| {
+            let t = i as f64 / 48_000.0;
+            (((t * 440.0 * std::f64::consts::TAU).sin() * 8_000.0) as i16).to_le_bytes()
+        })
+        .collect()
+}
+
+/// Runs `doctor --json` and returns the exit code and each check's level by name.
+fn doctor(cmd: &mut Command) -> (Option<i32>, BTreeMap<String, (String, serde_json::Value)>) {
+    let out = cmd.output().unwrap();
+    let checks: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let by_name = checks
+        .into_iter()
+        .map(|c| {
+            let name = c["name"].as_str().unwrap().to_owned();
+            (name, (c["level"].as_str().unwrap().to_owned(), c))
+        })
+        .collect();
+    (out.status.code(), by_name)
+}
+
+fn binary(config: &std::path::Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_jarvis-kiosk"));
+    c.arg("--config").arg(config).args(args);
+    c
+}
+
+#[test]
+fn doctor_passes_on_a_healthy_kiosk() {
+    let db = central_support::TestDb::migrated("doctor");
+    let login = db.add_kiosk("kiosk-doctor", "gym-doctor");
+    let emulator = Emulator::start("kiosk_e2e.toml", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let _scanner = Scanner::plug(&d.join("ttyBADGE"));
+    let mic = Microphone::start(d, tone(30.0));
+    let config = write_config(d, &login.kiosk_id, &emulator.base_url, "");
+    let mut cmd = binary(&config, &["doctor", "--json"]);
+    cmd.env("JARVIS_KIOSK__CENTRAL__URL", &login.url)
+        .env("JARVIS_KIOSK__CENTRAL__PASSWORD_FILE", &login.password_file);
+    sound_card_env(&mut cmd, &mic, &d.join("speaker.raw"));
+
+    let (code, checks) = doctor(&mut cmd);
+    let fails: Vec<_> = checks.values().filter(|(l, _)| l == "FAIL").collect();
+    assert!(fails.is_empty(), "{fails:#?}");
+    assert_eq!(code, Some(0));
+    for name in [
+        "config",
+        "clock",
+        "disk",
+        "openai.api_key_file",
+        "openai dns",
+        "openai https",
+        "central",
+    ] {
+        let (level, check) = checks
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} in {checks:#?}"));
+        assert_eq!(level, "OK", "{check}");
+    }
+    assert!(
+        checks["openai https"].1["detail"]
+            .as_str()
+            .unwrap()
+            .contains("answered HTTP"),
+        "{checks:#?}"
+    );
+    let scanner = checks
+        .iter()
+        .find(|(n, _)| n.starts_with("scanner"))
+        .unwrap_or_else(|| panic!("no scanner check in {checks:#?}"));
+    assert_eq!(scanner.1.0, "OK", "{:?}", scanner.1.1);
+}
+
+#[test]
+fn doctor_fails_with_a_fix_for_each_unreachable_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let closed = support::free_port();
+    let config = write_config(
+        d,
+        "kiosk-offline",
+        &format!("http://127.0.0.1:{closed}/v1"),
+        "",
+    );
+    std::fs::write(d.join("central.pw"), "secret\n").unwrap();
+    let central = format!("postgres://kiosk_offline@127.0.0.1:{closed}/central?sslmode=disable");
+    let pw = d.join("central.pw");
+    let with_central = |args: &[&str]| {
+        let mut c = binary(&config, args);
+        c.env("JARVIS_KIOSK__CENTRAL__URL", &central)
+            .env("JARVIS_KIOSK__CENTRAL__PASSWORD_FILE", &pw);
+        c
+    };
+
+    let (code, checks) = doctor(&mut with_central(&["doctor", "--json"]));
+    assert_eq!(code, Some(1), "{checks:#?}");
+    for name in ["openai https", "central"] {
+        let (level, check) = &checks[name];
+        assert_eq!(level, "FAIL", "{check}");
+        assert!(
+            check["fix"].as_str().is_some_and(|f| !f.is_empty()),
+            "{check}"
+        );
+    }
+    assert!(
+        checks["openai https"].1["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("127.0.0.1:{closed}")),
+        "{checks:#?}"
+    );
+
+    let out = with_central(&["doctor", "--quiet"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("FAIL") && l.contains("openai https")),
+        "{text}"
+    );
+    assert!(text.contains("fix: check the network link"), "{text}");
+}
