@@ -9,6 +9,8 @@
 
 #[path = "../tests/central_support/mod.rs"]
 mod central_support;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::time::{Duration, Instant};
 

@@ -9,7 +9,8 @@
 # (needs root or sudo); such binaries need glibc >= 2.34 (Debian 12, Raspberry Pi OS bookworm,
 # Ubuntu 22.04 or later).
 #
-# Output: target/<triple>/release/jarvis-kiosk (stripped by the release profile).
+# Output: target/<triple>/release/jarvis-kiosk (stripped by the release profile; under
+# $CARGO_TARGET_DIR when set).
 # Environment: JARVIS_ARM_NO_INSTALL=1 skips the apt/rustup steps (for machines already set up).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -99,7 +100,7 @@ for arch in "${arches[@]}"; do
     echo "==> cargo build --release --target $target"
     cargo build --release --locked --target "$target"
   fi
-  bin="target/$target/release/jarvis-kiosk"
+  bin="${CARGO_TARGET_DIR:-target}/$target/release/jarvis-kiosk"
   [ -x "$bin" ] || { echo "build finished but $bin is missing" >&2; exit 1; }
   secs=$(( $(date +%s) - start ))
   size=$(stat -c %s "$bin")

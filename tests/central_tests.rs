@@ -2,6 +2,7 @@
 //! schema and scripts, the kiosk role's denials, and the sync worker under faults.
 
 mod central_support;
+mod support;
 
 #[path = "central/directory.rs"]
 mod directory;

@@ -5,7 +5,8 @@ mod support;
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::{NotifySocket, Scratch, free_port, http_get, terminate};
+use support::net::{free_port, http_get};
+use support::{NotifySocket, Scratch, terminate};
 
 #[test]
 fn starts_notifies_ready_and_stops_cleanly_on_sigterm() {

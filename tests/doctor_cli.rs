@@ -100,7 +100,7 @@ fn doctor_passes_on_a_healthy_kiosk() {
 fn doctor_fails_with_a_fix_for_each_unreachable_service() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let closed = support::free_port();
+    let closed = support::net::free_port();
     let config = write_config(
         d,
         "kiosk-offline",

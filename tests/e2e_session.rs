@@ -270,7 +270,7 @@ fn a_live_session_shows_in_status_healthz_and_metrics() {
          VALUES ('m-7', 'gym-status', '0099887766', 'Marie', 'fr', 'active')",
     );
     let emulator = Emulator::start("live_until_idle.toml", &[]);
-    let port = support::free_port();
+    let port = support::net::free_port();
     let listen = format!("127.0.0.1:{port}");
     let kiosk = Kiosk::start_with_env(
         &emulator,
@@ -287,7 +287,7 @@ fn a_live_session_shows_in_status_healthz_and_metrics() {
     );
     // Scanner on its pty, virtual sound card, credentials: ready for a member.
     support::wait_until("/healthz ready", Duration::from_secs(10), || {
-        (support::http_get(port, "/healthz").ok()?.0 == 200).then_some(())
+        (support::net::http_get(port, "/healthz").ok()?.0 == 200).then_some(())
     });
 
     kiosk.scanner.scan("0099887766");
@@ -307,7 +307,7 @@ fn a_live_session_shows_in_status_healthz_and_metrics() {
         text.contains(&format!("current session: {session_id} with Marie")),
         "{text}"
     );
-    let (_, metrics) = support::http_get(port, "/metrics").unwrap();
+    let (_, metrics) = support::net::http_get(port, "/metrics").unwrap();
     assert!(metrics.contains("jarvis_kiosk_session_live 1"), "{metrics}");
 
     let s = kiosk.ended_session(Duration::from_secs(20));
@@ -316,7 +316,7 @@ fn a_live_session_shows_in_status_healthz_and_metrics() {
         "the ended session in /metrics",
         Duration::from_secs(5),
         || {
-            let (_, m) = support::http_get(port, "/metrics").ok()?;
+            let (_, m) = support::net::http_get(port, "/metrics").ok()?;
             m.contains(r#"jarvis_kiosk_sessions_ended_total{reason="idle_timeout"} 1"#)
                 .then_some(m)
         },

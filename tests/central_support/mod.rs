@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
+
+pub use crate::support::net::free_port;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub mod proxy;
@@ -250,15 +252,6 @@ pub fn server_addr() -> (String, u16) {
         _ => "127.0.0.1".into(),
     };
     (host, cfg.get_ports().first().copied().unwrap_or(5432))
-}
-
-/// A free TCP port on 127.0.0.1 (bound then released: fine for a child listening at once).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A PgBouncer in transaction pooling mode in front of the test server, in a temp dir.
