@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 ensure_packages
 if [ -z "${BIN_DIR:-}" ]; then
   cargo build --release --locked --quiet --bin jarvis-kiosk --bin jarvis-realtime-emulator
-  BIN_DIR=$PWD/target/release
+  BIN_DIR=$(cargo_target_dir)/release
 fi
 
 T=$(mktemp -d /tmp/jarvis-bench.XXXXXX)

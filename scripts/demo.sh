@@ -11,8 +11,9 @@ ensure_packages
 
 echo "==> building (first run: a few minutes)"
 cargo build --locked --quiet --bin jarvis-kiosk --bin jarvis-realtime-emulator
-BIN=$PWD/target/debug/jarvis-kiosk
-EMU=$PWD/target/debug/jarvis-realtime-emulator
+TARGET_DIR=$(cargo_target_dir)
+BIN=$TARGET_DIR/debug/jarvis-kiosk
+EMU=$TARGET_DIR/debug/jarvis-realtime-emulator
 
 T=$(mktemp -d /tmp/jarvis-demo.XXXXXX)
 PIDS=()

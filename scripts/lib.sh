@@ -37,6 +37,9 @@ ensure_packages() {
   fi
 }
 
+# Where cargo puts what it builds: target/ unless CARGO_TARGET_DIR (or cargo config) says otherwise.
+cargo_target_dir() { cargo metadata --format-version 1 --no-deps --locked | jq -r .target_directory; }
+
 pg_answers() { pg_isready -q -d "$1" 2>/dev/null && psql "$1" -Atqc 'select 1' >/dev/null 2>&1; }
 
 # Exports DATABASE_URL: the caller's, else the local server on 127.0.0.1:5432, else a
