@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 ensure_packages
 if [ -z "${BIN_DIR:-}" ]; then
   cargo build --release --locked --quiet --bin jarvis-kiosk --bin jarvis-realtime-emulator
-  BIN_DIR=$PWD/target/release
+  BIN_DIR=$(cargo_target_dir)/release
 fi
 
 T=$(mktemp -d /tmp/jarvis-bench.XXXXXX)
@@ -22,38 +22,10 @@ PIDS+=($!)
 for _ in $(seq 100); do grep -q 'listening on' "$T/emu.out" 2>/dev/null && break; sleep 0.1; done
 BASE_URL=$(sed -n 's/^listening on //p' "$T/emu.out")
 
-socat pty,raw,echo=0,link="$T/ttyBADGE" pty,raw,echo=0,link="$T/ttyFEED" &
-PIDS+=($!)
-for _ in $(seq 50); do [ -e "$T/ttyFEED" ] && break; sleep 0.1; done
-exec 4>"$T/ttyFEED"
-mkfifo "$T/mic.fifo"; exec 5<>"$T/mic.fifo"
+virtual_kiosk "$T" "$BASE_URL" kiosk-bench
+printf '[session]\nidle_timeout_s = 120\n' >> "$T/config.toml"
 pv -q -L 96000 /dev/zero >&5 &
 PIDS+=($!)
-echo "sk-bench" > "$T/key"
-cat > "$T/config.toml" <<TOML
-[kiosk]
-id = "kiosk-bench"
-[badge]
-unknown_member = "guest"
-[badge.serial]
-path = "$T/ttyBADGE"
-[audio]
-input_sample_rate = 48000
-input_channels = 1
-input_format = "i16"
-output_sample_rate = 48000
-output_channels = 2
-period_frames = 960
-[openai]
-base_url = "$BASE_URL"
-api_key_file = "$T/key"
-[session]
-idle_timeout_s = 120
-[storage]
-path = "$T/kiosk.db"
-[health]
-runtime_dir = "$T/run"
-TOML
 ALSA_CONFIG_PATH=$PWD/tests/fixtures/asound-file.conf KIOSK_AUDIO_IN="$T/mic.fifo" \
 KIOSK_AUDIO_OUT="|exec pv -q -L 192000 -B 4096 > /dev/null" RUST_LOG=warn \
   "$BIN_DIR/jarvis-kiosk" --config "$T/config.toml" --log json run 2> "$T/daemon.log" &

@@ -11,8 +11,9 @@ ensure_packages
 
 echo "==> building (first run: a few minutes)"
 cargo build --locked --quiet --bin jarvis-kiosk --bin jarvis-realtime-emulator
-BIN=$PWD/target/debug/jarvis-kiosk
-EMU=$PWD/target/debug/jarvis-realtime-emulator
+TARGET_DIR=$(cargo_target_dir)
+BIN=$TARGET_DIR/debug/jarvis-kiosk
+EMU=$TARGET_DIR/debug/jarvis-realtime-emulator
 
 T=$(mktemp -d /tmp/jarvis-demo.XXXXXX)
 PIDS=()
@@ -32,12 +33,8 @@ BASE_URL=$(sed -n 's/^listening on //p' "$T/emulator.out")
 echo "    $BASE_URL"
 
 echo "==> virtual badge scanner: a pty at $T/ttyBADGE"
-socat pty,raw,echo=0,link="$T/ttyBADGE" pty,raw,echo=0,link="$T/ttyFEED" &
-PIDS+=($!)
-for _ in $(seq 50); do [ -e "$T/ttyFEED" ] && break; sleep 0.1; done
-exec 4>"$T/ttyFEED"
-
 echo "==> virtual sound card: microphone = a FIFO fed in real time, speaker = a file"
+virtual_kiosk "$T" "$BASE_URL" kiosk-demo-01
 espeak-ng -v fr -s 150 -w "$T/question.wav" "Bonjour JARVIS, à quelle heure ferme la salle ce soir ?"
 espeak-ng -v fr -s 150 -w "$T/bye.wav" "Merci, au revoir"
 # S16 mono 48 kHz (96000 bytes/s): silence while the call connects and JARVIS greets, the
@@ -45,32 +42,6 @@ espeak-ng -v fr -s 150 -w "$T/bye.wav" "Merci, au revoir"
 raw() { sox -q "$1" -t raw -e signed -b 16 -r 48000 -c 1 -; }
 silence() { head -c $((96000 * $1)) /dev/zero; }
 { silence 3; raw "$T/question.wav"; silence 4; raw "$T/bye.wav"; silence 30; } > "$T/mic.raw"
-mkfifo "$T/mic.fifo"
-exec 5<>"$T/mic.fifo"   # held read-write: the daemon's opens never block, probes never cut the writer off
-
-openai_key="$T/openai-key"; echo "sk-demo-not-a-real-key" > "$openai_key"; chmod 600 "$openai_key"
-cat > "$T/config.toml" <<TOML
-[kiosk]
-id = "kiosk-demo-01"
-[badge]
-unknown_member = "guest"
-[badge.serial]
-path = "$T/ttyBADGE"
-[audio]
-input_sample_rate = 48000
-input_channels = 1
-input_format = "i16"
-output_sample_rate = 48000
-output_channels = 2
-period_frames = 960
-[openai]
-base_url = "$BASE_URL"
-api_key_file = "$openai_key"
-[storage]
-path = "$T/state/kiosk.db"
-[health]
-runtime_dir = "$T/run"
-TOML
 
 socat -u UNIX-RECV:"$T/notify.sock" OPEN:"$T/notify.log",creat,append &
 PIDS+=($!)

@@ -1,4 +1,4 @@
-# Shared by scripts/test.sh and scripts/demo.sh: install what is missing, find or start Postgres.
+# Shared by the scripts: install what is missing, find or start Postgres, set up a virtual kiosk.
 # Source it; it defines functions only.
 
 # Debian packages the build, the tests and the demo need.
@@ -36,6 +36,9 @@ ensure_packages() {
     export PATH="$HOME/.cargo/bin:$PATH"
   fi
 }
+
+# Where cargo puts what it builds: target/ unless CARGO_TARGET_DIR (or cargo config) says otherwise.
+cargo_target_dir() { cargo metadata --format-version 1 --no-deps --locked | jq -r .target_directory; }
 
 pg_answers() { pg_isready -q -d "$1" 2>/dev/null && psql "$1" -Atqc 'select 1' >/dev/null 2>&1; }
 
@@ -75,4 +78,43 @@ cleanup_postgres() {
     "${JARVIS_PG_STOP[@]}" >/dev/null 2>&1 || true
     rm -rf "$JARVIS_PGDIR"
   fi
+}
+
+# A kiosk without hardware in directory $1, for `jarvis-kiosk run` with the file-backed sound
+# card (ALSA_CONFIG_PATH=tests/fixtures/asound-file.conf, KIOSK_AUDIO_IN=$1/mic.fifo):
+#   scanner     a pty at $1/ttyBADGE: what is written to fd 4 is scanned (socat's pid goes to PIDS)
+#   microphone  the FIFO $1/mic.fifo, held open on fd 5: write S16 mono 48 kHz to fd 5
+#   config      $1/config.toml: kiosk id $3, the Realtime API at $2 with the key file
+#               $1/openai-key, state and status files under $1
+virtual_kiosk() {
+  local dir=$1 base_url=$2 kiosk_id=$3
+  socat pty,raw,echo=0,link="$dir/ttyBADGE" pty,raw,echo=0,link="$dir/ttyFEED" &
+  PIDS+=($!)
+  for _ in $(seq 50); do [ -e "$dir/ttyFEED" ] && break; sleep 0.1; done
+  exec 4>"$dir/ttyFEED"
+  mkfifo "$dir/mic.fifo"
+  exec 5<>"$dir/mic.fifo"   # held read-write: the daemon's opens never block, probes never cut the writer off
+  echo "sk-not-a-real-key" > "$dir/openai-key"; chmod 600 "$dir/openai-key"
+  cat > "$dir/config.toml" <<TOML
+[kiosk]
+id = "$kiosk_id"
+[badge]
+unknown_member = "guest"
+[badge.serial]
+path = "$dir/ttyBADGE"
+[audio]
+input_sample_rate = 48000
+input_channels = 1
+input_format = "i16"
+output_sample_rate = 48000
+output_channels = 2
+period_frames = 960
+[openai]
+base_url = "$base_url"
+api_key_file = "$dir/openai-key"
+[storage]
+path = "$dir/state/kiosk.db"
+[health]
+runtime_dir = "$dir/run"
+TOML
 }

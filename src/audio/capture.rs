@@ -5,11 +5,10 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc as std_mpsc;
-use std::thread::{self, JoinHandle, Thread};
+use std::thread::{self, Thread};
 use std::time::Duration;
 
-use cpal::traits::{DeviceTrait, StreamTrait};
+use cpal::traits::DeviceTrait;
 use cpal::{FromSample, Sample, SampleFormat, SizedSample};
 use rtrb::{Producer, RingBuffer};
 use tokio::sync::mpsc;
@@ -17,8 +16,9 @@ use tokio::sync::mpsc;
 use super::device::{self, DeviceError, Direction};
 use super::gate::HalfDuplexGate;
 use super::pipeline::CaptureChain;
+use super::reopen::{self, End, Stream, StreamWorker, WorkerThread};
 use super::signal::{SpeakingSignal, now_ms};
-use super::status::{AudioStatus, reopen_backoff};
+use super::status::AudioStatus;
 use super::{OpusFrame, counters};
 use crate::config::{AudioConfig, EchoControl};
 use crate::health::Health;
@@ -30,8 +30,7 @@ const RING_SECONDS: f64 = 0.5;
 
 /// A running capture. Dropping it stops the capture thread and closes the device.
 pub struct Capture {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _thread: WorkerThread,
 }
 
 impl Capture {
@@ -52,41 +51,19 @@ impl Capture {
         speaking: SpeakingSignal,
     ) -> (Capture, mpsc::Receiver<OpusFrame>) {
         let (tx, rx) = mpsc::channel(CHANNEL_FRAMES);
-        let stop = Arc::new(AtomicBool::new(false));
-        let worker = Worker {
+        let thread = reopen::spawn(|stop| Worker {
             cfg: cfg.clone(),
             status,
             speaking,
             tx,
-            stop: stop.clone(),
-        };
-        let thread = thread::Builder::new()
-            .name("audio-capture".into())
-            .spawn(move || worker.run())
-            .ok();
-        if thread.is_none() {
-            tracing::error!("cannot spawn the audio capture thread");
-        }
-        (Capture { stop, thread }, rx)
+            stop,
+        });
+        (Capture { _thread: thread }, rx)
     }
 
     /// Stops capture and waits for the device to close.
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        self.shutdown();
+    pub fn stop(self) {
+        drop(self);
     }
 }
 
@@ -117,65 +94,30 @@ struct Worker {
     stop: Arc<AtomicBool>,
 }
 
-/// Why a running stream ended.
-enum End {
-    Stop,
-    Failed(String),
-}
-
 /// An open input stream and what the callback shares with the thread.
 struct Running {
-    _stream: cpal::Stream,
-    name: String,
-    rate: u32,
+    stream: Stream,
     consumer: rtrb::Consumer<f32>,
-    errors: std_mpsc::Receiver<cpal::Error>,
     overruns: Arc<AtomicU64>,
 }
 
-impl Worker {
-    fn run(self) {
-        let mut backoff = reopen_backoff();
-        let mut opened_before = false;
-        let mut last_error = String::new();
-        while !self.stop.load(Ordering::Acquire) && !self.tx.is_closed() {
-            let host = cpal::default_host();
-            match open(&host, &self.cfg) {
-                Ok(running) => {
-                    if opened_before {
-                        self.status.health().add(counters::REOPENS, 1);
-                    }
-                    opened_before = true;
-                    tracing::info!(device = %running.name, rate = running.rate, "audio capture started");
-                    self.status.up(Direction::Input);
-                    last_error.clear();
-                    backoff = reopen_backoff();
-                    match self.pump(running) {
-                        End::Stop => break,
-                        End::Failed(reason) => {
-                            tracing::warn!(%reason, "audio capture failed; reopening");
-                            self.status.down(Direction::Input, reason);
-                        }
-                    }
-                }
-                Err(e) => {
-                    let msg = e.to_string();
-                    if msg != last_error {
-                        tracing::warn!(error = %msg, "audio capture unavailable; retrying");
-                        last_error = msg.clone();
-                    }
-                    self.status.down(Direction::Input, msg);
-                }
-            }
-            let wait = backoff.next().unwrap_or(Duration::from_secs(10));
-            sleep_unless_stopped(&self.stop, wait);
-        }
+impl StreamWorker for Worker {
+    const DIRECTION: Direction = Direction::Input;
+    type Running = Running;
+
+    fn open(&self, host: &cpal::Host) -> Result<Running, DeviceError> {
+        open(host, &self.cfg)
+    }
+
+    /// Capture ends when the receiver of the frames is dropped.
+    fn wanted(&self) -> bool {
+        !self.tx.is_closed()
     }
 
     fn pump(&self, mut r: Running) -> End {
-        let mut chain = match CaptureChain::new(r.rate, gate_for(&self.cfg)) {
+        let mut chain = match CaptureChain::new(r.stream.rate, gate_for(&self.cfg)) {
             Ok(c) => c,
-            Err(e) => return End::Failed(format!("{}: {e}", r.name)),
+            Err(e) => return End::Failed(format!("{}: {e}", r.stream.name)),
         };
         let mut buf = vec![0.0f32; 4096];
         let mut reported_overruns = 0;
@@ -186,8 +128,8 @@ impl Worker {
             if self.stop.load(Ordering::Acquire) || closed {
                 return End::Stop;
             }
-            if let Some(e) = next_error(&r.errors) {
-                return End::Failed(format!("{}: {e}", r.name));
+            if let Some(e) = r.stream.next_error() {
+                return End::Failed(format!("{}: {e}", r.stream.name));
             }
             let n = r.consumer.slots().min(buf.len());
             if n > 0 {
@@ -229,25 +171,9 @@ impl Worker {
             }
         }
     }
-}
 
-/// The next stream error that needs a reopen; xruns are glitches, not failures.
-pub(crate) fn next_error(errors: &std_mpsc::Receiver<cpal::Error>) -> Option<cpal::Error> {
-    while let Ok(e) = errors.try_recv() {
-        if e.kind() != cpal::ErrorKind::Xrun {
-            return Some(e);
-        }
-    }
-    None
-}
-
-pub(crate) fn sleep_unless_stopped(stop: &AtomicBool, total: Duration) {
-    let step = Duration::from_millis(50);
-    let mut left = total;
-    while !left.is_zero() && !stop.load(Ordering::Acquire) {
-        let d = left.min(step);
-        thread::park_timeout(d);
-        left = left.saturating_sub(d);
+    fn status(&self) -> &AudioStatus {
+        &self.status
     }
 }
 
@@ -257,37 +183,19 @@ fn open(host: &cpal::Host, cfg: &AudioConfig) -> Result<Running, DeviceError> {
     let rate = chosen.config.sample_rate;
     let capacity = ((f64::from(rate) * RING_SECONDS) as usize).max(4096);
     let (producer, consumer) = RingBuffer::new(capacity);
-    let (err_tx, errors) = std_mpsc::channel();
     let overruns = Arc::new(AtomicU64::new(0));
-    let worker = thread::current();
-    let backend = |source: cpal::Error| DeviceError::Backend {
-        dir: "input",
-        device: chosen.name.clone(),
-        source,
+    let feed = Feed {
+        channels,
+        producer,
+        overruns: overruns.clone(),
+        worker: thread::current(),
     };
-    let stream = build_input_stream(
-        &chosen.device,
-        chosen.config,
-        chosen.format,
-        Feed {
-            channels,
-            producer,
-            overruns: overruns.clone(),
-            worker: worker.clone(),
-        },
-        move |e| {
-            let _ = err_tx.send(e);
-            worker.unpark();
-        },
-    )
-    .map_err(backend)?;
-    stream.play().map_err(backend)?;
+    let stream = Stream::start(Direction::Input, chosen.name, rate, |on_error| {
+        build_input_stream(&chosen.device, chosen.config, chosen.format, feed, on_error)
+    })?;
     Ok(Running {
-        _stream: stream,
-        name: chosen.name,
-        rate,
+        stream,
         consumer,
-        errors,
         overruns,
     })
 }

@@ -9,8 +9,8 @@
 //!
 //! Audio callbacks never allocate, lock or log: they only move samples through lock-free `rtrb`
 //! rings and count overruns in atomics. The capture and playback workers are plain OS threads
-//! (not tokio tasks), each supervised by its own loop that reopens a vanished device with
-//! backoff and reports the `audio` adapter to [`crate::health`].
+//! (not tokio tasks), each running the same loop (`reopen`) that reopens a vanished device
+//! with backoff and reports the `audio` adapter to [`crate::health`].
 //!
 //! Wiring (the lead's side):
 //! ```no_run
@@ -35,6 +35,7 @@ pub mod jitter;
 pub mod pipeline;
 mod playback;
 mod prompts;
+mod reopen;
 mod resample;
 mod signal;
 mod status;

@@ -6,21 +6,21 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc as std_mpsc;
-use std::thread::{self, JoinHandle, Thread};
+use std::thread::{self, Thread};
 use std::time::Duration;
 
-use cpal::traits::{DeviceTrait, StreamTrait};
+use cpal::traits::DeviceTrait;
 use cpal::{FromSample, Sample, SampleFormat, SizedSample};
 use rtrb::{Consumer, RingBuffer};
 
-use super::capture::{next_error, sleep_unless_stopped};
 use super::counters;
 use super::device::{self, DeviceError, Direction};
 use super::jitter::JitterStats;
 use super::pipeline::{PlaybackChain, Slot};
 use super::prompts::{Prompt, PromptSet};
+use super::reopen::{self, End, Stream, StreamWorker, WorkerThread};
 use super::signal::{SpeakingSignal, now_ms};
-use super::status::{AudioStatus, reopen_backoff};
+use super::status::AudioStatus;
 use crate::config::AudioConfig;
 use crate::health::Health;
 
@@ -45,12 +45,13 @@ enum Cmd {
 /// A running playback. Cheap calls from any thread (including async tasks: nothing blocks);
 /// dropping it stops the thread and closes the device.
 pub struct Playback {
+    /// Declared first so it is dropped first: the thread stops and the device closes before
+    /// the command queue does.
+    thread: WorkerThread,
     tx: std_mpsc::SyncSender<Cmd>,
     flush_pending: Arc<AtomicBool>,
     speaking: SpeakingSignal,
     status: AudioStatus,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl Playback {
@@ -67,32 +68,23 @@ impl Playback {
             status.health().record_error(e.to_string());
         }
         let (tx, rx) = std_mpsc::sync_channel(QUEUE);
-        let stop = Arc::new(AtomicBool::new(false));
         let flush_pending = Arc::new(AtomicBool::new(false));
         let speaking = SpeakingSignal::never();
-        let worker = Worker {
+        let thread = reopen::spawn(|stop| Worker {
             cfg: cfg.clone(),
             status: status.clone(),
             speaking: speaking.clone(),
             rx,
             prompts,
-            stop: stop.clone(),
+            stop,
             flush_pending: flush_pending.clone(),
-        };
-        let thread = thread::Builder::new()
-            .name("audio-playback".into())
-            .spawn(move || worker.run())
-            .ok();
-        if thread.is_none() {
-            tracing::error!("cannot spawn the audio playback thread");
-        }
+        });
         Playback {
+            thread,
             tx,
             flush_pending,
             speaking,
             status,
-            stop,
-            thread,
         }
     }
 
@@ -141,28 +133,12 @@ impl Playback {
     }
 
     fn wake(&self) {
-        if let Some(t) = &self.thread {
-            t.thread().unpark();
-        }
+        self.thread.wake();
     }
 
     /// Stops playback and waits for the device to close.
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Playback {
-    fn drop(&mut self) {
-        self.shutdown();
+    pub fn stop(self) {
+        drop(self);
     }
 }
 
@@ -174,11 +150,6 @@ struct Worker {
     prompts: PromptSet,
     stop: Arc<AtomicBool>,
     flush_pending: Arc<AtomicBool>,
-}
-
-enum End {
-    Stop,
-    Failed(String),
 }
 
 /// State the output callback shares with the playback thread.
@@ -199,61 +170,30 @@ impl Shared {
 }
 
 struct Running {
-    _stream: cpal::Stream,
-    name: String,
-    rate: u32,
+    stream: Stream,
     producer: rtrb::Producer<f32>,
     capacity: usize,
-    errors: std_mpsc::Receiver<cpal::Error>,
     shared: Arc<Shared>,
 }
 
-impl Worker {
-    fn run(self) {
-        let mut backoff = reopen_backoff();
-        let mut opened_before = false;
-        let mut last_error = String::new();
-        while !self.stop.load(Ordering::Acquire) {
-            let host = cpal::default_host();
-            match open(&host, &self.cfg) {
-                Ok(running) => {
-                    if opened_before {
-                        self.status.health().add(counters::REOPENS, 1);
-                    }
-                    opened_before = true;
-                    tracing::info!(device = %running.name, rate = running.rate, "audio playback started");
-                    self.status.up(Direction::Output);
-                    last_error.clear();
-                    backoff = reopen_backoff();
-                    match self.pump(running) {
-                        End::Stop => break,
-                        End::Failed(reason) => {
-                            tracing::warn!(%reason, "audio playback failed; reopening");
-                            self.status.down(Direction::Output, reason);
-                        }
-                    }
-                }
-                Err(e) => {
-                    let msg = e.to_string();
-                    if msg != last_error {
-                        tracing::warn!(error = %msg, "audio playback unavailable; retrying");
-                        last_error = msg.clone();
-                    }
-                    self.status.down(Direction::Output, msg);
-                }
-            }
-            // Without a device nothing can be played: keep the queue from filling up.
-            while self.rx.try_recv().is_ok() {}
-            self.speaking.clear();
-            let wait = backoff.next().unwrap_or(Duration::from_secs(10));
-            sleep_unless_stopped(&self.stop, wait);
-        }
+impl StreamWorker for Worker {
+    const DIRECTION: Direction = Direction::Output;
+    type Running = Running;
+
+    fn open(&self, host: &cpal::Host) -> Result<Running, DeviceError> {
+        open(host, &self.cfg)
+    }
+
+    /// Without a device nothing can be played: keep the queue from filling up.
+    fn between_attempts(&self) {
+        while self.rx.try_recv().is_ok() {}
+        self.speaking.clear();
     }
 
     fn pump(&self, mut r: Running) -> End {
-        let mut chain = match PlaybackChain::new(r.rate) {
+        let mut chain = match PlaybackChain::new(r.stream.rate) {
             Ok(c) => c,
-            Err(e) => return End::Failed(format!("{}: {e}", r.name)),
+            Err(e) => return End::Failed(format!("{}: {e}", r.stream.name)),
         };
         let mut reported = JitterStats::default();
         let mut reported_decode_errors = 0;
@@ -261,8 +201,8 @@ impl Worker {
             if self.stop.load(Ordering::Acquire) {
                 return End::Stop;
             }
-            if let Some(e) = next_error(&r.errors) {
-                return End::Failed(format!("{}: {e}", r.name));
+            if let Some(e) = r.stream.next_error() {
+                return End::Failed(format!("{}: {e}", r.stream.name));
             }
             if self.flush_pending.swap(false, Ordering::AcqRel) {
                 self.flush(&mut chain, &r.shared);
@@ -285,7 +225,7 @@ impl Worker {
                 }
             }
             let period = r.shared.period.load(Ordering::Relaxed) as usize;
-            let low_water = period + (r.rate * AHEAD_MS / 1000) as usize;
+            let low_water = period + (r.stream.rate * AHEAD_MS / 1000) as usize;
             while chain.is_active() {
                 let fill = r.capacity - r.producer.slots();
                 if fill >= low_water {
@@ -300,7 +240,7 @@ impl Worker {
                 });
                 if slot == Slot::Audible {
                     let queued = (r.capacity - r.producer.slots()) + period;
-                    let ms = (queued as u64 * 1000).div_ceil(u64::from(r.rate.max(1)));
+                    let ms = (queued as u64 * 1000).div_ceil(u64::from(r.stream.rate.max(1)));
                     self.speaking.extend_to(now_ms() + ms);
                 }
             }
@@ -321,6 +261,12 @@ impl Worker {
         }
     }
 
+    fn status(&self) -> &AudioStatus {
+        &self.status
+    }
+}
+
+impl Worker {
     fn flush(&self, chain: &mut PlaybackChain, shared: &Shared) {
         chain.flush();
         shared.discard.store(true, Ordering::Release);
@@ -350,42 +296,29 @@ fn open(host: &cpal::Host, cfg: &AudioConfig) -> Result<Running, DeviceError> {
     let rate = chosen.config.sample_rate;
     let capacity = ((f64::from(rate) * RING_SECONDS) as usize).max(4096);
     let (producer, consumer) = RingBuffer::new(capacity);
-    let (err_tx, errors) = std_mpsc::channel();
     let shared = Shared::new(match chosen.config.buffer_size {
         cpal::BufferSize::Fixed(n) => n,
         cpal::BufferSize::Default => rate / 50,
     });
-    let worker = thread::current();
-    let backend = |source: cpal::Error| DeviceError::Backend {
-        dir: "output",
-        device: chosen.name.clone(),
-        source,
-    };
     let drain = Drain {
         channels: usize::from(chosen.config.channels.max(1)),
         consumer,
         shared: shared.clone(),
-        worker: worker.clone(),
+        worker: thread::current(),
     };
-    let stream = build_output_stream(
-        &chosen.device,
-        chosen.config,
-        chosen.format,
-        drain,
-        move |e| {
-            let _ = err_tx.send(e);
-            worker.unpark();
-        },
-    )
-    .map_err(backend)?;
-    stream.play().map_err(backend)?;
+    let stream = Stream::start(Direction::Output, chosen.name, rate, |on_error| {
+        build_output_stream(
+            &chosen.device,
+            chosen.config,
+            chosen.format,
+            drain,
+            on_error,
+        )
+    })?;
     Ok(Running {
-        _stream: stream,
-        name: chosen.name,
-        rate,
+        stream,
         producer,
         capacity,
-        errors,
         shared,
     })
 }

@@ -6,17 +6,15 @@
 
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use evdev::Device;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use tokio::sync::mpsc;
 
-use crate::badge::frame::{FrameEvent, FrameRules};
+use crate::badge::frame::{Discard, FrameEvent, FrameRules};
 use crate::badge::keymap::WedgeDecoder;
-use crate::badge::reconnect::{Flow, Reporter, reopen_delay, sleep_unless};
+use crate::badge::reconnect::{self, ScannerDevice};
 use crate::badge::{ReaderHandle, Scan};
 use crate::config::{BadgeConfig, KeyboardLayout};
 use crate::health::Health;
@@ -75,45 +73,52 @@ pub fn spawn(
     health: Health,
     scans: mpsc::Sender<Scan>,
 ) -> std::io::Result<ReaderHandle> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let reporter = Reporter::new(health, settings.device.clone());
-    let thread_stop = stop.clone();
-    let thread = std::thread::Builder::new()
-        .name("badge-hid".into())
-        .spawn(move || run(&settings, reporter, &scans, &thread_stop))?;
-    Ok(ReaderHandle::new(stop, thread))
+    let shown = settings.device.clone();
+    let reader = HidReader {
+        selector: DeviceSelector::parse(&settings.device),
+        decoder: WedgeDecoder::new(settings.layout, settings.rules),
+    };
+    reconnect::spawn("badge-hid", shown, reader, health, scans)
 }
 
-fn run(s: &HidSettings, mut reporter: Reporter, scans: &mpsc::Sender<Scan>, stop: &AtomicBool) {
-    let stopped = || stop.load(Ordering::Relaxed) || scans.is_closed();
-    let selector = DeviceSelector::parse(&s.device);
-    let mut decoder = WedgeDecoder::new(s.layout, s.rules.clone());
-    let mut attempt = 0u32;
-    while !stopped() {
-        match open_and_grab(&selector) {
-            Ok((device, path)) => {
-                attempt = 0;
-                reporter.up(&path.display().to_string());
-                let end = read_until_error(device, &mut decoder, &reporter, scans, &stopped);
-                let pending: Vec<FrameEvent> = decoder
-                    .reset()
-                    .map(FrameEvent::Discarded)
-                    .into_iter()
-                    .collect();
-                if reporter.deliver(pending, Instant::now(), scans) == Flow::Closed {
-                    return;
-                }
-                match end {
-                    Ok(()) => return,
-                    Err(error) => reporter.down(&error),
-                }
-            }
-            Err(error) => reporter.down(&error),
+/// The grabbed keyboard wedge and its decoder, kept across reconnects.
+struct HidReader {
+    selector: DeviceSelector,
+    decoder: WedgeDecoder,
+}
+
+impl ScannerDevice for HidReader {
+    type Port = Device;
+
+    fn open(&mut self) -> Result<(Device, String), String> {
+        let (device, path) = open_and_grab(&self.selector)?;
+        Ok((device, path.display().to_string()))
+    }
+
+    fn read(&mut self, device: &mut Device) -> Result<(Vec<FrameEvent>, Instant), String> {
+        let ready = {
+            let mut fds = [PollFd::new(device.as_fd(), PollFlags::POLLIN)];
+            poll(&mut fds, PollTimeout::from(POLL_TIMEOUT_MS)).map_err(|e| e.to_string())?
+        };
+        if ready == 0 {
+            return Ok((Vec::new(), Instant::now()));
         }
-        if !sleep_unless(reopen_delay(attempt), stopped) {
-            return;
-        }
-        attempt = attempt.saturating_add(1);
+        let events: Vec<evdev::InputEvent> = match device.fetch_events() {
+            Ok(events) => events.collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Vec::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Vec::new(),
+            Err(e) => return Err(e.to_string()),
+        };
+        let now = Instant::now();
+        let found = events
+            .into_iter()
+            .flat_map(|event| self.decoder.feed(event, now))
+            .collect();
+        Ok((found, now))
+    }
+
+    fn reset(&mut self) -> Option<Discard> {
+        self.decoder.reset()
     }
 }
 
@@ -138,41 +143,6 @@ fn open_and_grab(selector: &DeviceSelector) -> Result<(Device, PathBuf), String>
 
 fn open_path(path: &Path) -> Result<Device, String> {
     Device::open(path).map_err(|e| e.to_string())
-}
-
-/// Reads until the device fails (`Err` with the cause) or the reader must stop (`Ok`).
-fn read_until_error(
-    mut device: Device,
-    decoder: &mut WedgeDecoder,
-    reporter: &Reporter,
-    scans: &mpsc::Sender<Scan>,
-    stopped: &impl Fn() -> bool,
-) -> Result<(), String> {
-    loop {
-        if stopped() {
-            return Ok(());
-        }
-        let ready = {
-            let mut fds = [PollFd::new(device.as_fd(), PollFlags::POLLIN)];
-            poll(&mut fds, PollTimeout::from(POLL_TIMEOUT_MS)).map_err(|e| e.to_string())?
-        };
-        if ready == 0 {
-            continue;
-        }
-        let events: Vec<evdev::InputEvent> = match device.fetch_events() {
-            Ok(events) => events.collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.to_string()),
-        };
-        let now = Instant::now();
-        for event in events {
-            let found = decoder.feed(event, now);
-            if reporter.deliver(found, now, scans) == Flow::Closed {
-                return Ok(());
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,16 +1,20 @@
-//! What the reader threads share: the reopen schedule, the "log once per cause" rule, and
-//! how frame events become scans, warnings and counters.
+//! What the reader threads share: the reader loop itself (open, read until the device fails,
+//! reopen), the reopen schedule, the "log once per cause" rule, and how frame events become
+//! scans, warnings and counters.
 //!
 //! The schedule and the log rule are pure so they are tested without a device; the two
-//! adapters (serial, HID) stay thin loops around them.
+//! adapters (serial, HID) only say how to open and read their device ([`ScannerDevice`]).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 
-use crate::badge::frame::FrameEvent;
+use crate::badge::frame::{Discard, FrameEvent};
 use crate::badge::{
-    COUNTER_DISCARDED, COUNTER_RECONNECTS, COUNTER_SCANS, GAUGE_LAST_SCAN_MS, HEALTH_ADAPTER, Scan,
+    COUNTER_DISCARDED, COUNTER_RECONNECTS, COUNTER_SCANS, GAUGE_LAST_SCAN_MS, HEALTH_ADAPTER,
+    ReaderHandle, Scan,
 };
 use crate::health::{AdapterState, Health};
 
@@ -50,7 +54,7 @@ impl ErrorLog {
 }
 
 /// Ties a reader thread to health and logs: one line per change of cause.
-pub(crate) struct Reporter {
+struct Reporter {
     health: Health,
     device: String,
     errors: ErrorLog,
@@ -59,7 +63,7 @@ pub(crate) struct Reporter {
 
 /// Whether the reader should keep going after delivering events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flow {
+enum Flow {
     Continue,
     /// The scan receiver is gone: the daemon is shutting down.
     Closed,
@@ -132,6 +136,100 @@ impl Reporter {
     }
 }
 
+/// A scanner as the reader loop drives it: how to open it, read it, and drop a half frame.
+pub(crate) trait ScannerDevice {
+    /// An open device.
+    type Port;
+
+    /// Opens the device: the port and the path actually opened (for the log), or the cause.
+    fn open(&mut self) -> Result<(Self::Port, String), String>;
+    /// Waits for input for at most one poll or read timeout (about 100 ms) and decodes it: the
+    /// frame events and when they were read (none on a timeout), or the cause of a failure.
+    fn read(&mut self, port: &mut Self::Port) -> Result<(Vec<FrameEvent>, Instant), String>;
+    /// Forgets a half-read frame; returns it as a discard, if there was one.
+    fn reset(&mut self) -> Option<Discard>;
+}
+
+/// Starts the reader loop for `device` on its own thread called `name`. `shown` names the
+/// device in health and logs. See [`crate::badge::spawn_reader`].
+pub(crate) fn spawn<D>(
+    name: &str,
+    shown: String,
+    device: D,
+    health: Health,
+    scans: mpsc::Sender<Scan>,
+) -> std::io::Result<ReaderHandle>
+where
+    D: ScannerDevice + Send + 'static,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let reporter = Reporter::new(health, shown);
+    let thread_stop = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || run(device, reporter, &scans, &thread_stop))?;
+    Ok(ReaderHandle::new(stop, thread))
+}
+
+/// Opens, reads until the device fails, reopens on [`reopen_delay`]'s schedule; ends on a stop
+/// request or when the scan receiver is gone.
+fn run<D: ScannerDevice>(
+    mut device: D,
+    mut reporter: Reporter,
+    scans: &mpsc::Sender<Scan>,
+    stop: &AtomicBool,
+) {
+    let stopped = || stop.load(Ordering::Relaxed) || scans.is_closed();
+    let mut attempt = 0u32;
+    while !stopped() {
+        match device.open() {
+            Ok((port, opened)) => {
+                attempt = 0;
+                reporter.up(&opened);
+                let end = read_until_error(&mut device, port, &reporter, scans, &stopped);
+                // A half frame must never be glued to the first frame after a re-plug.
+                let pending: Vec<FrameEvent> = device
+                    .reset()
+                    .map(FrameEvent::Discarded)
+                    .into_iter()
+                    .collect();
+                if reporter.deliver(pending, Instant::now(), scans) == Flow::Closed {
+                    return;
+                }
+                match end {
+                    Ok(()) => return,
+                    Err(error) => reporter.down(&error),
+                }
+            }
+            Err(error) => reporter.down(&error),
+        }
+        if !sleep_unless(reopen_delay(attempt), stopped) {
+            return;
+        }
+        attempt = attempt.saturating_add(1);
+    }
+}
+
+/// Reads and delivers until the device fails (`Err` with the cause) or the reader must stop
+/// (`Ok`). The port closes on return.
+fn read_until_error<D: ScannerDevice>(
+    device: &mut D,
+    mut port: D::Port,
+    reporter: &Reporter,
+    scans: &mpsc::Sender<Scan>,
+    stopped: &impl Fn() -> bool,
+) -> Result<(), String> {
+    loop {
+        if stopped() {
+            return Ok(());
+        }
+        let (events, at) = device.read(&mut port)?;
+        if reporter.deliver(events, at, scans) == Flow::Closed {
+            return Ok(());
+        }
+    }
+}
+
 pub(crate) fn unix_ms(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -139,7 +237,7 @@ pub(crate) fn unix_ms(t: SystemTime) -> i64 {
 }
 
 /// Sleeps `total` in short slices so a stop request or a closed channel ends the wait early.
-pub(crate) fn sleep_unless(total: Duration, stopped: impl Fn() -> bool) -> bool {
+fn sleep_unless(total: Duration, stopped: impl Fn() -> bool) -> bool {
     const SLICE: Duration = Duration::from_millis(50);
     let deadline = Instant::now() + total;
     loop {
@@ -157,6 +255,73 @@ pub(crate) fn sleep_unless(total: Duration, stopped: impl Fn() -> bool) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::badge::frame::{FrameParser, FrameRules};
+    use crate::config::BadgeConfig;
+
+    /// Missing at first; once open, unplugged mid-frame; once back, reads a badge and then
+    /// asks the loop to stop.
+    struct Flaky {
+        opens: u32,
+        reads: u32,
+        parser: FrameParser,
+        stop: Arc<AtomicBool>,
+    }
+
+    impl ScannerDevice for Flaky {
+        type Port = ();
+
+        fn open(&mut self) -> Result<((), String), String> {
+            self.opens += 1;
+            if self.opens == 1 {
+                return Err("No such file or directory".into());
+            }
+            Ok(((), format!("/dev/pts/{}", self.opens)))
+        }
+
+        fn read(&mut self, (): &mut ()) -> Result<(Vec<FrameEvent>, Instant), String> {
+            self.reads += 1;
+            let now = Instant::now();
+            if self.reads == 1 {
+                let events = self.parser.push(now, b"00123");
+                assert!(events.is_empty());
+                return Err("Broken pipe".into());
+            }
+            self.stop.store(true, Ordering::Relaxed);
+            Ok((self.parser.push(now, b"0012345678\r\n"), now))
+        }
+
+        fn reset(&mut self) -> Option<Discard> {
+            self.parser.reset()
+        }
+    }
+
+    #[test]
+    fn the_loop_reopens_drops_half_frames_and_delivers_until_stopped() {
+        let health = Health::new("k", 0);
+        let (tx, mut rx) = mpsc::channel(4);
+        let stop = Arc::new(AtomicBool::new(false));
+        let device = Flaky {
+            opens: 0,
+            reads: 0,
+            parser: FrameParser::new(FrameRules::from_config(&BadgeConfig::default())),
+            stop: stop.clone(),
+        };
+        run(
+            device,
+            Reporter::new(health.clone(), "/dev/scanner".into()),
+            &tx,
+            &stop,
+        );
+        let scan = rx.try_recv().expect("the badge read after the re-plug");
+        assert!(rx.try_recv().is_err(), "the half frame is not glued to it");
+        assert_eq!(scan.badge.expose(), "0012345678");
+        let s = health.snapshot();
+        assert_eq!(s.adapters[HEALTH_ADAPTER], AdapterState::Up);
+        assert_eq!(s.counters[COUNTER_RECONNECTS], 1);
+        assert_eq!(s.counters[COUNTER_DISCARDED], 1);
+        assert_eq!(s.counters[COUNTER_SCANS], 1);
+        assert_eq!(s.last_errors.len(), 2, "{:?}", s.last_errors);
+    }
 
     #[test]
     fn delays_double_from_100ms_and_cap_at_1s() {

@@ -8,15 +8,13 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serialport::{DataBits, FlowControl, StopBits, TTYPort};
 use tokio::sync::mpsc;
 
-use crate::badge::frame::{FrameEvent, FrameParser, FrameRules};
-use crate::badge::reconnect::{Flow, Reporter, reopen_delay, sleep_unless};
+use crate::badge::frame::{Discard, FrameEvent, FrameParser, FrameRules};
+use crate::badge::reconnect::{self, ScannerDevice};
 use crate::badge::{ReaderHandle, Scan};
 use crate::config::{BadgeConfig, Parity};
 use crate::health::Health;
@@ -59,49 +57,57 @@ pub fn spawn(
     health: Health,
     scans: mpsc::Sender<Scan>,
 ) -> std::io::Result<ReaderHandle> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let reporter = Reporter::new(health, settings.path.display().to_string());
-    let thread_stop = stop.clone();
-    let thread = std::thread::Builder::new()
-        .name("badge-serial".into())
-        .spawn(move || run(&settings, reporter, &scans, &thread_stop))?;
-    Ok(ReaderHandle::new(stop, thread))
+    let shown = settings.path.display().to_string();
+    let reader = SerialReader {
+        parser: FrameParser::new(settings.rules.clone()),
+        settings,
+        by_id: None,
+    };
+    reconnect::spawn("badge-serial", shown, reader, health, scans)
 }
 
-fn run(s: &SerialSettings, mut reporter: Reporter, scans: &mpsc::Sender<Scan>, stop: &AtomicBool) {
-    let stopped = || stop.load(Ordering::Relaxed) || scans.is_closed();
-    let mut parser = FrameParser::new(s.rules.clone());
-    let mut by_id: Option<PathBuf> = None;
-    let mut attempt = 0u32;
-    while !stopped() {
-        match open_first(s, by_id.as_deref()) {
-            Ok((port, opened)) => {
-                attempt = 0;
-                if let Some(link) = by_id_link(&s.by_id_dir, &opened) {
-                    by_id = Some(link);
-                }
-                reporter.up(&opened.display().to_string());
-                let end = read_until_error(port, &mut parser, &reporter, scans, &stopped);
-                // A half frame must never be glued to the first frame after a re-plug.
-                let pending: Vec<FrameEvent> = parser
-                    .reset()
-                    .map(FrameEvent::Discarded)
-                    .into_iter()
-                    .collect();
-                if reporter.deliver(pending, Instant::now(), scans) == Flow::Closed {
-                    return;
-                }
-                match end {
-                    ReadEnd::Stopped => return,
-                    ReadEnd::Failed(error) => reporter.down(&error),
-                }
+/// The port's settings, its frame parser, and the by-id link that named it when last open.
+struct SerialReader {
+    settings: SerialSettings,
+    parser: FrameParser,
+    by_id: Option<PathBuf>,
+}
+
+impl ScannerDevice for SerialReader {
+    type Port = TTYPort;
+
+    fn open(&mut self) -> Result<(TTYPort, String), String> {
+        let (port, opened) = open_first(&self.settings, self.by_id.as_deref())?;
+        if let Some(link) = by_id_link(&self.settings.by_id_dir, &opened) {
+            self.by_id = Some(link);
+        }
+        Ok((port, opened.display().to_string()))
+    }
+
+    fn read(&mut self, port: &mut TTYPort) -> Result<(Vec<FrameEvent>, Instant), String> {
+        let mut buf = [0u8; 512];
+        match port.read(&mut buf) {
+            Ok(0) => Err("end of file (device closed)".into()),
+            Ok(n) => {
+                let now = Instant::now();
+                Ok((self.parser.push(now, &buf[..n]), now))
             }
-            Err(error) => reporter.down(&error),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                        | std::io::ErrorKind::WouldBlock
+                ) =>
+            {
+                Ok((Vec::new(), Instant::now()))
+            }
+            Err(e) => Err(e.to_string()),
         }
-        if !sleep_unless(reopen_delay(attempt), stopped) {
-            return;
-        }
-        attempt = attempt.saturating_add(1);
+    }
+
+    fn reset(&mut self) -> Option<Discard> {
+        self.parser.reset()
     }
 }
 
@@ -156,44 +162,6 @@ pub fn by_id_link(dir: &Path, opened: &Path) -> Option<PathBuf> {
         .collect();
     links.sort();
     links.into_iter().next()
-}
-
-enum ReadEnd {
-    Stopped,
-    Failed(String),
-}
-
-fn read_until_error(
-    mut port: TTYPort,
-    parser: &mut FrameParser,
-    reporter: &Reporter,
-    scans: &mpsc::Sender<Scan>,
-    stopped: &impl Fn() -> bool,
-) -> ReadEnd {
-    let mut buf = [0u8; 512];
-    loop {
-        if stopped() {
-            return ReadEnd::Stopped;
-        }
-        match port.read(&mut buf) {
-            Ok(0) => return ReadEnd::Failed("end of file (device closed)".into()),
-            Ok(n) => {
-                let now = Instant::now();
-                let events = parser.push(now, &buf[..n]);
-                if reporter.deliver(events, now, scans) == Flow::Closed {
-                    return ReadEnd::Stopped;
-                }
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                        | std::io::ErrorKind::WouldBlock
-                ) => {}
-            Err(e) => return ReadEnd::Failed(e.to_string()),
-        }
-    }
 }
 
 #[cfg(test)]
