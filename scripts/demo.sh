@@ -64,6 +64,14 @@ printf '0012345678\r\n' >&4
 pv -q -L 96000 "$T/mic.raw" >&5 &
 PIDS+=($!)
 
+echo "==> jarvis-kiosk status, during the session (through the daemon's socket $T/run/status.sock)"
+for _ in $(seq 300); do
+  live=$("$BIN" --config "$T/config.toml" status 2>/dev/null | grep '^current session:' || true)
+  [ -n "$live" ] && break
+  sleep 0.1
+done
+echo "    ${live:-the session ended before status saw it}"
+
 session=""
 for _ in $(seq 600); do
   session=$("$BIN" --config "$T/config.toml" status --json \
