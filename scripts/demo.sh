@@ -66,7 +66,7 @@ PIDS+=($!)
 
 echo "==> jarvis-kiosk status, during the session (through the daemon's socket $T/run/status.sock)"
 for _ in $(seq 300); do
-  live=$("$BIN" --config "$T/config.toml" status 2>/dev/null | grep '^current session:' || true)
+  live=$("$BIN" --config "$T/config.toml" status 2>/dev/null | grep '^current session:' | grep -v '\$0.000000 so far' || true)
   [ -n "$live" ] && break
   sleep 0.1
 done

@@ -146,7 +146,7 @@ fn print_health(s: &HealthSnapshot, now_ms: i64) {
         }
     }
     for (name, value) in &s.gauges {
-        println!("  {name}: {value}");
+        println!("  {}", gauge_line(name, value, now_ms));
     }
     if !s.last_errors.is_empty() {
         println!("last errors:");
@@ -154,6 +154,33 @@ fn print_health(s: &HealthSnapshot, now_ms: i64) {
             println!("  {e}");
         }
     }
+}
+
+/// One gauge as a person reads it: times as dates with their age, the breaker in words.
+fn gauge_line(name: &str, value: &serde_json::Value, now_ms: i64) -> String {
+    if let Some(when) = value.as_i64().filter(|_| name.ends_with("_ms")) {
+        let label = name.trim_end_matches("_ms").replace('_', " ");
+        let ago = (now_ms - when).max(0) / 1000;
+        return format!("{label}: {} ({ago} s ago)", format_ms(when));
+    }
+    if name == "breaker"
+        && let Some(state) = value.get("state").and_then(|s| s.as_str())
+    {
+        let mut line = format!("breaker: {}", state.replace('_', "-"));
+        if let Some(n) = value.get("consecutive_failures").and_then(|n| n.as_u64())
+            && n > 0
+        {
+            line.push_str(&format!(", {n} consecutive failures"));
+        }
+        if let Some(ms) = value.get("retry_in_ms").and_then(|n| n.as_u64()) {
+            line.push_str(&format!(", next try in {} s", ms.div_ceil(1000)));
+        }
+        if let Some(why) = value.get("last_failure").and_then(|s| s.as_str()) {
+            line.push_str(&format!(" (last failure: {why})"));
+        }
+        return line;
+    }
+    format!("{}: {value}", name.replace('_', " "))
 }
 
 fn print_current(s: &CurrentSession, duration_ms: u64) {
@@ -206,4 +233,40 @@ pub fn format_ms(ms: i64) -> String {
         .ok()
         .and_then(|t| t.format(&format).ok())
         .unwrap_or_else(|| ms.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: i64 = 1_795_251_995_000;
+
+    #[test]
+    fn gauges_read_as_words_and_dates() {
+        assert_eq!(
+            gauge_line("scanner_last_scan_ms", &json!(1_795_251_982_478i64), NOW),
+            "scanner last scan: 2026-11-21 09:06:22Z (12 s ago)"
+        );
+        assert_eq!(
+            gauge_line(
+                "breaker",
+                &json!({"state": "closed", "consecutive_failures": 0, "retry_in_ms": null, "last_failure": null}),
+                NOW
+            ),
+            "breaker: closed"
+        );
+        assert_eq!(
+            gauge_line(
+                "breaker",
+                &json!({"state": "open", "consecutive_failures": 3, "until_ms": 9, "retry_in_ms": 29_500, "last_failure": "HTTP 429"}),
+                NOW
+            ),
+            "breaker: open, 3 consecutive failures, next try in 30 s (last failure: HTTP 429)"
+        );
+        assert_eq!(
+            gauge_line("outbox_backlog", &json!(4), NOW),
+            "outbox backlog: 4"
+        );
+    }
 }
