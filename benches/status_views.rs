@@ -1,9 +1,15 @@
 //! How fast the running daemon answers what support and monitoring ask: the status socket
 //! (one report, store queries included), a `/metrics` scrape, and the whole `status` command as
-//! a technician runs it. Prints a table; run with `cargo bench --bench status_views`.
+//! a technician runs it; with an empty store, and with 100 000 events waiting for a central
+//! that has been away for weeks (every report counts them). Prints a table; run with
+//! `cargo bench --bench status_views`.
 
-#[path = "../tests/support/net.rs"]
-mod net;
+#[path = "../tests/central_support/mod.rs"]
+mod central_support;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use support::net;
 
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
@@ -11,14 +17,31 @@ use std::time::{Duration, Instant};
 
 const RUNS: usize = 50;
 
+/// Whole sessions of 8 responses: 10 events each.
+const BACKLOG_SESSIONS: usize = 10_000;
+
 fn main() {
+    println!("| status views ({RUNS} runs each) | min | median | p95 | max |");
+    println!("|---|---|---|---|---|");
+    measure("empty store", 0);
+    measure("100 000 events pending", BACKLOG_SESSIONS);
+}
+
+fn measure(store: &str, backlog_sessions: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
+    if backlog_sessions > 0 {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async {
+            let handle = central_support::open_store(dir.path()).await;
+            central_support::append(&handle, central_support::sessions(backlog_sessions, 8)).await;
+        });
+    }
     let port = net::free_port();
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,
         format!(
-            "[kiosk]\nid = \"bench\"\n[storage]\npath = \"{0}/k.db\"\n[health]\nruntime_dir = \"{0}/run\"\nlisten = \"127.0.0.1:{port}\"\n[badge]\nsource = \"none\"\n",
+            "[kiosk]\nid = \"bench\"\n[storage]\npath = \"{0}/kiosk.db\"\n[health]\nruntime_dir = \"{0}/run\"\nlisten = \"127.0.0.1:{port}\"\n[badge]\nsource = \"none\"\n",
             dir.path().display()
         ),
     )
@@ -69,8 +92,6 @@ fn main() {
     );
     let _ = child.wait();
 
-    println!("| status views ({RUNS} runs each) | min | median | p95 | max |");
-    println!("|---|---|---|---|---|");
     for (what, samples) in [
         ("status socket: one report", socket),
         ("GET /metrics", metrics),
@@ -78,7 +99,7 @@ fn main() {
     ] {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         println!(
-            "| {what} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
+            "| {what}, {store} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
             ms(samples[0]),
             ms(samples[RUNS / 2]),
             ms(samples[RUNS * 95 / 100]),

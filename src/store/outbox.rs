@@ -44,7 +44,7 @@ pub struct DeadLetter {
 pub struct OutboxStats {
     /// Events waiting for the sync (not synced, not dead).
     pub pending: u64,
-    /// `occurred_at_ms` of the oldest pending event: how far behind central is.
+    /// `occurred_at_ms` of the first pending event in sequence order: how far behind central is.
     pub oldest_pending_ms: Option<i64>,
     pub synced: u64,
     pub dead: u64,
@@ -359,12 +359,23 @@ impl Store {
 
     /// Outbox counters; cheap enough for every heartbeat (indexed counts).
     pub fn stats(&self) -> Result<OutboxStats, StoreError> {
-        let (pending, oldest_pending_ms): (i64, Option<i64>) = self.conn.query_row(
-            "SELECT count(*), min(occurred_at_ms) FROM outbox
-             WHERE synced_at_ms IS NULL AND dead_at_ms IS NULL",
+        // Both read the `outbox_pending` index: the count never touches the rows, and the
+        // oldest pending event is the first in sequence order (the order the sync sends in),
+        // so a backlog of weeks costs status and /metrics no table scan.
+        let pending: i64 = self.conn.query_row(
+            "SELECT count(*) FROM outbox WHERE synced_at_ms IS NULL AND dead_at_ms IS NULL",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| r.get(0),
         )?;
+        let oldest_pending_ms: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT occurred_at_ms FROM outbox
+                 WHERE synced_at_ms IS NULL AND dead_at_ms IS NULL ORDER BY seq LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
         let synced: i64 = self.conn.query_row(
             "SELECT count(*) FROM outbox WHERE synced_at_ms IS NOT NULL",
             [],
