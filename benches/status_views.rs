@@ -9,10 +9,9 @@ mod central_support;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use support::net;
+use support::{NotifySocket, Scratch, net, terminate};
 
-use std::os::unix::net::UnixDatagram;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const RUNS: usize = 50;
@@ -28,49 +27,31 @@ fn main() {
 }
 
 fn measure(store: &str, backlog_sessions: usize) {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let scratch = Scratch::new("[badge]\nsource = \"none\"\n");
     if backlog_sessions > 0 {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         rt.block_on(async {
-            let handle = central_support::open_store(dir.path()).await;
+            let handle = central_support::open_store(&scratch.path().join("state")).await;
             central_support::append(&handle, central_support::sessions(backlog_sessions, 8)).await;
         });
     }
     let port = net::free_port();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[kiosk]\nid = \"bench\"\n[storage]\npath = \"{0}/kiosk.db\"\n[health]\nruntime_dir = \"{0}/run\"\nlisten = \"127.0.0.1:{port}\"\n[badge]\nsource = \"none\"\n",
-            dir.path().display()
-        ),
-    )
-    .expect("config");
-    let notify = dir.path().join("notify.sock");
-    let sock = UnixDatagram::bind(&notify).expect("notify socket");
-    sock.set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jarvis-kiosk"))
-        .args(["--config", config.to_str().expect("utf-8 path"), "run"])
-        .env("NOTIFY_SOCKET", &notify)
+    let notify = NotifySocket::bind(scratch.path());
+    let mut child = scratch
+        .command(&["run"])
+        .env("NOTIFY_SOCKET", &notify.path)
+        .env("JARVIS_KIOSK__HEALTH__LISTEN", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn jarvis-kiosk");
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = sock.recv(&mut buf).expect("READY=1 within 20 s");
-        if String::from_utf8_lossy(&buf[..n])
-            .lines()
-            .any(|l| l == "READY=1")
-        {
-            break;
-        }
-    }
+    notify
+        .wait_for("READY=1", Duration::from_secs(20))
+        .expect("READY=1 within 20 s");
 
-    let runtime_dir = dir.path().join("run");
+    let runtime_dir = scratch.path().join("run");
     let socket = time(|| {
         jarvis_kiosk::health::socket::query(&runtime_dir, Duration::from_secs(2))
             .expect("status report");
@@ -80,17 +61,10 @@ fn measure(store: &str, backlog_sessions: usize) {
         assert_eq!(code, 200);
     });
     let command = time(|| {
-        let out = Command::new(env!("CARGO_BIN_EXE_jarvis-kiosk"))
-            .args(["--config", config.to_str().expect("utf-8 path"), "status"])
-            .output()
-            .expect("status");
+        let out = scratch.command(&["status"]).output().expect("status");
         assert!(out.status.success());
     });
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let _ = child.wait();
+    terminate(&mut child, Duration::from_secs(5)).expect("stops within 5 s");
 
     for (what, samples) in [
         ("status socket: one report", socket),

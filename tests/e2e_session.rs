@@ -186,29 +186,45 @@ fn malformed_and_unknown_events_are_survived() {
     assert!(log.contains("malformed Realtime event ignored"), "{log}");
 }
 
+/// A migrated central with a kiosk and one active member, Marie, of the kiosk's gym.
+fn central_with_member(
+    tag: &str,
+    member_id: &str,
+    badge: &str,
+) -> (central_support::TestDb, central_support::KioskLogin) {
+    let db = central_support::TestDb::migrated(tag);
+    let gym = format!("gym-{tag}");
+    let login = db.add_kiosk(&format!("kiosk-{tag}"), &gym);
+    db.psql(&format!(
+        "INSERT INTO members (member_id, gym_id, badge, first_name, language, membership_status) \
+         VALUES ('{member_id}', '{gym}', '{badge}', 'Marie', 'fr', 'active')"
+    ));
+    (db, login)
+}
+
+/// The environment pointing the daemon at that central.
+fn central_env(login: &central_support::KioskLogin) -> [(&'static str, &str); 2] {
+    [
+        ("JARVIS_KIOSK__CENTRAL__URL", login.url.as_str()),
+        (
+            "JARVIS_KIOSK__CENTRAL__PASSWORD_FILE",
+            login.password_file.to_str().unwrap(),
+        ),
+    ]
+}
+
 /// The whole product: a member of the kiosk's gym (central lookup function) scans, talks,
 /// says goodbye; the session's events reach central exactly once and the derived
 /// `openai_realtime_sessions` row carries the same cost as the kiosk computed.
 #[test]
 fn member_session_reaches_central_with_the_same_cost() {
-    let db = central_support::TestDb::migrated("e2e");
-    let login = db.add_kiosk("kiosk-e2e", "gym-e2e");
-    db.psql(
-        "INSERT INTO members (member_id, gym_id, badge, first_name, language, membership_status) \
-         VALUES ('m-42', 'gym-e2e', '0012345678', 'Marie', 'fr', 'active')",
-    );
+    let (db, login) = central_with_member("e2e", "m-42", "0012345678");
     let emulator = Emulator::start("kiosk_e2e.toml", &[]);
     let kiosk = Kiosk::start_with_env(
         &emulator,
         &login.kiosk_id,
         "[central]\nheartbeat_s = 1\nbatch_max_ms = 100\n",
-        &[
-            ("JARVIS_KIOSK__CENTRAL__URL", login.url.as_str()),
-            (
-                "JARVIS_KIOSK__CENTRAL__PASSWORD_FILE",
-                login.password_file.to_str().unwrap(),
-            ),
-        ],
+        &central_env(&login),
     );
     kiosk.scanner.scan("0012345678");
     let s = kiosk.ended_session(Duration::from_secs(30));
@@ -263,27 +279,17 @@ fn member_session_reaches_central_with_the_same_cost() {
 /// and the cost so far; `/healthz` and `/metrics` follow the session to its end.
 #[test]
 fn a_live_session_shows_in_status_healthz_and_metrics() {
-    let db = central_support::TestDb::migrated("e2e_status");
-    let login = db.add_kiosk("kiosk-status", "gym-status");
-    db.psql(
-        "INSERT INTO members (member_id, gym_id, badge, first_name, language, membership_status) \
-         VALUES ('m-7', 'gym-status', '0099887766', 'Marie', 'fr', 'active')",
-    );
+    let (_db, login) = central_with_member("e2e_status", "m-7", "0099887766");
     let emulator = Emulator::start("live_until_idle.toml", &[]);
     let port = support::net::free_port();
     let listen = format!("127.0.0.1:{port}");
+    let mut env = central_env(&login).to_vec();
+    env.push(("JARVIS_KIOSK__HEALTH__LISTEN", listen.as_str()));
     let kiosk = Kiosk::start_with_env(
         &emulator,
         &login.kiosk_id,
         "[session]\nidle_timeout_s = 3\n",
-        &[
-            ("JARVIS_KIOSK__CENTRAL__URL", login.url.as_str()),
-            (
-                "JARVIS_KIOSK__CENTRAL__PASSWORD_FILE",
-                login.password_file.to_str().unwrap(),
-            ),
-            ("JARVIS_KIOSK__HEALTH__LISTEN", listen.as_str()),
-        ],
+        &env,
     );
     // Scanner on its pty, virtual sound card, credentials: ready for a member.
     support::wait_until("/healthz ready", Duration::from_secs(10), || {
