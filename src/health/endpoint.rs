@@ -46,30 +46,26 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
 
 /// Serves until `shutdown`.
 pub async fn serve(listener: TcpListener, observer: Observer, shutdown: CancellationToken) {
-    loop {
-        let stream = tokio::select! {
-            () = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "health endpoint: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
+    let listener = &listener;
+    super::accept::each_connection(
+        "health endpoint",
+        &shutdown,
+        move || async move { listener.accept().await.map(|(stream, _)| stream) },
+        |stream| {
+            let observer = observer.clone();
+            async move {
+                let svc = service_fn(move |req| {
+                    let observer = observer.clone();
+                    async move { Ok::<_, Infallible>(respond(&observer, &req).await) }
+                });
+                let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+                if let Ok(Err(e)) = tokio::time::timeout(CONNECTION_LIMIT, conn).await {
+                    tracing::debug!(error = %e, "health endpoint: connection ended");
                 }
-            },
-        };
-        let observer = observer.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req| {
-                let observer = observer.clone();
-                async move { Ok::<_, Infallible>(respond(&observer, &req).await) }
-            });
-            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
-            if let Ok(Err(e)) = tokio::time::timeout(CONNECTION_LIMIT, conn).await {
-                tracing::debug!(error = %e, "health endpoint: connection ended");
             }
-        });
-    }
+        },
+    )
+    .await;
 }
 
 async fn respond(observer: &Observer, req: &Request<Incoming>) -> Response<Full<Bytes>> {

@@ -3,6 +3,7 @@
 //! Adapters report their state here (never by logging alone), so a technician running
 //! `status` and the fleet reading heartbeats see the same truth.
 
+mod accept;
 pub mod endpoint;
 pub mod metrics;
 pub mod report;

@@ -73,34 +73,29 @@ pub async fn serve(listener: UnixListener, observer: Observer, shutdown: Cancell
         .local_addr()
         .ok()
         .and_then(|a| a.as_pathname().map(Path::to_path_buf));
-    loop {
-        let stream = tokio::select! {
-            () = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "status socket: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
+    let listener = &listener;
+    super::accept::each_connection(
+        "status socket",
+        &shutdown,
+        move || async move { listener.accept().await.map(|(stream, _)| stream) },
+        |mut stream| {
+            let observer = observer.clone();
+            async move {
+                let report = observer.report().await;
+                let Ok(body) = serde_json::to_vec(&report) else {
+                    return;
+                };
+                let write = async {
+                    stream.write_all(&body).await?;
+                    stream.shutdown().await
+                };
+                if let Ok(Err(e)) = tokio::time::timeout(WRITE_WAIT, write).await {
+                    tracing::debug!(error = %e, "status socket: reader went away");
                 }
-            },
-        };
-        let observer = observer.clone();
-        tokio::spawn(async move {
-            let report = observer.report().await;
-            let Ok(body) = serde_json::to_vec(&report) else {
-                return;
-            };
-            let mut stream = stream;
-            let write = async {
-                stream.write_all(&body).await?;
-                stream.shutdown().await
-            };
-            if let Ok(Err(e)) = tokio::time::timeout(WRITE_WAIT, write).await {
-                tracing::debug!(error = %e, "status socket: reader went away");
             }
-        });
-    }
+        },
+    )
+    .await;
     if let Some(path) = bound {
         let _ = std::fs::remove_file(path);
     }
@@ -216,6 +211,13 @@ mod tests {
         Observer { health, store }
     }
 
+    /// A daemon's status server on `dir`, stopped by cancelling the token.
+    async fn running(dir: &Path) -> (tokio::task::JoinHandle<()>, CancellationToken) {
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(serve(bind(dir).unwrap(), observer(dir).await, stop.clone()));
+        (server, stop)
+    }
+
     /// Runs the blocking client off the runtime, as the `status` command does.
     async fn query_async(dir: &Path, wait: Duration) -> Result<StatusReport, QueryError> {
         let dir = dir.to_path_buf();
@@ -227,12 +229,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_running_daemon_answers_with_its_report_and_removes_the_socket_on_stop() {
         let dir = tempfile::tempdir().unwrap();
-        let stop = CancellationToken::new();
-        let server = tokio::spawn(serve(
-            bind(dir.path()).unwrap(),
-            observer(dir.path()).await,
-            stop.clone(),
-        ));
+        let (server, stop) = running(dir.path()).await;
         let report = query_async(dir.path(), WAIT).await.unwrap();
         assert_eq!(report.health.kiosk_id, "kiosk-7");
         assert_eq!(report.health.pid, std::process::id());
@@ -261,12 +258,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_second_daemon_is_refused_with_the_first_ones_pid() {
         let dir = tempfile::tempdir().unwrap();
-        let stop = CancellationToken::new();
-        let server = tokio::spawn(serve(
-            bind(dir.path()).unwrap(),
-            observer(dir.path()).await,
-            stop.clone(),
-        ));
+        let (server, stop) = running(dir.path()).await;
         let dir2 = dir.path().to_path_buf();
         let err = tokio::task::spawn_blocking(move || bind(&dir2).map(|_| ()))
             .await
