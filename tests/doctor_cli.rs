@@ -144,4 +144,9 @@ fn doctor_fails_with_a_fix_for_each_unreachable_service() {
         "{text}"
     );
     assert!(text.contains("fix: check the network link"), "{text}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("ALSA lib"),
+        "doctor's lines are not buried: {stderr}"
+    );
 }

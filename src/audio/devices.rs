@@ -48,6 +48,7 @@ fn default_text(c: Result<cpal::SupportedStreamConfig, cpal::Error>) -> Option<S
 
 /// Lists the devices of the default host (ALSA on Linux).
 pub fn list() -> Result<DeviceList, DeviceError> {
+    let _alsa = super::alsa_messages::AlsaMessages::capture();
     let host = cpal::default_host();
     let devices = host.devices().map_err(|source| DeviceError::Backend {
         dir: "any",

@@ -26,6 +26,8 @@ const TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Runs the audio checks. `quiet` skips the audible test tone (the output is only opened).
 pub fn doctor_checks(cfg: &Config, quiet: bool) -> Vec<Check> {
+    // Each check names the device and the fix; alsa-lib's own lines would only bury them.
+    let _alsa = super::alsa_messages::AlsaMessages::capture();
     let host = cpal::default_host();
     let mut checks = vec![input_check(&host, cfg), output_check(&host, cfg, quiet)];
     checks.push(codec_check());

@@ -25,6 +25,7 @@
 //! # }
 //! ```
 
+mod alsa_messages;
 mod capture;
 mod codec;
 mod device;

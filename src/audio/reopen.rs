@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use cpal::traits::StreamTrait;
 
+use super::alsa_messages::AlsaMessages;
 use super::counters;
 use super::device::{DeviceError, Direction};
 use super::status::{AudioStatus, reopen_backoff};
@@ -107,6 +108,7 @@ fn run<W: StreamWorker>(worker: &W, stop: &AtomicBool) {
     let mut backoff = reopen_backoff();
     let mut opened_before = false;
     let mut last_error = String::new();
+    let mut alsa = AlsaMessages::capture();
     while !stop.load(Ordering::Acquire) && worker.wanted() {
         let host = cpal::default_host();
         match worker.open(&host) {
@@ -128,8 +130,12 @@ fn run<W: StreamWorker>(worker: &W, stop: &AtomicBool) {
             }
             Err(e) => {
                 let msg = e.to_string();
+                let said = alsa.take();
                 if msg != last_error {
                     tracing::warn!(error = %msg, "audio {side} unavailable; retrying");
+                    if !said.is_empty() {
+                        tracing::debug!(alsa = %said, "what alsa-lib said");
+                    }
                     last_error = msg.clone();
                 }
                 status.down(dir, msg);
