@@ -81,7 +81,6 @@ impl<D: Directory> Driver<D> {
             badges: HashMap::new(),
             conversations: HashMap::new(),
             reports: reports_tx,
-            first_name: None,
         };
         ctx.health.set_lifecycle(self.machine.lifecycle().as_str());
 
@@ -169,19 +168,15 @@ impl<D: Directory> Driver<D> {
         // Scans the machine dropped (debounced, refused) leave no badge behind.
         let pending = self.machine.pending_scan();
         ctx.badges.retain(|id, _| Some(*id) == pending);
-        self.publish_progress(ctx, now);
+        self.publish_progress(ctx);
     }
 
     /// Keeps `status`'s view of the session in progress and today's spend current.
-    fn publish_progress(&self, ctx: &Ctx, now: Now) {
+    fn publish_progress(&self, ctx: &Ctx) {
         let current = self.machine.session_progress().map(|p| CurrentSession {
             session_id: p.session_id,
-            first_name: ctx
-                .first_name
-                .as_ref()
-                .filter(|(id, _)| *id == p.session_id)
-                .and_then(|(_, name)| name.clone()),
-            started_at_ms: now.wall_ms - now.mono_ms.saturating_sub(p.started_mono_ms) as i64,
+            first_name: p.first_name,
+            started_at_ms: p.started_at_ms,
             cost: p.cost,
         });
         ctx.health.set_current_session(current);
@@ -222,7 +217,6 @@ impl<D: Directory> Driver<D> {
                         member = context.member_id.as_deref().unwrap_or("guest"),
                         "connecting to Realtime"
                     );
-                    ctx.first_name = Some((session_id, context.first_name.clone()));
                     let conversation = Conversation::start(
                         self.realtime.clone(),
                         session_id,
@@ -276,8 +270,6 @@ struct Ctx {
     conversations: HashMap<Uuid, Conversation>,
     /// Where lookups and conversations send what happens back to the loop.
     reports: mpsc::Sender<Report>,
-    /// The first name the session in progress was connected with, for `status`.
-    first_name: Option<(Uuid, Option<String>)>,
 }
 
 impl Ctx {

@@ -102,11 +102,13 @@ impl Settings {
 }
 
 /// Where the started session stands, for `status` and `/metrics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionProgress {
     pub session_id: Uuid,
-    /// Monotonic milliseconds (the machine's clock) when the session started.
-    pub started_mono_ms: u64,
+    /// `None` for a guest.
+    pub first_name: Option<String>,
+    /// Wall-clock milliseconds when the session started.
+    pub started_at_ms: i64,
     pub cost: NanoUsd,
 }
 
@@ -117,6 +119,10 @@ struct Session {
     badge: BadgeKey,
     scanned_at: u64,
     started_at: u64,
+    /// Wall clock at `started_at`, for `status`.
+    started_wall_ms: i64,
+    /// The member's first name (`None` for a guest), for `status`.
+    first_name: Option<String>,
     tokens: TokenCounts,
     cost: CostBreakdown,
     /// JARVIS audio is playing (between output audio started and stopped).
@@ -284,7 +290,8 @@ impl SessionMachine {
     pub fn session_progress(&self) -> Option<SessionProgress> {
         self.session().map(|s| SessionProgress {
             session_id: s.id,
-            started_mono_ms: s.started_at,
+            first_name: s.first_name.clone(),
+            started_at_ms: s.started_wall_ms,
             cost: s.cost.total(),
         })
     }
@@ -519,6 +526,7 @@ impl SessionMachine {
                 model: self.settings.model.clone(),
             },
         );
+        let first_name = context.first_name.clone();
         self.out.push(Decision::Connect {
             session_id: id,
             context,
@@ -529,6 +537,8 @@ impl SessionMachine {
                 badge,
                 scanned_at,
                 started_at: now,
+                started_wall_ms: self.now.wall_ms,
+                first_name,
                 tokens: TokenCounts::default(),
                 cost: CostBreakdown::default(),
                 speaking: false,

@@ -982,9 +982,10 @@ fn progress_shows_the_cost_so_far_until_the_session_ends() {
     k.usage(32);
     let p = k.m.session_progress().expect("live session");
     assert_eq!(
-        (p.session_id, p.started_mono_ms, p.cost),
-        (id, 500, NanoUsd(42))
+        (p.session_id, p.started_at_ms, p.cost),
+        (id, WALL0 + 500, NanoUsd(42))
     );
+    assert_eq!(p.first_name.as_deref(), Some("Camille"));
     k.send(Input::Shutdown);
     assert_eq!(k.m.session_progress(), None);
 }
