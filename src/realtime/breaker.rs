@@ -50,6 +50,24 @@ pub enum BreakerState {
     },
 }
 
+impl BreakerState {
+    pub fn consecutive_failures(self) -> u32 {
+        match self {
+            BreakerState::Closed {
+                consecutive_failures,
+            }
+            | BreakerState::Open {
+                consecutive_failures,
+                ..
+            }
+            | BreakerState::HalfOpen {
+                consecutive_failures,
+                ..
+            } => consecutive_failures,
+        }
+    }
+}
+
 /// What a caller may do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
@@ -106,43 +124,32 @@ impl Breaker {
         self.state
     }
 
+    /// When the next probe may go (`None` while closed): once the open period is over, or
+    /// once a probe that never reported (its session was dropped) is given up on.
+    fn probe_at(&self) -> Option<u64> {
+        match self.state {
+            BreakerState::Closed { .. } => None,
+            BreakerState::Open { until_ms, .. } => Some(until_ms),
+            BreakerState::HalfOpen {
+                probe_started_ms, ..
+            } => Some(probe_started_ms.saturating_add(ms(self.config.open_for))),
+        }
+    }
+
     /// Asks whether a connection attempt may start at `now_ms`.
     pub fn admit(&mut self, now_ms: u64) -> Admission {
-        match self.state {
-            BreakerState::Closed { .. } => Admission::Allow,
-            BreakerState::Open {
-                consecutive_failures,
-                until_ms,
-            } => {
-                if now_ms >= until_ms {
-                    self.state = BreakerState::HalfOpen {
-                        consecutive_failures,
-                        probe_started_ms: now_ms,
-                    };
-                    Admission::Probe
-                } else {
-                    Admission::Refuse {
-                        retry_in: Duration::from_millis(until_ms - now_ms),
-                    }
-                }
-            }
-            BreakerState::HalfOpen {
-                consecutive_failures,
-                probe_started_ms,
-            } => {
-                let abandoned_at = probe_started_ms.saturating_add(ms(self.config.open_for));
-                if now_ms >= abandoned_at {
-                    // The probe never reported (its session was dropped): allow another.
-                    self.state = BreakerState::HalfOpen {
-                        consecutive_failures,
-                        probe_started_ms: now_ms,
-                    };
-                    Admission::Probe
-                } else {
-                    Admission::Refuse {
-                        retry_in: Duration::from_millis(abandoned_at - now_ms),
-                    }
-                }
+        let Some(probe_at) = self.probe_at() else {
+            return Admission::Allow;
+        };
+        if now_ms >= probe_at {
+            self.state = BreakerState::HalfOpen {
+                consecutive_failures: self.state.consecutive_failures(),
+                probe_started_ms: now_ms,
+            };
+            Admission::Probe
+        } else {
+            Admission::Refuse {
+                retry_in: Duration::from_millis(probe_at - now_ms),
             }
         }
     }
@@ -156,22 +163,11 @@ impl Breaker {
 
     /// A connection attempt failed at `now_ms`.
     pub fn record_failure(&mut self, now_ms: u64, failure: &Failure) {
-        let (failures, was_probe, open_until) = match self.state {
-            BreakerState::Closed {
-                consecutive_failures,
-            } => (consecutive_failures.saturating_add(1), false, None),
-            BreakerState::Open {
-                consecutive_failures,
-                until_ms,
-            } => (
-                consecutive_failures.saturating_add(1),
-                false,
-                Some(until_ms),
-            ),
-            BreakerState::HalfOpen {
-                consecutive_failures,
-                ..
-            } => (consecutive_failures.saturating_add(1), true, None),
+        let failures = self.state.consecutive_failures().saturating_add(1);
+        let was_probe = matches!(self.state, BreakerState::HalfOpen { .. });
+        let open_until = match self.state {
+            BreakerState::Open { until_ms, .. } => Some(until_ms),
+            _ => None,
         };
         self.last_failure = Some(failure.cause.clone());
         let retry_after = failure.retry_after.map(ms);
@@ -195,17 +191,7 @@ impl Breaker {
 
     /// The state as health shows it.
     pub fn status(&self, now_ms: u64) -> BreakerStatus {
-        let retry_in_ms = match self.state {
-            BreakerState::Closed { .. } => None,
-            BreakerState::Open { until_ms, .. } => Some(until_ms.saturating_sub(now_ms)),
-            BreakerState::HalfOpen {
-                probe_started_ms, ..
-            } => Some(
-                probe_started_ms
-                    .saturating_add(ms(self.config.open_for))
-                    .saturating_sub(now_ms),
-            ),
-        };
+        let retry_in_ms = self.probe_at().map(|at| at.saturating_sub(now_ms));
         BreakerStatus {
             state: self.state,
             retry_in_ms,
@@ -436,12 +422,7 @@ mod tests {
                     },
                 }
                 let s = b.status(now);
-                let failures = match s.state {
-                    BreakerState::Closed { consecutive_failures }
-                    | BreakerState::Open { consecutive_failures, .. }
-                    | BreakerState::HalfOpen { consecutive_failures, .. } => consecutive_failures,
-                };
-                prop_assert_eq!(failures, streak);
+                prop_assert_eq!(s.state.consecutive_failures(), streak);
             }
         }
     }
