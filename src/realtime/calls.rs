@@ -173,32 +173,12 @@ pub async fn exchange(
     offer_sdp: &str,
 ) -> Result<Answer, CallError> {
     let url = endpoint(&cfg.base_url, "realtime/calls");
-    let timeout = Duration::from_secs(cfg.connect_timeout_s);
-    let response = http
+    let request = http
         .post(&url)
         .header(AUTHORIZATION, bearer(&key.value))
         .header(CONTENT_TYPE, "application/sdp")
-        .body(offer_sdp.to_owned())
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(|e| transport_error(Op::Exchange, &url, timeout, &e))?;
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response
-        .text()
-        .await
-        .map_err(|e| transport_error(Op::Exchange, &url, timeout, &e))?;
-    if !(200..300).contains(&status) {
-        return Err(classify(
-            Op::Exchange,
-            status,
-            &headers,
-            &body,
-            key.origin,
-            SystemTime::now(),
-        ));
-    }
+        .body(offer_sdp.to_owned());
+    let (headers, body) = send(Op::Exchange, &url, cfg, key.origin, request).await?;
     let sdp = parse_answer(&headers, &body).map_err(|reason| CallError::Malformed {
         op: Op::Exchange,
         url: url.clone(),
@@ -229,28 +209,37 @@ pub async fn hangup(
             reason: "the call id is not of the form rtc_…".into(),
         });
     }
+    let request = http.post(&url).header(AUTHORIZATION, bearer(api_key));
+    send(Op::Hangup, &url, cfg, KeyOrigin::ApiKey, request).await?;
+    Ok(())
+}
+
+/// Sends `request`, bounded by `openai.connect_timeout_s`, and returns a 2xx answer's headers
+/// and body; any other status is classified (`origin` names the key that was used).
+pub(crate) async fn send(
+    op: Op,
+    url: &str,
+    cfg: &OpenAiConfig,
+    origin: KeyOrigin,
+    request: reqwest::RequestBuilder,
+) -> Result<(HeaderMap, String), CallError> {
     let timeout = Duration::from_secs(cfg.connect_timeout_s);
-    let response = http
-        .post(&url)
-        .header(AUTHORIZATION, bearer(api_key))
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(|e| transport_error(Op::Hangup, &url, timeout, &e))?;
+    let transport = |e: reqwest::Error| transport_error(op, url, timeout, &e);
+    let response = request.timeout(timeout).send().await.map_err(transport)?;
     let status = response.status().as_u16();
-    if (200..300).contains(&status) {
-        return Ok(());
-    }
     let headers = response.headers().clone();
-    let body = response.text().await.unwrap_or_default();
-    Err(classify(
-        Op::Hangup,
-        status,
-        &headers,
-        &body,
-        KeyOrigin::ApiKey,
-        SystemTime::now(),
-    ))
+    let body = response.text().await.map_err(transport)?;
+    if !(200..300).contains(&status) {
+        return Err(classify(
+            op,
+            status,
+            &headers,
+            &body,
+            origin,
+            SystemTime::now(),
+        ));
+    }
+    Ok((headers, body))
 }
 
 pub(crate) fn bearer(secret: &Secret) -> String {
@@ -258,12 +247,7 @@ pub(crate) fn bearer(secret: &Secret) -> String {
 }
 
 /// Maps a reqwest failure (no HTTP status) to timeout / connect / other.
-pub(crate) fn transport_error(
-    op: Op,
-    url: &str,
-    timeout: Duration,
-    e: &reqwest::Error,
-) -> CallError {
+fn transport_error(op: Op, url: &str, timeout: Duration, e: &reqwest::Error) -> CallError {
     if e.is_timeout() {
         CallError::Timeout {
             op,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde::{Deserialize, Serialize};
 
-use super::calls::{CallError, Op, bearer, classify, endpoint, transport_error};
+use super::calls::{CallError, Op, bearer, endpoint, send};
 use super::protocol::Session;
 use crate::config::OpenAiConfig;
 use crate::secrets::{Secret, SecretError};
@@ -185,32 +185,12 @@ pub async fn mint(
         Credentials::Broker { url, credential } => (url.clone(), credential),
     };
     let origin = creds.origin();
-    let timeout = Duration::from_secs(cfg.connect_timeout_s);
-    let response = http
+    let post = http
         .post(&url)
         .header(AUTHORIZATION, bearer(credential))
         .header(CONTENT_TYPE, "application/json")
-        .json(request)
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(|e| transport_error(Op::Mint, &url, timeout, &e))?;
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response
-        .text()
-        .await
-        .map_err(|e| transport_error(Op::Mint, &url, timeout, &e))?;
-    if !(200..300).contains(&status) {
-        return Err(classify(
-            Op::Mint,
-            status,
-            &headers,
-            &body,
-            origin,
-            std::time::SystemTime::now(),
-        ));
-    }
+        .json(request);
+    let (_, body) = send(Op::Mint, &url, cfg, origin, post).await?;
     parse_client_secret(&body, origin).map_err(|reason| CallError::Malformed {
         op: Op::Mint,
         url,
