@@ -6,13 +6,22 @@
 //! Secrets never live here: only the paths of the files that hold them (`*_file` keys).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::badge::frame::{Charset, Framing, LeadingZeros, LetterCase};
+use crate::badge::frame::{DEFAULT_IDLE_RESET, FrameKind, FrameRules};
+pub use crate::config_issue::ConfigIssue;
+pub use crate::metering::ModelPricing;
 use crate::money::UsdAmount;
+use crate::realtime::breaker::BreakerSettings;
 use crate::secrets::SecretPath;
+use crate::session::{
+    DEFAULT_GOODBYE_GRACE_MS, DEFAULT_HANGUP_DELAY_MS, DEFAULT_LOOKUP_TIMEOUT_MS, Settings,
+};
+pub use crate::session::{ScanDuringSession, UnknownMember};
 
 /// Where the daemon looks when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/jarvis-kiosk/config.toml";
@@ -68,58 +77,6 @@ pub enum BadgeSource {
     None,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Framing {
-    /// Frames end with CR, LF or CRLF.
-    Line,
-    /// Frames are STX (0x02) ... ETX (0x03).
-    StxEtx,
-    /// Every `badge.fixed_len` bytes are one frame.
-    Fixed,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Charset {
-    Digits,
-    Hex,
-    Alphanumeric,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LetterCase {
-    Keep,
-    Upper,
-    Lower,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LeadingZeros {
-    Keep,
-    Strip,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ScanDuringSession {
-    /// Ignore scans while a session is live.
-    Ignore,
-    /// End the live session and start the new member's.
-    Replace,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UnknownMember {
-    /// Talk with them as a guest.
-    Guest,
-    /// Say "please see the front desk" and start no session.
-    FrontDesk,
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BadgeConfig {
@@ -152,6 +109,7 @@ pub struct BadgeConfig {
 
 impl Default for BadgeConfig {
     fn default() -> Self {
+        let core = Settings::default();
         BadgeConfig {
             source: BadgeSource::Serial,
             serial: SerialConfig::default(),
@@ -165,14 +123,44 @@ impl Default for BadgeConfig {
             leading_zeros: LeadingZeros::Keep,
             min_len: 4,
             max_len: 32,
-            debounce_s: 3,
-            on_scan_during_session: ScanDuringSession::Ignore,
-            max_sessions_per_hour: 6,
-            unknown_member: UnknownMember::FrontDesk,
+            debounce_s: core.debounce_ms / 1000,
+            on_scan_during_session: core.on_scan_during_session,
+            max_sessions_per_hour: core.max_sessions_per_hour,
+            unknown_member: core.unknown_member,
             hash_key_file: None,
             member_cache_ttl_s: 7 * 24 * 3600,
             member_cache_max: 10_000,
             lookup_timeout_ms: 800,
+        }
+    }
+}
+
+impl BadgeConfig {
+    /// The rules for a serial scanner, straight from `[badge]`.
+    pub fn frame_rules(&self) -> FrameRules {
+        let framing = match self.framing {
+            Framing::Line => FrameKind::Line,
+            Framing::StxEtx => FrameKind::StxEtx,
+            Framing::Fixed => FrameKind::Fixed(self.fixed_len.max(1)),
+        };
+        FrameRules {
+            framing,
+            strip_prefix: self.strip_prefix.clone(),
+            strip_suffix: self.strip_suffix.clone(),
+            charset: self.charset,
+            case: self.case,
+            leading_zeros: self.leading_zeros,
+            min_len: self.min_len.max(1),
+            max_len: self.max_len.max(self.min_len.max(1)),
+            idle_reset: DEFAULT_IDLE_RESET,
+        }
+    }
+
+    /// The rules for a keyboard wedge: Enter ends every frame whatever `badge.framing` says.
+    pub fn keyboard_wedge_rules(&self) -> FrameRules {
+        FrameRules {
+            framing: FrameKind::Line,
+            ..self.frame_rules()
         }
     }
 }
@@ -321,24 +309,31 @@ pub struct OpenAiConfig {
 
 impl Default for OpenAiConfig {
     fn default() -> Self {
+        let core = Settings::default();
         OpenAiConfig {
             base_url: "https://api.openai.com/v1".into(),
             api_key_file: None,
             token_url: None,
             token_credential_file: None,
-            model: "gpt-realtime".into(),
+            model: core.model,
             voice: "marin".into(),
             instructions_file: None,
             turn_detection: TurnDetection::SemanticVad,
-            transcription_model: "gpt-4o-mini-transcribe".into(),
-            goodbye_phrases: vec![
-                "au revoir".into(),
-                "bonne journée".into(),
-                "à bientôt".into(),
-            ],
-            connect_timeout_s: 10,
+            transcription_model: core.transcription_model,
+            goodbye_phrases: core.goodbye_phrases,
+            connect_timeout_s: core.connect_timeout_ms / 1000,
             breaker_failures: 3,
             breaker_open_s: 60,
+        }
+    }
+}
+
+impl OpenAiConfig {
+    /// The circuit breaker's thresholds (at least one failure).
+    pub fn breaker_settings(&self) -> BreakerSettings {
+        BreakerSettings {
+            failures: self.breaker_failures.max(1),
+            open_for: Duration::from_secs(self.breaker_open_s),
         }
     }
 }
@@ -356,30 +351,15 @@ pub struct SessionConfig {
 
 impl Default for SessionConfig {
     fn default() -> Self {
+        let core = Settings::default();
         SessionConfig {
-            max_duration_s: 600,
-            idle_timeout_s: 60,
-            max_cost_usd: UsdAmount(crate::money::NanoUsd(1_000_000_000)),
-            daily_budget_usd: UsdAmount(crate::money::NanoUsd(20_000_000_000)),
-            cooldown_s: 3,
+            max_duration_s: core.max_duration_ms / 1000,
+            idle_timeout_s: core.idle_timeout_ms / 1000,
+            max_cost_usd: UsdAmount(core.max_cost),
+            daily_budget_usd: UsdAmount(core.daily_budget),
+            cooldown_s: core.cooldown_ms / 1000,
         }
     }
-}
-
-/// USD per one million tokens (decimal strings), as OpenAI publishes them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModelPricing {
-    pub text_in: UsdAmount,
-    pub text_cached: UsdAmount,
-    pub text_out: UsdAmount,
-    pub audio_in: UsdAmount,
-    pub audio_cached: UsdAmount,
-    pub audio_out: UsdAmount,
-    pub image_in: UsdAmount,
-    pub image_cached: UsdAmount,
-    /// For duration-billed transcription models: USD per minute of audio.
-    pub per_minute: UsdAmount,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -453,19 +433,6 @@ impl Default for HealthConfig {
     }
 }
 
-/// One thing wrong with the configuration, tied to its key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigIssue {
-    pub key: String,
-    pub problem: String,
-}
-
-impl fmt::Display for ConfigIssue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.problem)
-    }
-}
-
 /// Why the configuration could not be used. Lists every problem, not just the first.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -502,6 +469,30 @@ impl ConfigSource {
 }
 
 impl Config {
+    /// What the session core needs, in milliseconds and nano-dollars.
+    pub fn session_settings(&self) -> Settings {
+        let cfg = self;
+        let s = &cfg.session;
+        Settings {
+            model: cfg.openai.model.clone(),
+            transcription_model: cfg.openai.transcription_model.clone(),
+            max_duration_ms: s.max_duration_s.saturating_mul(1000),
+            idle_timeout_ms: s.idle_timeout_s.saturating_mul(1000),
+            max_cost: s.max_cost_usd.0,
+            daily_budget: s.daily_budget_usd.0,
+            cooldown_ms: s.cooldown_s.saturating_mul(1000),
+            debounce_ms: cfg.badge.debounce_s.saturating_mul(1000),
+            max_sessions_per_hour: cfg.badge.max_sessions_per_hour,
+            on_scan_during_session: cfg.badge.on_scan_during_session,
+            unknown_member: cfg.badge.unknown_member,
+            goodbye_phrases: cfg.openai.goodbye_phrases.clone(),
+            connect_timeout_ms: cfg.openai.connect_timeout_s.saturating_mul(1000),
+            lookup_timeout_ms: DEFAULT_LOOKUP_TIMEOUT_MS,
+            goodbye_grace_ms: DEFAULT_GOODBYE_GRACE_MS,
+            hangup_delay_ms: DEFAULT_HANGUP_DELAY_MS,
+        }
+    }
+
     /// Loads defaults, the file and the environment, then validates.
     pub fn load(source: &ConfigSource) -> Result<Config, ConfigError> {
         let mut builder = ::config::Config::builder();
@@ -802,4 +793,101 @@ fn explain(message: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::NanoUsd;
+    use crate::session::{Lifecycle, Now, SessionMachine};
+
+    #[test]
+    fn badge_frame_rules_map_every_key() {
+        let cfg = BadgeConfig {
+            framing: Framing::Fixed,
+            fixed_len: 8,
+            strip_prefix: "P".into(),
+            strip_suffix: "S".into(),
+            charset: Charset::Digits,
+            case: LetterCase::Keep,
+            leading_zeros: LeadingZeros::Strip,
+            min_len: 5,
+            max_len: 9,
+            ..BadgeConfig::default()
+        };
+        let r = cfg.frame_rules();
+        assert_eq!(r.framing, FrameKind::Fixed(8));
+        assert_eq!((r.min_len, r.max_len), (5, 9));
+        assert_eq!(r.strip_prefix, "P");
+        assert_eq!(cfg.keyboard_wedge_rules().framing, FrameKind::Line);
+        let stx = BadgeConfig {
+            framing: Framing::StxEtx,
+            ..BadgeConfig::default()
+        };
+        assert_eq!(stx.frame_rules().framing, FrameKind::StxEtx);
+    }
+
+    #[test]
+    fn settings_come_from_config() {
+        let mut cfg = Config::default();
+        cfg.session.max_duration_s = 120;
+        cfg.session.cooldown_s = 7;
+        cfg.badge.debounce_s = 2;
+        cfg.openai.connect_timeout_s = 4;
+        let s = cfg.session_settings();
+        assert_eq!(s.max_duration_ms, 120_000);
+        assert_eq!(s.idle_timeout_ms, 60_000);
+        assert_eq!(s.cooldown_ms, 7_000);
+        assert_eq!(s.debounce_ms, 2_000);
+        assert_eq!(s.connect_timeout_ms, 4_000);
+        assert_eq!(s.max_cost, NanoUsd(1_000_000_000));
+        assert_eq!(s.daily_budget, NanoUsd(20_000_000_000));
+        assert_eq!(s.model, "gpt-realtime");
+        assert_eq!(s.goodbye_phrases[0], "au revoir");
+        let m = SessionMachine::new(
+            s,
+            NanoUsd(5),
+            Now {
+                mono_ms: 0,
+                wall_ms: 0,
+            },
+            uuid::Uuid::now_v7,
+        );
+        assert_eq!(m.lifecycle(), Lifecycle::Idle);
+        assert_eq!(m.spent_today(), NanoUsd(5));
+        assert_eq!(m.current_session(), None);
+    }
+
+    #[test]
+    fn config_validation_reports_unpriced_models_and_bad_prices() {
+        let mut cfg = Config::default();
+        cfg.kiosk.id = "k1".into();
+        assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
+        cfg.openai.model = "gpt-realtime-9".into();
+        cfg.openai.transcription_model = "asr-x".into();
+        cfg.pricing.insert("cheap".into(), ModelPricing::default());
+        let keys: Vec<String> = cfg.validate().into_iter().map(|i| i.key).collect();
+        assert_eq!(keys, ["pricing.\"cheap\""]);
+        cfg.pricing.clear();
+        let issues = cfg.validate();
+        let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, ["openai.model", "openai.transcription_model"]);
+        assert!(
+            issues[0].problem.contains("[pricing.\"gpt-realtime-9\"]"),
+            "{}",
+            issues[0]
+        );
+    }
+
+    #[test]
+    fn breaker_settings_come_from_the_openai_section() {
+        let c = OpenAiConfig::default().breaker_settings();
+        assert_eq!(c.failures, 3);
+        assert_eq!(c.open_for, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn defaults_are_the_session_cores() {
+        assert_eq!(Config::default().session_settings(), Settings::default());
+    }
 }

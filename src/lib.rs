@@ -8,6 +8,7 @@ pub mod audio;
 pub mod badge;
 pub mod cli;
 pub mod config;
+pub mod config_issue;
 pub mod daemon;
 pub mod emulator;
 pub mod events;

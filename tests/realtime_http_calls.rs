@@ -6,7 +6,7 @@ mod realtime_http_server;
 use std::time::Duration;
 
 use jarvis_kiosk::config::OpenAiConfig;
-use jarvis_kiosk::realtime::breaker::{Admission, Breaker, BreakerConfig};
+use jarvis_kiosk::realtime::breaker::{Admission, Breaker, BreakerSettings};
 use jarvis_kiosk::realtime::calls::{self, CallError};
 use jarvis_kiosk::realtime::credentials::{EphemeralKey, KeyOrigin};
 use jarvis_kiosk::secrets::Secret;
@@ -119,7 +119,7 @@ async fn rate_limited_honours_retry_after_in_the_breaker() {
     assert_eq!(err.retry_after(), Some(Duration::from_secs(17)));
     assert!(!err.is_permanent());
     assert!(err.to_string().contains("retry after 17s"), "{err}");
-    let mut breaker = Breaker::new(BreakerConfig {
+    let mut breaker = Breaker::new(BreakerSettings {
         failures: 3,
         open_for: Duration::from_secs(5),
     });

@@ -11,41 +11,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use crate::badge::hash::{BadgeHash, BadgeHasher};
+use crate::badge::cached::{BadgeHash, CacheStoreError, CachedMember, MemberCacheStore};
+use crate::badge::hash::BadgeHasher;
 use crate::badge::id::Badge;
 use crate::badge::member::{DirectoryError, Lookup, Member, MemberDirectory};
 use crate::config::BadgeConfig;
-
-/// A member as last seen by the directory, with when (Unix ms, wall clock: it survives
-/// restarts).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CachedMember {
-    pub member: Member,
-    pub fetched_at_ms: i64,
-}
-
-/// A cache persistence failure. Never fails a lookup: it is logged and the lookup goes on.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("member cache store: {0}")]
-pub struct CacheStoreError(pub String);
-
-/// Where cached members live between restarts. The daemon uses the local store
-/// (`member_cache_get/put/evict`); tests use [`InMemoryCacheStore`]. Calls are short and
-/// synchronous (a local SQLite row).
-pub trait MemberCacheStore: Send + Sync {
-    fn get(&self, key: &BadgeHash) -> Result<Option<CachedMember>, CacheStoreError>;
-    /// Inserts or replaces, then keeps at most `max_entries`, dropping the oldest
-    /// `fetched_at_ms` first.
-    fn put(
-        &self,
-        key: &BadgeHash,
-        entry: &CachedMember,
-        max_entries: usize,
-    ) -> Result<(), CacheStoreError>;
-    fn evict(&self, key: &BadgeHash) -> Result<(), CacheStoreError>;
-}
 
 /// A bounded in-process cache store: for tests, and for a kiosk without a local store.
 #[derive(Debug, Default)]

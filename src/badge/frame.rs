@@ -11,8 +11,9 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 use crate::badge::id::Badge;
-use crate::config::{BadgeConfig, Charset, Framing, LeadingZeros, LetterCase};
 
 const STX: u8 = 0x02;
 const ETX: u8 = 0x03;
@@ -23,6 +24,40 @@ const RAW_SLACK: usize = 16;
 /// frame within a few milliseconds (9600 baud is about 1 ms per byte), so a longer silence
 /// means the rest was lost; without this, the next scan would be glued to the fragment.
 pub const DEFAULT_IDLE_RESET: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Framing {
+    /// Frames end with CR, LF or CRLF.
+    Line,
+    /// Frames are STX (0x02) ... ETX (0x03).
+    StxEtx,
+    /// Every `badge.fixed_len` bytes are one frame.
+    Fixed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Charset {
+    Digits,
+    Hex,
+    Alphanumeric,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LetterCase {
+    Keep,
+    Upper,
+    Lower,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeadingZeros {
+    Keep,
+    Strip,
+}
 
 /// How frames are delimited on the wire (from `badge.framing` and `badge.fixed_len`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,34 +162,6 @@ pub enum FrameEvent {
 }
 
 impl FrameRules {
-    /// The rules for a serial scanner, straight from `[badge]`.
-    pub fn from_config(cfg: &BadgeConfig) -> Self {
-        let framing = match cfg.framing {
-            Framing::Line => FrameKind::Line,
-            Framing::StxEtx => FrameKind::StxEtx,
-            Framing::Fixed => FrameKind::Fixed(cfg.fixed_len.max(1)),
-        };
-        FrameRules {
-            framing,
-            strip_prefix: cfg.strip_prefix.clone(),
-            strip_suffix: cfg.strip_suffix.clone(),
-            charset: cfg.charset,
-            case: cfg.case,
-            leading_zeros: cfg.leading_zeros,
-            min_len: cfg.min_len.max(1),
-            max_len: cfg.max_len.max(cfg.min_len.max(1)),
-            idle_reset: DEFAULT_IDLE_RESET,
-        }
-    }
-
-    /// The rules for a keyboard wedge: Enter ends every frame whatever `badge.framing` says.
-    pub fn for_keyboard_wedge(cfg: &BadgeConfig) -> Self {
-        FrameRules {
-            framing: FrameKind::Line,
-            ..Self::from_config(cfg)
-        }
-    }
-
     /// Most bytes a frame may hold before it is declared overlong.
     pub fn raw_bound(&self) -> usize {
         self.max_len + self.strip_prefix.len() + self.strip_suffix.len() + RAW_SLACK
@@ -705,35 +712,6 @@ mod tests {
             strict.normalize(b"000123"),
             Err(DiscardReason::TooShort { len: 3, min: 4 })
         );
-    }
-
-    #[test]
-    fn from_config_maps_every_key() {
-        let cfg = BadgeConfig {
-            framing: Framing::Fixed,
-            fixed_len: 8,
-            strip_prefix: "P".into(),
-            strip_suffix: "S".into(),
-            charset: Charset::Digits,
-            case: LetterCase::Keep,
-            leading_zeros: LeadingZeros::Strip,
-            min_len: 5,
-            max_len: 9,
-            ..BadgeConfig::default()
-        };
-        let r = FrameRules::from_config(&cfg);
-        assert_eq!(r.framing, FrameKind::Fixed(8));
-        assert_eq!((r.min_len, r.max_len), (5, 9));
-        assert_eq!(r.strip_prefix, "P");
-        assert_eq!(
-            FrameRules::for_keyboard_wedge(&cfg).framing,
-            FrameKind::Line
-        );
-        let stx = BadgeConfig {
-            framing: Framing::StxEtx,
-            ..BadgeConfig::default()
-        };
-        assert_eq!(FrameRules::from_config(&stx).framing, FrameKind::StxEtx);
     }
 
     #[test]

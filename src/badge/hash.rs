@@ -11,51 +11,13 @@ use std::path::{Path, PathBuf};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use crate::badge::cached::BadgeHash;
 use crate::badge::id::Badge;
 use crate::config::BadgeConfig;
 use crate::secrets::{Secret, SecretError};
 
 /// Shortest key accepted: below this the hash is guessable.
 pub const MIN_KEY_LEN: usize = 16;
-
-/// HMAC-SHA256 of a badge: the member cache key, and the id of an unknown badge in events.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BadgeHash([u8; 32]);
-
-impl BadgeHash {
-    /// Lowercase hex, the form stored locally and sent to central (`badge_hash`).
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-
-    /// Parses the stored hex form back (64 hex digits).
-    pub fn from_hex(text: &str) -> Result<Self, BadgeHashParseError> {
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(text, &mut out).map_err(|_| BadgeHashParseError)?;
-        Ok(BadgeHash(out))
-    }
-
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
-
-impl fmt::Display for BadgeHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-impl fmt::Debug for BadgeHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "BadgeHash({}…)", &self.to_hex()[..12])
-    }
-}
-
-/// A stored badge hash that is not 64 hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a badge hash: expected 64 hex digits")]
-pub struct BadgeHashParseError;
 
 /// Why the badge hash key cannot be used. Each names `badge.hash_key_file` and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +71,7 @@ impl BadgeHasher {
             .into_bytes();
         let mut out = [0u8; 32];
         out.copy_from_slice(&digest);
-        BadgeHash(out)
+        BadgeHash::from_bytes(out)
     }
 }
 

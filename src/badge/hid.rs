@@ -36,7 +36,7 @@ impl HidSettings {
         HidSettings {
             device: cfg.hid.device.clone(),
             layout: cfg.hid.layout,
-            rules: FrameRules::for_keyboard_wedge(cfg),
+            rules: cfg.keyboard_wedge_rules(),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! or logged uses the keyed [`BadgeHash`].
 
 pub mod cache;
+pub mod cached;
 pub mod devices;
 pub mod doctor;
 pub mod frame;
@@ -25,9 +26,10 @@ use tokio::sync::mpsc;
 use crate::config::{BadgeConfig, BadgeSource};
 use crate::health::{AdapterState, Health};
 
-pub use cache::{CachedMember, InMemoryCacheStore, LookupOutcome, MemberCacheStore, MemberLookup};
+pub use cache::{InMemoryCacheStore, LookupOutcome, MemberLookup};
+pub use cached::{BadgeHash, CachedMember, MemberCacheStore};
 pub use doctor::doctor_checks;
-pub use hash::{BadgeHash, BadgeHasher};
+pub use hash::BadgeHasher;
 pub use id::Badge;
 pub use member::{DirectoryError, Lookup, Member, MemberDirectory};
 

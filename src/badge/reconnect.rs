@@ -255,7 +255,7 @@ fn sleep_unless(total: Duration, stopped: impl Fn() -> bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::badge::frame::{FrameParser, FrameRules};
+    use crate::badge::frame::FrameParser;
     use crate::config::BadgeConfig;
 
     /// Missing at first; once open, unplugged mid-frame; once back, reads a badge and then
@@ -303,7 +303,7 @@ mod tests {
         let device = Flaky {
             opens: 0,
             reads: 0,
-            parser: FrameParser::new(FrameRules::from_config(&BadgeConfig::default())),
+            parser: FrameParser::new(BadgeConfig::default().frame_rules()),
             stop: stop.clone(),
         };
         run(

@@ -46,7 +46,7 @@ impl SerialSettings {
             stop_bits: cfg.serial.stop_bits,
             data_bits: cfg.serial.data_bits,
             by_id_dir: PathBuf::from(BY_ID_DIR),
-            rules: FrameRules::from_config(cfg),
+            rules: cfg.frame_rules(),
         }
     }
 }

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::badge::MemberLookup;
 use crate::badge::cache::CachePolicy;
-use crate::realtime::breaker::{Breaker, BreakerConfig};
+use crate::realtime::breaker::Breaker;
 use crate::session::SessionMachine;
 
 use crate::config::Config;
@@ -71,7 +71,7 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
                 .await
                 .context("reading today's spend from the local store")?
         };
-        let machine = SessionMachine::new(&cfg, spent_today, clock.now(), Uuid::now_v7);
+        let machine = SessionMachine::new(cfg.session_settings(), spent_today, clock.now(), Uuid::now_v7);
 
         let directory = Arc::new(directory::CachedDirectory(MemberLookup::new(
             directory::Members::from_config(&cfg),
@@ -93,7 +93,7 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
             directory,
             realtime,
             playback: playback.clone(),
-            breaker: Breaker::new(BreakerConfig::from_config(&cfg.openai)),
+            breaker: Breaker::new(cfg.openai.breaker_settings()),
         };
         let driver_stop = CancellationToken::new();
         let driver_task = tokio::spawn(driver.run(scans, mic, driver_stop.clone()).in_current_span());

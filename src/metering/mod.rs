@@ -15,4 +15,4 @@ mod cost;
 mod pricing;
 
 pub use cost::{ResponseCost, SessionMeter, TranscriptionUsage};
-pub use pricing::{AudioSeconds, MeteringError, Pricing, Rates, shipped_defaults};
+pub use pricing::{AudioSeconds, MeteringError, ModelPricing, Pricing, Rates, shipped_defaults};

@@ -11,24 +11,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::OpenAiConfig;
-
 /// Thresholds, from `openai.breaker_failures` and `openai.breaker_open_s`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BreakerConfig {
+pub struct BreakerSettings {
     /// Consecutive failures that open the breaker (at least 1).
     pub failures: u32,
     /// How long it stays open before a probe; also how long a probe may stay unanswered.
     pub open_for: Duration,
-}
-
-impl BreakerConfig {
-    pub fn from_config(cfg: &OpenAiConfig) -> BreakerConfig {
-        BreakerConfig {
-            failures: cfg.breaker_failures.max(1),
-            open_for: Duration::from_secs(cfg.breaker_open_s),
-        }
-    }
 }
 
 /// The breaker's state, serialisable for health and `status`.
@@ -100,7 +89,7 @@ pub struct BreakerStatus {
 /// The circuit breaker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Breaker {
-    config: BreakerConfig,
+    config: BreakerSettings,
     state: BreakerState,
     last_failure: Option<String>,
 }
@@ -110,7 +99,7 @@ fn ms(d: Duration) -> u64 {
 }
 
 impl Breaker {
-    pub fn new(config: BreakerConfig) -> Breaker {
+    pub fn new(config: BreakerSettings) -> Breaker {
         Breaker {
             config,
             state: BreakerState::Closed {
@@ -210,7 +199,7 @@ mod tests {
     const OPEN_MS: u64 = 60_000;
 
     fn breaker(failures: u32) -> Breaker {
-        Breaker::new(BreakerConfig {
+        Breaker::new(BreakerSettings {
             failures,
             open_for: Duration::from_millis(OPEN_MS),
         })
@@ -349,13 +338,6 @@ mod tests {
         );
         let back: BreakerStatus = serde_json::from_value(v).unwrap();
         assert_eq!(back, b.status(2_000));
-    }
-
-    #[test]
-    fn config_comes_from_the_openai_section() {
-        let c = BreakerConfig::from_config(&OpenAiConfig::default());
-        assert_eq!(c.failures, 3);
-        assert_eq!(c.open_for, Duration::from_secs(60));
     }
 
     #[derive(Debug, Clone)]

@@ -85,7 +85,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn default_matcher() -> GoodbyeMatcher {
-        GoodbyeMatcher::new(&crate::config::OpenAiConfig::default().goodbye_phrases)
+        GoodbyeMatcher::new(&crate::session::Settings::default().goodbye_phrases)
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::decisions::{Decision, Lifecycle, Prompt, RealtimeCommand, SessionContext};
@@ -10,7 +11,6 @@ use super::goodbye::GoodbyeMatcher;
 use super::inputs::{BadgeKey, FailureKind, Input, Lookup, Member, Now, ScanId, Signal};
 use super::limits::DailyBudget;
 use super::rate::BadgeGate;
-use crate::config::{Config, ScanDuringSession, UnknownMember};
 use crate::events::{
     CostBreakdown, EndReason, EventPayload, KioskEvent, MembershipStatus, Severity, TokenCounts,
 };
@@ -38,6 +38,24 @@ impl<F: FnMut() -> Uuid + Send> IdSource for F {
     fn next_id(&mut self) -> Uuid {
         self()
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanDuringSession {
+    /// Ignore scans while a session is live.
+    Ignore,
+    /// End the live session and start the new member's.
+    Replace,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownMember {
+    /// Talk with them as a guest.
+    Guest,
+    /// Say "please see the front desk" and start no session.
+    FrontDesk,
 }
 
 /// Everything the machine needs from the configuration, in milliseconds and nano-dollars.
@@ -77,23 +95,27 @@ pub struct Settings {
     pub hangup_delay_ms: u64,
 }
 
-impl Settings {
-    pub fn from_config(cfg: &Config) -> Self {
-        let s = &cfg.session;
+/// The product's defaults; `config`'s defaults for the same keys are built from these.
+impl Default for Settings {
+    fn default() -> Self {
         Settings {
-            model: cfg.openai.model.clone(),
-            transcription_model: cfg.openai.transcription_model.clone(),
-            max_duration_ms: s.max_duration_s.saturating_mul(1000),
-            idle_timeout_ms: s.idle_timeout_s.saturating_mul(1000),
-            max_cost: s.max_cost_usd.0,
-            daily_budget: s.daily_budget_usd.0,
-            cooldown_ms: s.cooldown_s.saturating_mul(1000),
-            debounce_ms: cfg.badge.debounce_s.saturating_mul(1000),
-            max_sessions_per_hour: cfg.badge.max_sessions_per_hour,
-            on_scan_during_session: cfg.badge.on_scan_during_session,
-            unknown_member: cfg.badge.unknown_member,
-            goodbye_phrases: cfg.openai.goodbye_phrases.clone(),
-            connect_timeout_ms: cfg.openai.connect_timeout_s.saturating_mul(1000),
+            model: "gpt-realtime".into(),
+            transcription_model: "gpt-4o-mini-transcribe".into(),
+            max_duration_ms: 600_000,
+            idle_timeout_ms: 60_000,
+            max_cost: NanoUsd(1_000_000_000),
+            daily_budget: NanoUsd(20_000_000_000),
+            cooldown_ms: 3_000,
+            debounce_ms: 3_000,
+            max_sessions_per_hour: 6,
+            on_scan_during_session: ScanDuringSession::Ignore,
+            unknown_member: UnknownMember::FrontDesk,
+            goodbye_phrases: vec![
+                "au revoir".into(),
+                "bonne journée".into(),
+                "à bientôt".into(),
+            ],
+            connect_timeout_ms: 10_000,
             lookup_timeout_ms: DEFAULT_LOOKUP_TIMEOUT_MS,
             goodbye_grace_ms: DEFAULT_GOODBYE_GRACE_MS,
             hangup_delay_ms: DEFAULT_HANGUP_DELAY_MS,
@@ -182,19 +204,9 @@ pub struct SessionMachine {
 }
 
 impl SessionMachine {
-    /// A machine for this configuration. `spent_today` is what the store already recorded for
+    /// A machine with these settings. `spent_today` is what the store already recorded for
     /// the current UTC day (so a restart does not reset the daily budget).
     pub fn new(
-        config: &Config,
-        spent_today: NanoUsd,
-        now: Now,
-        ids: impl IdSource + 'static,
-    ) -> Self {
-        Self::with_settings(Settings::from_config(config), spent_today, now, ids)
-    }
-
-    /// Like [`SessionMachine::new`], with settings adjusted by the caller (tests, timeouts).
-    pub fn with_settings(
         settings: Settings,
         spent_today: NanoUsd,
         now: Now,

@@ -7,9 +7,9 @@ use uuid::Uuid;
 
 use super::transitions::{counter_ids, usage_signal};
 use super::*;
-use crate::config::{Config, ScanDuringSession, UnknownMember};
 use crate::events::{CostBreakdown, EventPayload, MembershipStatus, TokenCounts};
 use crate::money::NanoUsd;
+use crate::session::{ScanDuringSession, UnknownMember};
 
 const WALL0: i64 = 1_795_219_200_000 - 3_600_000;
 /// Every badge string contains this; no decision may ever show it.
@@ -224,7 +224,7 @@ struct Run {
 
 impl Run {
     fn new(replace: bool, guests: bool, spent: u64) -> Self {
-        let mut s = Settings::from_config(&Config::default());
+        let mut s = Settings::default();
         s.on_scan_during_session = if replace {
             ScanDuringSession::Replace
         } else {
@@ -243,7 +243,7 @@ impl Run {
             wall_ms: WALL0,
         };
         Run {
-            m: SessionMachine::with_settings(s, NanoUsd(spent), now, counter_ids()),
+            m: SessionMachine::new(s, NanoUsd(spent), now, counter_ids()),
             mono: 0,
             spend: (limits::utc_day(WALL0), NanoUsd(spent)),
             scans: 0,

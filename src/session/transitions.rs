@@ -3,9 +3,9 @@
 use uuid::Uuid;
 
 use super::*;
-use crate::config::{Config, ScanDuringSession, UnknownMember};
 use crate::events::{CostBreakdown, EndReason, EventPayload, MembershipStatus, TokenCounts};
 use crate::money::NanoUsd;
+use crate::session::{ScanDuringSession, UnknownMember};
 
 /// 2026-11-21T00:00:00Z.
 const WALL0: i64 = 1_795_219_200_000;
@@ -32,10 +32,10 @@ impl Kiosk {
     }
 
     fn with(adjust: impl FnOnce(&mut Settings), spent: NanoUsd) -> Self {
-        let mut s = Settings::from_config(&Config::default());
+        let mut s = Settings::default();
         adjust(&mut s);
         Kiosk {
-            m: SessionMachine::with_settings(s, spent, now(0), counter_ids()),
+            m: SessionMachine::new(s, spent, now(0), counter_ids()),
             mono: 0,
             next_scan: 0,
         }
@@ -186,29 +186,6 @@ fn says_goodbye(ds: &[Decision]) -> bool {
             }
         )
     })
-}
-
-#[test]
-fn settings_come_from_config() {
-    let mut cfg = Config::default();
-    cfg.session.max_duration_s = 120;
-    cfg.session.cooldown_s = 7;
-    cfg.badge.debounce_s = 2;
-    cfg.openai.connect_timeout_s = 4;
-    let s = Settings::from_config(&cfg);
-    assert_eq!(s.max_duration_ms, 120_000);
-    assert_eq!(s.idle_timeout_ms, 60_000);
-    assert_eq!(s.cooldown_ms, 7_000);
-    assert_eq!(s.debounce_ms, 2_000);
-    assert_eq!(s.connect_timeout_ms, 4_000);
-    assert_eq!(s.max_cost, NanoUsd(1_000_000_000));
-    assert_eq!(s.daily_budget, NanoUsd(20_000_000_000));
-    assert_eq!(s.model, "gpt-realtime");
-    assert_eq!(s.goodbye_phrases[0], "au revoir");
-    let m = SessionMachine::new(&cfg, NanoUsd(5), now(0), Uuid::now_v7);
-    assert_eq!(m.lifecycle(), Lifecycle::Idle);
-    assert_eq!(m.spent_today(), NanoUsd(5));
-    assert_eq!(m.current_session(), None);
 }
 
 #[test]

@@ -7,8 +7,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::error::{StoreError, to_i64};
 use super::{Store, StoreHandle};
-use crate::badge::cache::{CacheStoreError, CachedMember, MemberCacheStore};
-use crate::badge::hash::BadgeHash;
+use crate::badge::cached::{BadgeHash, CacheStoreError, CachedMember, MemberCacheStore};
 
 /// How long a member lookup waits for a cache read before going on without it.
 const CACHE_READ_TIMEOUT: Duration = Duration::from_millis(250);

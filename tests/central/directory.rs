@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use crate::central_support::{TestDb, free_port};
-use jarvis_kiosk::badge::frame::FrameRules;
 use jarvis_kiosk::badge::member::{DirectoryError, Lookup, MemberDirectory};
 use jarvis_kiosk::config::{BadgeConfig, Config};
 use jarvis_kiosk::events::MembershipStatus;
@@ -14,7 +13,8 @@ use jarvis_kiosk::sync::doctor;
 use jarvis_kiosk::sync::members::CentralDirectory;
 
 fn badge(raw: &str) -> jarvis_kiosk::badge::id::Badge {
-    FrameRules::from_config(&BadgeConfig::default())
+    BadgeConfig::default()
+        .frame_rules()
         .normalize(raw.as_bytes())
         .unwrap()
 }
