@@ -224,20 +224,22 @@ struct Run {
 
 impl Run {
     fn new(replace: bool, guests: bool, spent: u64) -> Self {
-        let mut s = Settings::default();
-        s.on_scan_during_session = if replace {
-            ScanDuringSession::Replace
-        } else {
-            ScanDuringSession::Ignore
+        let s = Settings {
+            on_scan_during_session: if replace {
+                ScanDuringSession::Replace
+            } else {
+                ScanDuringSession::Ignore
+            },
+            unknown_member: if guests {
+                UnknownMember::Guest
+            } else {
+                UnknownMember::FrontDesk
+            },
+            max_cost: NanoUsd(500_000_000),
+            daily_budget: NanoUsd(3_000_000_000),
+            max_sessions_per_hour: 3,
+            ..Settings::default()
         };
-        s.unknown_member = if guests {
-            UnknownMember::Guest
-        } else {
-            UnknownMember::FrontDesk
-        };
-        s.max_cost = NanoUsd(500_000_000);
-        s.daily_budget = NanoUsd(3_000_000_000);
-        s.max_sessions_per_hour = 3;
         let now = Now {
             mono_ms: 0,
             wall_ms: WALL0,
