@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use jarvis_kiosk::audio::pipeline::{CaptureChain, PlaybackChain};
-use jarvis_kiosk::audio::{FRAME_MS, HalfDuplexGate, OpusFrame, wav};
+use jarvis_audio::pipeline::{CaptureChain, PlaybackChain};
+use jarvis_audio::{FRAME_MS, HalfDuplexGate, OpusFrame, wav};
 
 const SECONDS: usize = 20;
 /// The playback ring is kept this far ahead of the device period (see `playback.rs`).

@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use evdev::{EventType, InputEvent, KeyCode};
-use jarvis_kiosk::badge::frame::{DEFAULT_IDLE_RESET, FrameKind, FrameParser, FrameRules};
-use jarvis_kiosk::badge::keymap::WedgeDecoder;
-use jarvis_kiosk::badge::serial::{self, SerialSettings};
-use jarvis_kiosk::badge::{BadgeHasher, HEALTH_ADAPTER, Scan};
-use jarvis_kiosk::config::{Charset, KeyboardLayout, LeadingZeros, LetterCase, Parity};
-use jarvis_kiosk::health::{AdapterState, Health};
-use jarvis_kiosk::secrets::Secret;
+use jarvis_badge::keymap::WedgeDecoder;
+use jarvis_badge::serial::{self, SerialSettings};
+use jarvis_badge::{BadgeHasher, HEALTH_ADAPTER, Scan};
+use jarvis_config::secrets::Secret;
+use jarvis_config::{Charset, KeyboardLayout, LeadingZeros, LetterCase, Parity};
+use jarvis_core::badge::frame::{DEFAULT_IDLE_RESET, FrameKind, FrameParser, FrameRules};
+use jarvis_core::health::{AdapterState, Health};
 use tokio::sync::mpsc;
 
 fn rules(framing: FrameKind) -> FrameRules {

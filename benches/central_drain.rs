@@ -15,9 +15,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use central_support::{PgBouncer, TestDb, append, open_store, sessions, settings, wait_drained};
-use jarvis_kiosk::health::Health;
-use jarvis_kiosk::sync::conn::CentralTarget;
-use jarvis_kiosk::sync::run_with_target;
+use jarvis_core::health::Health;
+use jarvis_sync::conn::CentralTarget;
+use jarvis_sync::run_with_target;
 use tokio_util::sync::CancellationToken;
 
 struct Row {

@@ -8,9 +8,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
 
-use jarvis_kiosk::events::TokenCounts;
-use jarvis_kiosk::metering::Pricing;
-use jarvis_kiosk::realtime::protocol::{Decoded, Translator, decode};
+use jarvis_core::events::TokenCounts;
+use jarvis_core::metering::Pricing;
+use jarvis_realtime::protocol::{Decoded, Translator, decode};
 
 const RESPONSE_DONE: &str = r#"{"type":"response.done","event_id":"event_D1kq7Yx2mN3pQ4rS5tU6v","response":{"object":"realtime.response","id":"resp_D1kq6aB2cD3eF4gH5iJ6k","status":"completed","status_details":null,"output":[{"id":"item_D1kq6lM7nO8pQ9rS0tU1v","type":"message","status":"completed","role":"assistant","content":[{"type":"output_audio","transcript":"Great workout today. Ending our session now, see you next time!"}]},{"id":"item_D1kq6wX2yZ3aB4cD5eF6g","type":"function_call","status":"completed","name":"end_session","call_id":"call_Hq8xZk2Lm4Np6Rt8","arguments":"{\"reason\":\"user_said_goodbye\"}"}],"conversation_id":"conv_D1kpZ9aA1bB2cC3dD4eE5","output_modalities":["audio"],"max_output_tokens":1024,"audio":{"output":{"format":{"type":"audio/pcm","rate":24000},"voice":"marin"}},"usage":{"total_tokens":2022,"input_tokens":1670,"output_tokens":352,"input_token_details":{"text_tokens":1450,"audio_tokens":220,"image_tokens":0,"cached_tokens":1344,"cached_tokens_details":{"text_tokens":1280,"audio_tokens":64,"image_tokens":0}},"output_token_details":{"text_tokens":42,"audio_tokens":310}},"metadata":null}}"#;
 const TRANSCRIPT_DELTA: &str = r#"{"type":"response.output_audio_transcript.delta","event_id":"event_1","response_id":"resp_1","item_id":"item_1","output_index":0,"content_index":0,"delta":"Bonjour "}"#;

@@ -8,9 +8,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use jarvis_kiosk::events::{CostBreakdown, EventPayload, KioskEvent, TokenCounts};
-use jarvis_kiosk::money::NanoUsd;
-use jarvis_kiosk::store::{IntegrityCheck, Store, StoreOptions, system_clock_ms};
+use jarvis_core::events::{CostBreakdown, EventPayload, KioskEvent, TokenCounts};
+use jarvis_core::money::NanoUsd;
+use jarvis_store::{IntegrityCheck, Store, StoreOptions, system_clock_ms};
 use uuid::Uuid;
 
 fn usage_event(sid: Uuid, i: i64) -> KioskEvent {

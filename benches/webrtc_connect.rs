@@ -6,9 +6,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use jarvis_kiosk::emulator::scenario::Scenario;
-use jarvis_kiosk::emulator::{Emulator, EmulatorConfig};
-use jarvis_kiosk::realtime::peer::{self, Peer, PeerEvent, PeerOptions};
+use jarvis_realtime::peer::{self, Peer, PeerEvent, PeerOptions};
+use jarvis_realtime_emulator::scenario::Scenario;
+use jarvis_realtime_emulator::{Emulator, EmulatorConfig};
 
 /// Reads one milestone of a run.
 type Milestone = fn(&Run) -> Duration;

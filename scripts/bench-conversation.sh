@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_packages
 if [ -z "${BIN_DIR:-}" ]; then
-  cargo build --release --locked --quiet --bin jarvis-kiosk --bin jarvis-realtime-emulator
+  cargo build --release --locked --quiet -p jarvis-kiosk -p jarvis-realtime-emulator --bins
   BIN_DIR=$(cargo_target_dir)/release
 fi
 

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 ensure_packages
 
 echo "==> building (first run: a few minutes)"
-cargo build --locked --quiet --bin jarvis-kiosk --bin jarvis-realtime-emulator
+cargo build --locked --quiet -p jarvis-kiosk -p jarvis-realtime-emulator --bins
 TARGET_DIR=$(cargo_target_dir)
 BIN=$TARGET_DIR/debug/jarvis-kiosk
 EMU=$TARGET_DIR/debug/jarvis-realtime-emulator

@@ -11,10 +11,12 @@ ensure_postgres
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
-echo "==> cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets --locked -- -D warnings
+echo "==> crate graph (ARCHITECTURE.md: core without I/O, one owner per I/O crate)"
+scripts/check-crate-graph.sh
+echo "==> cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> cargo bench --no-run (benchmarks must build; run them with scripts/bench.sh)"
-cargo bench --no-run --locked
-echo "==> cargo test"
-cargo test --locked
+cargo bench --workspace --no-run --locked
+echo "==> cargo test --workspace"
+cargo test --workspace --locked
 scripts/ci-packaging.sh   # unit verify/security, install.sh, .deb, aarch64 under qemu

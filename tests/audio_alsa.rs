@@ -17,9 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use jarvis_kiosk::audio::{self, Prompt, wav};
-use jarvis_kiosk::config::{AudioConfig, Config, EchoControl, SampleFormat};
-use jarvis_kiosk::health::{AdapterState, Health, Level};
+use jarvis_audio::{self as audio, Prompt, wav};
+use jarvis_config::{AudioConfig, Config, EchoControl, SampleFormat};
+use jarvis_core::health::{AdapterState, Health, Level};
 
 /// Speaker side of the virtual card: S16_LE, 48 kHz, 2 channels.
 const OUT_RATE: usize = 48_000;

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use jarvis_kiosk::badge::frame::{
+use jarvis_config::{Charset, LeadingZeros, LetterCase};
+use jarvis_core::badge::frame::{
     DEFAULT_IDLE_RESET, FrameEvent, FrameKind, FrameParser, FrameRules,
 };
-use jarvis_kiosk::config::{Charset, LeadingZeros, LetterCase};
 use proptest::prelude::*;
 
 fn rules_strategy() -> impl Strategy<Value = FrameRules> {

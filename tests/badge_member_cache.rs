@@ -5,16 +5,16 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use jarvis_kiosk::badge::cache::{CachePolicy, LookupSource};
-use jarvis_kiosk::badge::frame::{DEFAULT_IDLE_RESET, FrameKind, FrameRules};
-use jarvis_kiosk::badge::{
-    Badge, BadgeHasher, DirectoryError, Lookup, Member, MemberCacheStore, MemberDirectory,
-    MemberLookup,
+use jarvis_badge::cache::{CachePolicy, LookupSource};
+use jarvis_badge::{BadgeHasher, MemberLookup};
+use jarvis_config::secrets::Secret;
+use jarvis_config::{Charset, LeadingZeros, LetterCase};
+use jarvis_core::badge::frame::{DEFAULT_IDLE_RESET, FrameKind, FrameRules};
+use jarvis_core::badge::{
+    Badge, DirectoryError, Lookup, Member, MemberCacheStore, MemberDirectory,
 };
-use jarvis_kiosk::config::{Charset, LeadingZeros, LetterCase};
-use jarvis_kiosk::events::MembershipStatus;
-use jarvis_kiosk::secrets::Secret;
-use jarvis_kiosk::store::{IntegrityCheck, StoreHandle, StoreOptions, system_clock_ms};
+use jarvis_core::events::MembershipStatus;
+use jarvis_store::{IntegrityCheck, StoreHandle, StoreOptions, system_clock_ms};
 
 /// Central as seen from the kiosk: either up with a member table, or unreachable.
 struct Central {
@@ -164,7 +164,7 @@ async fn the_sqlite_cache_is_bounded_by_member_cache_max() {
         .unwrap();
     let h = hasher();
     for (i, b) in ["1111", "2222", "3333"].into_iter().enumerate() {
-        let entry = jarvis_kiosk::badge::CachedMember {
+        let entry = jarvis_core::badge::CachedMember {
             member: Member {
                 id: format!("m-{i}"),
                 first_name: "Sam".into(),

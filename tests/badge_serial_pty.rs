@@ -5,14 +5,14 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use jarvis_kiosk::badge::frame::{DEFAULT_IDLE_RESET, FrameKind, FrameRules};
-use jarvis_kiosk::badge::serial::{self, SerialSettings};
-use jarvis_kiosk::badge::{
+use jarvis_badge::serial::{self, SerialSettings};
+use jarvis_badge::{
     COUNTER_DISCARDED, COUNTER_RECONNECTS, COUNTER_SCANS, GAUGE_LAST_SCAN_MS, HEALTH_ADAPTER,
     ReaderHandle, Scan,
 };
-use jarvis_kiosk::config::{Charset, LeadingZeros, LetterCase, Parity};
-use jarvis_kiosk::health::{AdapterState, Health};
+use jarvis_config::{Charset, LeadingZeros, LetterCase, Parity};
+use jarvis_core::badge::frame::{DEFAULT_IDLE_RESET, FrameKind, FrameRules};
+use jarvis_core::health::{AdapterState, Health};
 use tokio::sync::mpsc;
 
 const WAIT: Duration = Duration::from_secs(10);

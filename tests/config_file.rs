@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use jarvis_kiosk::config::{Config, ConfigError, ConfigSource};
+use jarvis_config::{Config, ConfigError, ConfigSource};
 
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("config/jarvis-kiosk.example.toml")

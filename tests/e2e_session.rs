@@ -8,8 +8,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use jarvis_kiosk::money::NanoUsd;
-use jarvis_kiosk::store::{SessionSummary, Store};
+use jarvis_core::money::NanoUsd;
+use jarvis_store::{SessionSummary, Store};
 use support::rig::{Emulator, Kiosk};
 
 /// Nano-dollars per token of the shipped table (reference §9), written out independently.
@@ -101,7 +101,7 @@ fn refusals(k: &Kiosk) -> Vec<String> {
     let mut store = Store::open_existing(&k.db()).unwrap();
     let mut causes = Vec::new();
     for e in store.pending(1000).unwrap() {
-        if let jarvis_kiosk::events::EventPayload::ScanRefused { cause } = e.event.payload {
+        if let jarvis_core::events::EventPayload::ScanRefused { cause } = e.event.payload {
             causes.push(cause);
         }
     }

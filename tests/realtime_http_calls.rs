@@ -5,11 +5,11 @@ mod realtime_http_server;
 
 use std::time::Duration;
 
-use jarvis_kiosk::config::OpenAiConfig;
-use jarvis_kiosk::realtime::breaker::{Admission, Breaker, BreakerSettings};
-use jarvis_kiosk::realtime::calls::{self, CallError};
-use jarvis_kiosk::realtime::credentials::{EphemeralKey, KeyOrigin};
-use jarvis_kiosk::secrets::Secret;
+use jarvis_config::OpenAiConfig;
+use jarvis_config::secrets::Secret;
+use jarvis_core::breaker::{Admission, Breaker, BreakerSettings};
+use jarvis_realtime::calls::{self, CallError};
+use jarvis_realtime::credentials::{EphemeralKey, KeyOrigin};
 use realtime_http_server::{Reply, serve};
 
 const OFFER: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=setup:actpass\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n";

@@ -6,13 +6,13 @@ mod realtime_http_server;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use jarvis_kiosk::config::OpenAiConfig;
-use jarvis_kiosk::events::MembershipStatus;
-use jarvis_kiosk::realtime::calls::{self, CallError};
-use jarvis_kiosk::realtime::credentials::{self, ClientSecretRequest, Credentials, KeyOrigin};
-use jarvis_kiosk::realtime::protocol::Session;
-use jarvis_kiosk::realtime::session_update::{self, InstructionsTemplate, MemberContext};
-use jarvis_kiosk::secrets::{Secret, SecretPath};
+use jarvis_config::OpenAiConfig;
+use jarvis_config::secrets::{Secret, SecretPath};
+use jarvis_core::events::MembershipStatus;
+use jarvis_realtime::calls::{self, CallError};
+use jarvis_realtime::credentials::{self, ClientSecretRequest, Credentials, KeyOrigin};
+use jarvis_realtime::protocol::Session;
+use jarvis_realtime::session_update::{self, InstructionsTemplate, MemberContext};
 use realtime_http_server::{Reply, serve};
 use serde_json::{Value, json};
 

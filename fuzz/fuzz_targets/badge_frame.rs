@@ -7,8 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use jarvis_kiosk::badge::frame::{FrameEvent, FrameKind, FrameParser, FrameRules};
-use jarvis_kiosk::config::{Charset, LeadingZeros, LetterCase};
+use jarvis_core::badge::frame::{
+    Charset, FrameEvent, FrameKind, FrameParser, FrameRules, LeadingZeros, LetterCase,
+};
 use libfuzzer_sys::fuzz_target;
 
 /// The first two bytes choose the rules, the next one the chunk size, the rest is input.

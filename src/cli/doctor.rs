@@ -3,10 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::config::Config;
 use crate::health::socket;
-use crate::health::{Check, Level};
-use crate::store::{IntegrityCheck, Store};
+use jarvis_config::Config;
+use jarvis_core::health::{Check, Level};
+use jarvis_store::{IntegrityCheck, Store};
 
 /// How long `doctor` waits for central or OpenAI before calling it unreachable.
 const NETWORK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -26,8 +26,8 @@ pub fn run(cfg: &Config, json: bool, quiet: bool) -> ExitCode {
     checks.push(clock_check(crate::daemon::now_ms()));
     checks.push(store_check(&cfg.storage.path));
     checks.push(disk_check(&cfg.storage.path));
-    checks.extend(crate::badge::doctor_checks(cfg, snapshot.as_ref()));
-    checks.extend(crate::audio::doctor_checks(cfg, quiet));
+    checks.extend(jarvis_badge::doctor_checks(cfg, snapshot.as_ref()));
+    checks.extend(jarvis_audio::doctor_checks(cfg, quiet));
     checks.extend(network_checks(cfg));
     print_checks(&checks, json);
     if checks.iter().any(|c| c.level == Level::Fail) {
@@ -38,8 +38,8 @@ pub fn run(cfg: &Config, json: bool, quiet: bool) -> ExitCode {
 }
 
 pub fn devices() -> ExitCode {
-    println!("{}", crate::badge::devices::list_devices());
-    match crate::audio::devices::list() {
+    println!("{}", jarvis_badge::devices::list_devices());
+    match jarvis_audio::devices::list() {
         Ok(list) => {
             println!("{list}");
             ExitCode::SUCCESS
@@ -58,8 +58,8 @@ fn network_checks(cfg: &Config) -> Vec<Check> {
         .build()
     {
         Ok(rt) => rt.block_on(async {
-            let mut checks = crate::realtime::doctor::checks(&cfg.openai, NETWORK_TIMEOUT).await;
-            checks.push(crate::sync::doctor::check(cfg, NETWORK_TIMEOUT).await);
+            let mut checks = jarvis_realtime::doctor::checks(&cfg.openai, NETWORK_TIMEOUT).await;
+            checks.push(jarvis_sync::doctor::check(cfg, NETWORK_TIMEOUT).await);
             checks
         }),
         Err(e) => vec![Check::fail(

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, ConfigSource};
 use crate::telemetry::LogFormat;
+use jarvis_config::{Config, ConfigSource};
 
 mod doctor;
 mod outbox;

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use super::OutboxAction;
-use crate::config::Config;
-use crate::store::Store;
+use jarvis_config::Config;
+use jarvis_store::Store;
 
 pub fn run(cfg: &Config, action: OutboxAction) -> ExitCode {
     let mut store = match Store::open_existing(&cfg.storage.path) {

@@ -4,11 +4,11 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::config::Config;
 use crate::health::report::{RECENT_SESSIONS, StatusReport};
 use crate::health::socket::{self, QueryError};
-use crate::health::{CurrentSession, HealthSnapshot};
-use crate::store::{OutboxStats, SessionSummary, Store};
+use jarvis_config::Config;
+use jarvis_core::health::{CurrentSession, HealthSnapshot};
+use jarvis_store::{OutboxStats, SessionSummary, Store};
 
 /// How long a running daemon may take to answer.
 const ANSWER_WAIT: Duration = Duration::from_secs(3);

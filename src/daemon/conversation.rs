@@ -11,19 +11,19 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::audio::{OpusFrame, Playback};
-use crate::config::OpenAiConfig;
-use crate::health::Health;
-use crate::metering::Pricing;
-use crate::realtime::breaker::Failure;
-use crate::realtime::calls::{self, CallError};
-use crate::realtime::credentials::{self, ClientSecretRequest, Credentials};
-use crate::realtime::peer::{Peer, PeerEvent, PeerHandle, PeerOptions};
-use crate::realtime::protocol::{
+use jarvis_audio::{OpusFrame, Playback};
+use jarvis_config::OpenAiConfig;
+use jarvis_core::breaker::Failure;
+use jarvis_core::health::Health;
+use jarvis_core::metering::Pricing;
+use jarvis_core::session::{FailureKind, Input, RealtimeCommand, SessionContext, Signal};
+use jarvis_realtime::calls::{self, CallError};
+use jarvis_realtime::credentials::{self, ClientSecretRequest, Credentials};
+use jarvis_realtime::peer::{Peer, PeerEvent, PeerHandle, PeerOptions};
+use jarvis_realtime::protocol::{
     self, ClientEvent, Decoded, RealtimeSignal, Translator, UsageSource,
 };
-use crate::realtime::session_update::{self, InstructionsTemplate, MemberContext};
-use crate::session::{FailureKind, Input, RealtimeCommand, SessionContext, Signal};
+use jarvis_realtime::session_update::{self, InstructionsTemplate, MemberContext};
 
 /// Microphone frames that may wait for the peer (100 ms); older ones are dropped, not delayed.
 const AUDIO_QUEUE: usize = 5;
@@ -31,7 +31,7 @@ const AUDIO_QUEUE: usize = 5;
 /// Everything a conversation needs that outlives it.
 pub struct RealtimeDeps {
     pub cfg: OpenAiConfig,
-    pub http: reqwest::Client,
+    pub http: calls::HttpClient,
     /// `Err` holds why no credential could be loaded (shown to support on every connect).
     pub credentials: Result<Credentials, String>,
     pub pricing: Arc<Pricing>,

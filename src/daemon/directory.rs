@@ -8,13 +8,12 @@ use std::os::unix::fs::OpenOptionsExt;
 use anyhow::Context;
 
 use super::driver::Directory;
-use crate::badge::{
-    Badge, BadgeHasher, DirectoryError, Lookup, MemberCacheStore, MemberDirectory, MemberLookup,
-};
-use crate::secrets::Secret;
-use crate::session;
-use crate::sync::conn::CentralTarget;
-use crate::sync::members::CentralDirectory;
+use jarvis_badge::{BadgeHasher, MemberLookup};
+use jarvis_config::secrets::Secret;
+use jarvis_core::badge::{Badge, DirectoryError, Lookup, MemberCacheStore, MemberDirectory};
+use jarvis_core::session;
+use jarvis_sync::conn::CentralTarget;
+use jarvis_sync::members::CentralDirectory;
 
 /// Where members come from: central's lookup function, or nobody on a standalone kiosk
 /// (no `central.url`), where every badge is unknown and `badge.unknown_member` decides
@@ -28,7 +27,7 @@ pub enum Members {
 }
 
 impl Members {
-    pub fn from_config(cfg: &crate::config::Config) -> Members {
+    pub fn from_config(cfg: &jarvis_config::Config) -> Members {
         match CentralTarget::from_config(&cfg.central, &cfg.kiosk.id) {
             Ok(Some(target)) => Members::Central(Box::new(CentralDirectory::new(target))),
             Ok(None) => Members::Standalone,
@@ -78,11 +77,11 @@ impl<D: MemberDirectory + 'static, S: MemberCacheStore + 'static> Directory
 /// The per-fleet key from `badge.hash_key_file`, or else a per-kiosk key kept next to the
 /// store (created once, mode 600): unknown badges are still never stored raw, but their
 /// hashes only match within this kiosk.
-pub fn badge_hasher(cfg: &crate::config::Config) -> anyhow::Result<BadgeHasher> {
+pub fn badge_hasher(cfg: &jarvis_config::Config) -> anyhow::Result<BadgeHasher> {
     if cfg.badge.hash_key_file.is_some() {
         return BadgeHasher::from_config(&cfg.badge).context("badge.hash_key_file");
     }
-    let path = crate::badge::hash::per_kiosk_key_path(&cfg.storage.path);
+    let path = jarvis_badge::hash::per_kiosk_key_path(&cfg.storage.path);
     if !path.exists() {
         let mut key = [0u8; 32];
         std::fs::File::open("/dev/urandom")

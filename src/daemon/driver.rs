@@ -14,13 +14,14 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::conversation::{Conversation, RealtimeDeps, Report};
-use crate::audio::{OpusFrame, Playback, Prompt as AudioPrompt};
-use crate::badge::{Badge, Scan};
-use crate::events::{EventPayload, KioskEvent, Severity};
-use crate::health::{AdapterState, CurrentSession, Health};
-use crate::realtime::breaker::{Admission, Breaker, BreakerState};
-use crate::session::{Decision, Input, Lookup, Now, Prompt, ScanId, SessionMachine};
-use crate::store::StoreHandle;
+use jarvis_audio::{OpusFrame, Playback, Prompt as AudioPrompt};
+use jarvis_badge::Scan;
+use jarvis_core::badge::Badge;
+use jarvis_core::breaker::{Admission, Breaker, BreakerState};
+use jarvis_core::events::{EventPayload, KioskEvent, Severity};
+use jarvis_core::health::{AdapterState, CurrentSession, Health};
+use jarvis_core::session::{Decision, Input, Lookup, Now, Prompt, ScanId, SessionMachine};
+use jarvis_store::StoreHandle;
 
 /// How often the machine gets a `Tick` (its timers' resolution).
 const TICK: Duration = Duration::from_millis(250);
@@ -99,7 +100,7 @@ impl<D: Directory> Driver<D> {
                     tracing::info!(badge = %scan.badge, scan = id.0, "badge scanned");
                     let key = self.directory.key(&scan.badge);
                     ctx.badges.insert(id, scan.badge);
-                    Input::BadgeScanned { scan: id, badge: crate::session::BadgeKey::new(key) }
+                    Input::BadgeScanned { scan: id, badge: jarvis_core::session::BadgeKey::new(key) }
                 }
                 report = reports.recv() => match report {
                     Some(Report::Input(input)) => input,
@@ -127,7 +128,7 @@ impl<D: Directory> Driver<D> {
                         && let Some(live) = self.machine.current_session().and_then(|id| ctx.conversations.get(&id))
                         && !live.push_audio(frame)
                     {
-                        self.health.add(crate::audio::counters::FRAMES_DROPPED, 1);
+                        self.health.add(jarvis_audio::counters::FRAMES_DROPPED, 1);
                     }
                     continue;
                 }
@@ -208,7 +209,7 @@ impl<D: Directory> Driver<D> {
                 Admission::Refuse { retry_in } => {
                     let _ = ctx.reports.try_send(Report::Input(Input::RealtimeFailed {
                         session_id,
-                        kind: crate::session::FailureKind::ConnectFailed,
+                        kind: jarvis_core::session::FailureKind::ConnectFailed,
                         reason: format!("circuit breaker open (retry in {} s)", retry_in.as_secs()),
                     }));
                 }

@@ -20,16 +20,17 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::badge::MemberLookup;
-use crate::badge::cache::CachePolicy;
-use crate::realtime::breaker::Breaker;
-use crate::session::SessionMachine;
+use jarvis_badge::MemberLookup;
+use jarvis_badge::cache::CachePolicy;
+use jarvis_core::breaker::Breaker;
+use jarvis_core::session::SessionMachine;
 
-use crate::config::Config;
+use crate::health;
 use crate::health::report::Observer;
-use crate::health::{self, AdapterState, Health};
-use crate::store::{StoreHandle, StoreOptions};
 use crate::telemetry::{self, Installed};
+use jarvis_config::Config;
+use jarvis_core::health::{AdapterState, Health};
+use jarvis_store::{StoreHandle, StoreOptions};
 
 pub use supervisor::{AdapterCtx, Supervisor};
 
@@ -65,7 +66,7 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
         let mut supervisor = Supervisor::new(health.clone(), shutdown.clone());
         let clock = driver::Clock(Instant::now());
         let spent_today = {
-            let day_start = crate::session::limits::utc_day(now_ms()) * 86_400_000;
+            let day_start = jarvis_core::session::limits::utc_day(now_ms()) * 86_400_000;
             store
                 .call(move |s| s.spent_since(day_start))
                 .await
@@ -80,9 +81,9 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
             CachePolicy::from_config(&cfg.badge),
         )));
         let (scan_tx, scans) = mpsc::channel(16);
-        let reader = crate::badge::spawn_reader(&cfg.badge, &health, scan_tx)
+        let reader = jarvis_badge::spawn_reader(&cfg.badge, &health, scan_tx)
             .context("starting the badge reader")?;
-        let (playback, capture, mic) = crate::audio::start(&cfg.audio, health.clone());
+        let (playback, capture, mic) = jarvis_audio::start(&cfg.audio, health.clone());
         let playback = Arc::new(playback);
         let realtime = Arc::new(realtime_deps(&cfg, &health, playback.clone())?);
         let driver = driver::Driver {
@@ -102,7 +103,7 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
             supervisor.spawn("central", move |ctx| {
                 let (cfg, store) = (cfg.clone(), store.clone());
                 async move {
-                    crate::sync::run(cfg, store, ctx.health, ctx.shutdown).await;
+                    jarvis_sync::run(cfg, store, ctx.health, ctx.shutdown).await;
                     Ok(())
                 }
             });
@@ -136,13 +137,13 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
         // The DTLS certificate takes ~200 ms to generate: make it now, off the runtime, so
         // the first member does not wait for it.
         tokio::task::spawn_blocking(|| {
-            if let Err(e) = crate::realtime::peer::warm_up() {
+            if let Err(e) = jarvis_realtime::peer::warm_up() {
                 tracing::warn!(error = %e, "cannot prepare the WebRTC certificate");
             }
         });
         let startup_ms = started.elapsed().as_millis() as u64;
         notify::ready(&format!("ready in {startup_ms} ms; idle"));
-        tracing::info!(startup_ms, version = crate::VERSION, "ready");
+        tracing::info!(startup_ms, version = jarvis_core::VERSION, "ready");
 
         let signal = wait_for_signal()
             .await
@@ -192,9 +193,9 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
 fn realtime_deps(
     cfg: &Config,
     health: &Health,
-    playback: Arc<crate::audio::Playback>,
+    playback: Arc<jarvis_audio::Playback>,
 ) -> anyhow::Result<conversation::RealtimeDeps> {
-    use crate::realtime::{calls, credentials::Credentials, session_update::InstructionsTemplate};
+    use jarvis_realtime::{calls, credentials::Credentials, session_update::InstructionsTemplate};
     let credentials = Credentials::from_config(&cfg.openai).map_err(|e| e.to_string());
     match &credentials {
         Ok(_) => health.set_adapter("realtime", AdapterState::Up),
@@ -205,7 +206,8 @@ fn realtime_deps(
         http: calls::http_client(&cfg.openai).context("building the HTTP client")?,
         credentials,
         pricing: Arc::new(
-            crate::metering::Pricing::from_config(&cfg.pricing).context("the pricing table")?,
+            jarvis_core::metering::Pricing::from_config(&cfg.pricing)
+                .context("the pricing table")?,
         ),
         template: InstructionsTemplate::load(&cfg.openai).context("openai.instructions_file")?,
         playback,
@@ -276,7 +278,7 @@ async fn prune_synced(
     ctx: AdapterCtx,
 ) -> anyhow::Result<()> {
     loop {
-        let cutoff = crate::store::retention_cutoff_ms(now_ms(), retention_days);
+        let cutoff = jarvis_store::retention_cutoff_ms(now_ms(), retention_days);
         let pruned = store
             .call(move |s| s.prune_synced(cutoff))
             .await

@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::health::{AdapterState, Health};
+use jarvis_core::health::{AdapterState, Health};
 
 /// A run this long is "stable": the next failure starts the backoff from the beginning.
 const STABLE_AFTER: Duration = Duration::from_secs(60);

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::report::{Observer, StatusReport};
-use super::{AdapterState, HealthSnapshot};
+use jarvis_core::health::{AdapterState, HealthSnapshot};
 
 /// A scraper that stalls mid-request is dropped after this long.
 const CONNECTION_LIMIT: Duration = Duration::from_secs(10);

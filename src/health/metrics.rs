@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use super::report::StatusReport;
-use crate::money::{NANOS_PER_USD, NanoUsd};
+use jarvis_core::money::{NANOS_PER_USD, NanoUsd};
 
 /// The content type of [`encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -32,9 +32,9 @@ const LIFECYCLE_STATES: [&str; 7] = [
 
 /// Health counters that say an adapter had to reconnect, and the adapter they belong to.
 const RECONNECT_COUNTERS: [(&str, &str); 3] = [
-    (crate::badge::COUNTER_RECONNECTS, "scanner"),
-    (crate::audio::counters::REOPENS, "audio"),
-    (crate::sync::COUNTER_RECONNECTS, "central"),
+    (jarvis_badge::COUNTER_RECONNECTS, "scanner"),
+    (jarvis_audio::counters::REOPENS, "audio"),
+    (jarvis_sync::COUNTER_RECONNECTS, "central"),
 ];
 
 /// The report as OpenMetrics text.
@@ -190,7 +190,7 @@ impl Collector for ReportCollector {
             &mut e,
             "audio_overruns",
             "Capture overruns: microphone samples lost because the capture thread fell behind.",
-            ConstCounter::new(counter(r, crate::audio::counters::OVERRUNS)),
+            ConstCounter::new(counter(r, jarvis_audio::counters::OVERRUNS)),
         )?;
         family(
             &mut e,
@@ -229,7 +229,7 @@ fn counter(r: &StatusReport, name: &str) -> u64 {
 }
 
 fn is_named_above(name: &str) -> bool {
-    name == crate::audio::counters::OVERRUNS || RECONNECT_COUNTERS.iter().any(|(n, _)| *n == name)
+    name == jarvis_audio::counters::OVERRUNS || RECONNECT_COUNTERS.iter().any(|(n, _)| *n == name)
 }
 
 /// The breaker's state as the driver publishes it (closed until a connection is tried).
@@ -245,8 +245,8 @@ fn breaker_state(r: &StatusReport) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::{AdapterState, CurrentSession, HealthSnapshot};
-    use crate::store::OutboxStats;
+    use jarvis_core::health::{AdapterState, CurrentSession, HealthSnapshot};
+    use jarvis_store::OutboxStats;
 
     fn report() -> StatusReport {
         let mut h = HealthSnapshot {
@@ -272,11 +272,11 @@ mod tests {
         h.adapters
             .insert("central".into(), AdapterState::Disabled("no url".into()));
         h.counters
-            .insert(crate::audio::counters::OVERRUNS.into(), 7);
+            .insert(jarvis_audio::counters::OVERRUNS.into(), 7);
         h.counters
-            .insert(crate::badge::COUNTER_RECONNECTS.into(), 2);
+            .insert(jarvis_badge::COUNTER_RECONNECTS.into(), 2);
         h.counters
-            .insert(crate::audio::counters::CONCEALED.into(), 5);
+            .insert(jarvis_audio::counters::CONCEALED.into(), 5);
         h.gauges.insert(
             "breaker".into(),
             serde_json::json!({"state": "open", "consecutive_failures": 3, "until_ms": 9}),

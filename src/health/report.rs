@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Health, HealthSnapshot};
-use crate::store::{OutboxStats, SessionSummary, StoreHandle};
+use jarvis_core::health::{Health, HealthSnapshot};
+use jarvis_store::{OutboxStats, SessionSummary, StoreHandle};
 
 /// Sessions a report lists.
 pub const RECENT_SESSIONS: usize = 5;

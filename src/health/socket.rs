@@ -186,10 +186,10 @@ mod tests {
     use std::os::unix::net::UnixListener as StdListener;
 
     use super::*;
-    use crate::config::StorageConfig;
-    use crate::health::{CurrentSession, Health};
-    use crate::money::NanoUsd;
-    use crate::store::{StoreHandle, StoreOptions};
+    use jarvis_config::StorageConfig;
+    use jarvis_core::health::{CurrentSession, Health};
+    use jarvis_core::money::NanoUsd;
+    use jarvis_store::{StoreHandle, StoreOptions};
 
     const WAIT: Duration = Duration::from_secs(5);
 

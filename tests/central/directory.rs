@@ -3,16 +3,16 @@
 use std::time::Duration;
 
 use crate::central_support::{TestDb, free_port};
-use jarvis_kiosk::badge::member::{DirectoryError, Lookup, MemberDirectory};
-use jarvis_kiosk::config::{BadgeConfig, Config};
-use jarvis_kiosk::events::MembershipStatus;
-use jarvis_kiosk::health::Level;
-use jarvis_kiosk::secrets::SecretPath;
-use jarvis_kiosk::sync::conn::CentralTarget;
-use jarvis_kiosk::sync::doctor;
-use jarvis_kiosk::sync::members::CentralDirectory;
+use jarvis_config::secrets::SecretPath;
+use jarvis_config::{BadgeConfig, Config};
+use jarvis_core::badge::member::{DirectoryError, Lookup, MemberDirectory};
+use jarvis_core::events::MembershipStatus;
+use jarvis_core::health::Level;
+use jarvis_sync::conn::CentralTarget;
+use jarvis_sync::doctor;
+use jarvis_sync::members::CentralDirectory;
 
-fn badge(raw: &str) -> jarvis_kiosk::badge::id::Badge {
+fn badge(raw: &str) -> jarvis_core::badge::id::Badge {
     BadgeConfig::default()
         .frame_rules()
         .normalize(raw.as_bytes())

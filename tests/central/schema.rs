@@ -5,11 +5,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use crate::central_support::{TestDb, repo, sqlstate};
-use jarvis_kiosk::events::{
+use jarvis_core::events::{
     CostBreakdown, EndReason, EventPayload, KioskEvent, MembershipStatus, Severity, TokenCounts,
 };
-use jarvis_kiosk::money::NanoUsd;
-use jarvis_kiosk::sync::writer::{Writer, encode_batch};
+use jarvis_core::money::NanoUsd;
+use jarvis_sync::writer::{Writer, encode_batch};
 use uuid::Uuid;
 
 #[test]

@@ -1,8 +1,8 @@
 //! Each denial of the kiosk role, proven against the real server by connecting as that role.
 
 use crate::central_support::{TestDb, sqlstate};
-use jarvis_kiosk::events::{EventPayload, KioskEvent, MembershipStatus};
-use jarvis_kiosk::sync::writer::{INSERT_SQL, Writer, encode_batch};
+use jarvis_core::events::{EventPayload, KioskEvent, MembershipStatus};
+use jarvis_sync::writer::{INSERT_SQL, Writer, encode_batch};
 use tokio_postgres::types::Type;
 use uuid::Uuid;
 

@@ -9,11 +9,11 @@ use crate::central_support::{
     PgBouncer, TestDb, append, assert_central_matches, open_store, server_addr, sessions, settings,
     wait_drained,
 };
-use jarvis_kiosk::events::{EventPayload, KioskEvent};
-use jarvis_kiosk::health::{AdapterState, Health};
-use jarvis_kiosk::sync::conn::CentralTarget;
-use jarvis_kiosk::sync::run_with_target;
-use jarvis_kiosk::sync::writer::{Writer, encode_batch};
+use jarvis_core::events::{EventPayload, KioskEvent};
+use jarvis_core::health::{AdapterState, Health};
+use jarvis_sync::conn::CentralTarget;
+use jarvis_sync::run_with_target;
+use jarvis_sync::writer::{Writer, encode_batch};
 use tokio_util::sync::CancellationToken;
 
 fn central_count(db: &TestDb) -> String {
@@ -27,8 +27,8 @@ fn heartbeats(db: &TestDb) -> String {
 /// Starts the worker on its own task; cancel the token to stop it.
 fn start(
     target: CentralTarget,
-    s: jarvis_kiosk::sync::SyncSettings,
-    store: jarvis_kiosk::store::StoreHandle,
+    s: jarvis_sync::SyncSettings,
+    store: jarvis_store::StoreHandle,
     health: Health,
 ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
     let stop = CancellationToken::new();
@@ -226,7 +226,7 @@ async fn network_cut_then_restored_loses_and_duplicates_nothing() {
     let reconnects = health
         .snapshot()
         .counters
-        .get(jarvis_kiosk::sync::COUNTER_RECONNECTS)
+        .get(jarvis_sync::COUNTER_RECONNECTS)
         .copied();
     assert!(
         reconnects >= Some(1),

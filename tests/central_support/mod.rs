@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 pub mod proxy;
 
-use jarvis_kiosk::sync::conn::CentralTarget;
-use jarvis_kiosk::sync::writer::Writer;
+use jarvis_sync::conn::CentralTarget;
+use jarvis_sync::writer::Writer;
 
 /// `DATABASE_URL`, else the local trust-auth server.
 pub fn admin_url() -> String {
@@ -338,22 +338,19 @@ impl Drop for PgBouncer {
 }
 
 /// Opens (creating) a local store in `dir`, as the daemon does.
-pub async fn open_store(dir: &Path) -> jarvis_kiosk::store::StoreHandle {
-    let cfg = jarvis_kiosk::config::StorageConfig {
+pub async fn open_store(dir: &Path) -> jarvis_store::StoreHandle {
+    let cfg = jarvis_config::StorageConfig {
         path: dir.join("kiosk.db"),
         ..Default::default()
     };
-    let opts = jarvis_kiosk::store::StoreOptions::from_config(&cfg);
-    jarvis_kiosk::store::StoreHandle::open(opts)
-        .await
-        .unwrap()
-        .0
+    let opts = jarvis_store::StoreOptions::from_config(&cfg);
+    jarvis_store::StoreHandle::open(opts).await.unwrap().0
 }
 
 /// `sessions` whole sessions of `responses` priced responses each, as the core records them.
-pub fn sessions(sessions: usize, responses: usize) -> Vec<jarvis_kiosk::events::KioskEvent> {
-    use jarvis_kiosk::events::*;
-    use jarvis_kiosk::money::NanoUsd;
+pub fn sessions(sessions: usize, responses: usize) -> Vec<jarvis_core::events::KioskEvent> {
+    use jarvis_core::events::*;
+    use jarvis_core::money::NanoUsd;
     let mut out = Vec::new();
     let t0 = 1_763_700_000_000i64;
     for s in 0..sessions {
@@ -406,9 +403,9 @@ pub fn sessions(sessions: usize, responses: usize) -> Vec<jarvis_kiosk::events::
 
 /// Appends events in chunks (one transaction each); returns `(seq, event)` in order.
 pub async fn append(
-    store: &jarvis_kiosk::store::StoreHandle,
-    events: Vec<jarvis_kiosk::events::KioskEvent>,
-) -> Vec<(i64, jarvis_kiosk::events::KioskEvent)> {
+    store: &jarvis_store::StoreHandle,
+    events: Vec<jarvis_core::events::KioskEvent>,
+) -> Vec<(i64, jarvis_core::events::KioskEvent)> {
     let mut out = Vec::with_capacity(events.len());
     for chunk in events.chunks(1000) {
         let chunk = chunk.to_vec();
@@ -420,15 +417,15 @@ pub async fn append(
 }
 
 /// Settings for tests: small batches, quick retries, no heartbeats unless asked.
-pub fn settings(kiosk_id: &str, dir: &Path) -> jarvis_kiosk::sync::SyncSettings {
+pub fn settings(kiosk_id: &str, dir: &Path) -> jarvis_sync::SyncSettings {
     use std::time::Duration;
-    jarvis_kiosk::sync::SyncSettings {
+    jarvis_sync::SyncSettings {
         kiosk_id: kiosk_id.to_owned(),
-        batch: jarvis_kiosk::sync::policy::BatchPolicy {
+        batch: jarvis_core::sync_policy::BatchPolicy {
             max_events: 100,
             max_wait_ms: 10,
         },
-        retry: jarvis_kiosk::sync::policy::RetryPolicy {
+        retry: jarvis_core::sync_policy::RetryPolicy {
             min_delay: Duration::from_millis(50),
             max_delay: Duration::from_millis(500),
             factor: 2.0,
@@ -443,9 +440,9 @@ pub fn settings(kiosk_id: &str, dir: &Path) -> jarvis_kiosk::sync::SyncSettings 
 
 /// Waits until the outbox has nothing pending; panics after `secs`.
 pub async fn wait_drained(
-    store: &jarvis_kiosk::store::StoreHandle,
+    store: &jarvis_store::StoreHandle,
     secs: u64,
-) -> jarvis_kiosk::store::OutboxStats {
+) -> jarvis_store::OutboxStats {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     loop {
         let stats = store.call(|s| s.stats()).await.unwrap();
@@ -464,7 +461,7 @@ pub async fn wait_drained(
 pub fn assert_central_matches(
     db: &TestDb,
     kiosk_id: &str,
-    sent: &[(i64, jarvis_kiosk::events::KioskEvent)],
+    sent: &[(i64, jarvis_core::events::KioskEvent)],
 ) {
     let central = db.psql(&format!(
         "SELECT string_agg(event_id::text || ':' || seq || ':' || coalesce(session_id::text, '-'), ',' ORDER BY seq)

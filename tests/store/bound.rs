@@ -2,8 +2,8 @@
 //! the pressure is reported (stats + one rate-limited alert), on real SQLite files.
 
 use crate::support::*;
-use jarvis_kiosk::events::{EventKind, EventPayload, Importance, Severity};
-use jarvis_kiosk::store::{Store, StoredEvent};
+use jarvis_core::events::{EventKind, EventPayload, Importance, Severity};
+use jarvis_store::{Store, StoredEvent};
 use rusqlite::Connection;
 use uuid::Uuid;
 
@@ -200,7 +200,7 @@ fn a_lower_bound_at_open_is_enforced_immediately() {
 
 mod properties {
     use super::*;
-    use jarvis_kiosk::events::KioskEvent;
+    use jarvis_core::events::KioskEvent;
     use proptest::prelude::*;
 
     /// One step: (kind: 0 critical, 1 normal, 2 low; payload padding; mark everything synced after).

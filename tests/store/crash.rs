@@ -13,8 +13,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::support::*;
-use jarvis_kiosk::money::NanoUsd;
-use jarvis_kiosk::store::{IntegrityCheck, Store, system_clock_ms};
+use jarvis_core::money::NanoUsd;
+use jarvis_store::{IntegrityCheck, Store, system_clock_ms};
 use uuid::Uuid;
 
 const CHILD_ENV: &str = "JARVIS_STORE_CRASH_CHILD";

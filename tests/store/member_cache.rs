@@ -1,11 +1,11 @@
-//! The badge module's member cache over the store thread (`MemberCacheStore for StoreHandle`),
+//! The member cache port over the store thread (`MemberCacheStore for StoreHandle`),
 //! from plain threads and from both tokio runtime flavours.
 
 use std::time::Duration;
 
-use jarvis_kiosk::badge::{BadgeHash, CachedMember, Member, MemberCacheStore};
-use jarvis_kiosk::events::MembershipStatus;
-use jarvis_kiosk::store::{Store, StoreHandle};
+use jarvis_core::badge::{BadgeHash, CachedMember, Member, MemberCacheStore};
+use jarvis_core::events::MembershipStatus;
+use jarvis_store::{Store, StoreHandle};
 
 use crate::support::*;
 

@@ -2,10 +2,10 @@
 //! against real SQLite files in temporary directories.
 
 use crate::support::*;
-use jarvis_kiosk::config::StorageConfig;
-use jarvis_kiosk::events::{EventKind, EventPayload};
-use jarvis_kiosk::money::NanoUsd;
-use jarvis_kiosk::store::{
+use jarvis_config::StorageConfig;
+use jarvis_core::events::{EventKind, EventPayload};
+use jarvis_core::money::NanoUsd;
+use jarvis_store::{
     SCHEMA_VERSION, Store, StoreError, StoreHandle, StoredEvent, retention_cutoff_ms,
 };
 use rusqlite::Connection;
@@ -192,7 +192,7 @@ fn an_unreadable_row_is_dead_lettered_without_blocking_the_queue() {
     assert_eq!(dead[0].kind, "teleport", "kept as found");
 }
 
-fn seqs_of_dead(d: &[jarvis_kiosk::store::DeadLetter]) -> Vec<i64> {
+fn seqs_of_dead(d: &[jarvis_store::DeadLetter]) -> Vec<i64> {
     d.iter().map(|x| x.seq).collect()
 }
 
@@ -412,7 +412,7 @@ fn a_reopened_store_keeps_everything() {
     assert_eq!(store.pending(5).unwrap()[0].event, ev);
     assert!(
         store
-            .check(jarvis_kiosk::store::IntegrityCheck::Full)
+            .check(jarvis_store::IntegrityCheck::Full)
             .unwrap()
             .is_empty()
     );
@@ -427,7 +427,7 @@ fn a_reopened_store_keeps_everything() {
 async fn the_async_handle_runs_store_work_off_the_runtime() {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = options(&dir.path().join("kiosk.db"));
-    opts.clock = jarvis_kiosk::store::system_clock_ms;
+    opts.clock = jarvis_store::system_clock_ms;
     let (handle, report) = StoreHandle::open(opts).await.unwrap();
     assert!(report.created);
     let sid = Uuid::now_v7();

@@ -5,8 +5,8 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
 use crate::support::*;
-use jarvis_kiosk::events::{EventPayload, Severity};
-use jarvis_kiosk::store::{IntegrityCheck, Store, StoreError};
+use jarvis_core::events::{EventPayload, Severity};
+use jarvis_store::{IntegrityCheck, Store, StoreError};
 
 /// Deterministic noise (xorshift), so a failure can be replayed.
 fn garbage(len: usize, mut seed: u64) -> Vec<u8> {

@@ -3,11 +3,11 @@
 use std::cell::Cell;
 use std::path::Path;
 
-use jarvis_kiosk::events::{
+use jarvis_core::events::{
     CostBreakdown, EndReason, EventPayload, KioskEvent, MembershipStatus, Severity, TokenCounts,
 };
-use jarvis_kiosk::money::NanoUsd;
-use jarvis_kiosk::store::{IntegrityCheck, StoreOptions};
+use jarvis_core::money::NanoUsd;
+use jarvis_store::{IntegrityCheck, StoreOptions};
 use uuid::Uuid;
 
 thread_local! {
@@ -135,7 +135,7 @@ pub fn alert(at: i64, pad: usize) -> KioskEvent {
     )
 }
 
-pub fn alerts_with_code(events: &[jarvis_kiosk::store::StoredEvent], code: &str) -> usize {
+pub fn alerts_with_code(events: &[jarvis_store::StoredEvent], code: &str) -> usize {
     events
         .iter()
         .filter(|e| matches!(&e.event.payload, EventPayload::Alert { code: c, .. } if c == code))

@@ -1,8 +1,8 @@
 //! A whole kiosk without hardware, for end-to-end tests: a pty scanner, the virtual ALSA sound
-//! card paced in real time, and the local Realtime emulator as a child process.
+//! card paced in real time, and the local Realtime emulator on a thread of its own.
 
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use jarvis_kiosk::store::{SessionSummary, Store};
+use jarvis_realtime_emulator::EmulatorConfig;
+use jarvis_realtime_emulator::faults::Faults;
+use jarvis_realtime_emulator::scenario::Scenario;
+use jarvis_store::{SessionSummary, Store};
 
 use super::{NotifySocket, terminate};
 
@@ -113,9 +116,11 @@ pub fn sound_card_env(cmd: &mut Command, mic: &Microphone, speaker_raw: &Path) {
 pub const SOUND_CARD_TOML: &str = "[audio]\ninput_sample_rate = 48000\ninput_channels = 1\n\
 input_format = \"i16\"\noutput_sample_rate = 48000\noutput_channels = 2\nperiod_frames = 960\n";
 
-/// The local Realtime emulator, running until dropped.
+/// The local Realtime emulator (the emulator crate, on a runtime of its own so the daemon under
+/// test talks to it over real sockets), running until dropped.
 pub struct Emulator {
-    child: Child,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     pub base_url: String,
 }
 
@@ -124,36 +129,46 @@ impl Emulator {
         let scenario = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/scenarios")
             .join(scenario);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_jarvis-realtime-emulator"));
-        cmd.args(["--listen", "127.0.0.1:0", "--scenario"])
-            .arg(scenario);
-        for f in faults {
-            cmd.args(["--fault", f]);
+        let scenario = Scenario::load(&scenario).unwrap();
+        let faults: Vec<String> = faults.iter().map(|f| f.to_string()).collect();
+        let faults = Faults::parse(&faults).unwrap();
+        let (url_tx, url_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let emu = jarvis_realtime_emulator::Emulator::start(EmulatorConfig {
+                    listen: "127.0.0.1:0".parse().unwrap(),
+                    scenario,
+                    faults,
+                })
+                .await
+                .unwrap();
+                url_tx.send(emu.base_url()).unwrap();
+                let _ = stopped.await;
+            });
+        });
+        let base_url = url_rx.recv().expect("the emulator did not start");
+        Emulator {
+            stop: Some(stop),
+            thread: Some(thread),
+            base_url,
         }
-        let mut child = cmd
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base_url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected emulator output: {line:?}"))
-            .to_owned();
-        Emulator { child, base_url }
     }
 }
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

@@ -5,16 +5,16 @@
 use std::path::Path;
 use std::time::Duration;
 
-use jarvis_kiosk::config::OpenAiConfig;
-use jarvis_kiosk::emulator::faults::Faults;
-use jarvis_kiosk::emulator::scenario::Scenario;
-use jarvis_kiosk::emulator::{Emulator, EmulatorConfig};
-use jarvis_kiosk::events::MembershipStatus;
-use jarvis_kiosk::realtime::peer::{
+use jarvis_config::OpenAiConfig;
+use jarvis_core::events::MembershipStatus;
+use jarvis_realtime::peer::{
     AudioFrame, CloseReason, Peer, PeerEvent, PeerEvents, PeerHandle, PeerOptions,
 };
-use jarvis_kiosk::realtime::protocol::{self, ClientEvent, Decoded};
-use jarvis_kiosk::realtime::session_update::{self, InstructionsTemplate, MemberContext};
+use jarvis_realtime::protocol::{self, ClientEvent, Decoded};
+use jarvis_realtime::session_update::{self, InstructionsTemplate, MemberContext};
+use jarvis_realtime_emulator::faults::Faults;
+use jarvis_realtime_emulator::scenario::Scenario;
+use jarvis_realtime_emulator::{Emulator, EmulatorConfig};
 use serde_json::{Value, json};
 use tokio::time::timeout;
 
@@ -171,7 +171,7 @@ fn analyse(frames: &[AudioFrame]) -> (f32, f32) {
     }
     // Skip the codec's start-up.
     let pcm = &pcm[pcm.len().min(960 * 3)..];
-    let level = jarvis_kiosk::emulator::vad::level_dbfs(pcm);
+    let level = jarvis_realtime_emulator::vad::level_dbfs(pcm);
     let crossings = pcm.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
     let hz = crossings as f32 / 2.0 / (pcm.len() as f32 / 48_000.0);
     (level, hz)

@@ -1,6 +1,5 @@
 //! Real WebRTC on loopback: the kiosk's str0m peer, the Realtime emulator and its binary.
 
 mod emulator;
-mod emulator_bin;
 mod peer;
 mod pipeline;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use jarvis_kiosk::realtime::peer::{CloseReason, Peer, PeerEvent, PeerEvents, PeerOptions};
+use jarvis_realtime::peer::{CloseReason, Peer, PeerEvent, PeerEvents, PeerOptions};
 use tokio::time::timeout;
 
 const GUARD: Duration = Duration::from_secs(10);

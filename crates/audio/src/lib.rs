@@ -1,0 +1,98 @@
+//! Audio pipeline: capture, resample, Opus, playback, prompts, echo control.
+//!
+//! ```text
+//! microphone ─cpal callback─▶ rtrb ring ─capture thread─▶ resample 48 kHz ─▶ half-duplex gate
+//!            (mono f32, no alloc/lock)                      ─▶ Opus 20 ms ─▶ mpsc<OpusFrame> ─▶ WebRTC
+//! WebRTC ─push_rtp─▶ playback thread: jitter buffer ─▶ Opus decode (PLC/FEC) ─▶ + prompts
+//!            ─▶ resample to device rate ─▶ rtrb ring ─cpal callback─▶ speaker
+//! ```
+//!
+//! Audio callbacks never allocate, lock or log: they only move samples through lock-free `rtrb`
+//! rings and count overruns in atomics. The capture and playback workers are plain OS threads
+//! (not tokio tasks), each running the same loop (`reopen`) that reopens a vanished device
+//! with backoff and reports the `audio` adapter to [`jarvis_core::health`].
+//!
+//! Wiring (the lead's side):
+//! ```no_run
+//! # async fn wire(cfg: &jarvis_config::AudioConfig, health: jarvis_core::health::Health) {
+//! use jarvis_audio::Prompt;
+//! let (playback, capture, mut frames) = jarvis_audio::start(cfg, health);
+//! // frames.recv().await -> OpusFrame { data, samples } for each 20 ms: send as RTP.
+//! // For each received RTP packet: playback.push_rtp(seq, timestamp, payload);
+//! // On `input_audio_buffer.speech_started` / `output_audio_buffer.cleared`: playback.flush();
+//! playback.play_prompt(Prompt::BadgeAccepted);
+//! # drop((capture, frames.recv().await));
+//! # }
+//! ```
+
+mod alsa_messages;
+mod capture;
+mod codec;
+mod device;
+pub mod devices;
+mod doctor;
+mod gate;
+pub mod jitter;
+pub mod pipeline;
+mod playback;
+mod prompts;
+mod reopen;
+mod resample;
+mod signal;
+mod status;
+pub mod wav;
+
+pub use capture::Capture;
+pub use codec::{CodecError, OpusDecoder, OpusEncoder};
+pub use doctor::doctor_checks;
+pub use gate::HalfDuplexGate;
+pub use playback::Playback;
+pub use prompts::{Prompt, PromptError, PromptSet};
+pub use signal::SpeakingSignal;
+
+/// Starts playback and capture together, sharing the `audio` health adapter and the
+/// half-duplex signal (capture is muted while playback is audible, per `audio.echo_control`).
+/// Missing devices do not fail this: each side retries in the background and reports health.
+pub fn start(
+    cfg: &jarvis_config::AudioConfig,
+    health: jarvis_core::health::Health,
+) -> (Playback, Capture, tokio::sync::mpsc::Receiver<OpusFrame>) {
+    let status = status::AudioStatus::new(health, (true, true));
+    let playback = Playback::start_with_status(cfg, status.clone());
+    let (capture, frames) = Capture::start_with_status(cfg, status, playback.speaking_signal());
+    (playback, capture, frames)
+}
+
+/// Sample rate of everything between the resamplers: Opus and the Realtime API use 48 kHz.
+pub const SAMPLE_RATE: u32 = 48_000;
+/// Samples in one 20 ms mono frame at [`SAMPLE_RATE`]: the Opus packet size we send.
+pub const FRAME_SAMPLES: usize = 960;
+/// Length of one frame, for pacing and latency arithmetic.
+pub const FRAME_MS: u64 = 20;
+
+/// One encoded 20 ms microphone frame, ready to go out as an RTP payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpusFrame {
+    /// The Opus packet.
+    pub data: Vec<u8>,
+    /// Samples (at 48 kHz) the packet covers: add this to the RTP timestamp for the next one.
+    pub samples: u32,
+}
+
+/// Counter names this module adds to in [`jarvis_core::health::Health`].
+pub mod counters {
+    /// Capture samples dropped because the capture thread fell behind the device.
+    pub const OVERRUNS: &str = "audio_overruns";
+    /// Encoded microphone frames dropped because the WebRTC side did not take them.
+    pub const FRAMES_DROPPED: &str = "audio_frames_dropped";
+    /// Lost RTP packets rebuilt from the next packet's in-band FEC.
+    pub const FEC_RECOVERED: &str = "audio_fec_recovered";
+    /// Lost RTP packets hidden by Opus packet loss concealment.
+    pub const CONCEALED: &str = "audio_concealed";
+    /// RTP packets that arrived after their play-out time, duplicates, or dropped to catch up.
+    pub const LATE_PACKETS: &str = "audio_late_packets";
+    /// Received packets that failed to decode.
+    pub const DECODE_ERRORS: &str = "audio_decode_errors";
+    /// Times a vanished or failing audio device was reopened.
+    pub const REOPENS: &str = "audio_reopens";
+}

@@ -1,0 +1,327 @@
+//! Per-session ephemeral OpenAI keys (reference §2.1), minted either with the kiosk's own API
+//! key (`openai.api_key_file` -> `POST {openai.base_url}/realtime/client_secrets`) or by a
+//! token broker (`openai.token_url`, authenticated with the kiosk's bearer credential from
+//! `openai.token_credential_file`), so a fleet's kiosks need not hold the org key.
+//!
+//! The broker receives the same JSON body as OpenAI's endpoint and must answer the same JSON
+//! (`{"value":"ek_…","expires_at":…,"session":{…}}`); it may override the session.
+//! Keys are [`Secret`]s: their Debug and Display print `[redacted]`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use serde::{Deserialize, Serialize};
+
+use super::calls::{CallError, Op, bearer, endpoint, send};
+use super::protocol::Session;
+use jarvis_config::OpenAiConfig;
+use jarvis_config::secrets::{Secret, SecretError};
+
+/// Lifetime asked for an ephemeral key. It only gates *starting* the call, which follows at
+/// once; the conversation itself may last longer (reference §2.1).
+pub const EPHEMERAL_KEY_TTL: Duration = Duration::from_secs(120);
+
+/// Where this kiosk's ephemeral keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// The OpenAI API key from `openai.api_key_file`.
+    ApiKey(Secret),
+    /// A token broker at `openai.token_url`, with the kiosk's bearer credential.
+    Broker { url: String, credential: Secret },
+}
+
+/// Which credential an ephemeral key came from: decides what an HTTP 401 tells a person to fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOrigin {
+    ApiKey,
+    Broker,
+}
+
+impl KeyOrigin {
+    /// The config key to check when OpenAI or the broker refuses a credential.
+    pub fn fix_hint(self) -> &'static str {
+        match self {
+            KeyOrigin::ApiKey => "the OpenAI API key in the file named by openai.api_key_file",
+            KeyOrigin::Broker => {
+                "the kiosk credential in openai.token_credential_file and the token broker at \
+                 openai.token_url"
+            }
+        }
+    }
+}
+
+/// Why the credentials could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error(
+        "openai.api_key_file: no OpenAI credential configured: set openai.api_key_file (a file \
+         holding the API key) or openai.token_url and openai.token_credential_file (a token broker)"
+    )]
+    NotConfigured,
+    #[error(
+        "openai.token_credential_file: required with openai.token_url (the file holding this \
+         kiosk's bearer credential for the broker)"
+    )]
+    MissingBrokerCredential,
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+}
+
+impl Credentials {
+    /// Reads the credential files (bare names resolve in `$CREDENTIALS_DIRECTORY`).
+    pub fn from_config(cfg: &OpenAiConfig) -> Result<Credentials, CredentialError> {
+        let creds = std::env::var_os("CREDENTIALS_DIRECTORY");
+        Self::from_config_in(cfg, creds.as_deref().map(Path::new))
+    }
+
+    /// As [`Credentials::from_config`], with an explicit credentials directory.
+    pub fn from_config_in(
+        cfg: &OpenAiConfig,
+        credentials_dir: Option<&Path>,
+    ) -> Result<Credentials, CredentialError> {
+        match (&cfg.token_url, &cfg.api_key_file) {
+            (Some(url), _) => {
+                let file = cfg
+                    .token_credential_file
+                    .as_ref()
+                    .ok_or(CredentialError::MissingBrokerCredential)?;
+                Ok(Credentials::Broker {
+                    url: url.clone(),
+                    credential: file.read_in("openai.token_credential_file", credentials_dir)?,
+                })
+            }
+            (None, Some(file)) => Ok(Credentials::ApiKey(
+                file.read_in("openai.api_key_file", credentials_dir)?,
+            )),
+            (None, None) => Err(CredentialError::NotConfigured),
+        }
+    }
+
+    pub fn origin(&self) -> KeyOrigin {
+        match self {
+            Credentials::ApiKey(_) => KeyOrigin::ApiKey,
+            Credentials::Broker { .. } => KeyOrigin::Broker,
+        }
+    }
+
+    /// The standard key `calls::hangup` needs; `None` with a broker (close the peer instead).
+    pub fn hangup_key(&self) -> Option<&Secret> {
+        match self {
+            Credentials::ApiKey(k) => Some(k),
+            Credentials::Broker { .. } => None,
+        }
+    }
+}
+
+/// A minted per-session key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EphemeralKey {
+    /// `ek_…`; only ever exposed in the `Authorization` header of the SDP exchange.
+    pub value: Secret,
+    /// Unix seconds after which no new call can start with it.
+    pub expires_at: i64,
+    pub origin: KeyOrigin,
+    /// The server's session id (`sess_…`), when the answer carries it.
+    pub session_id: Option<String>,
+    /// The model the key's session is bound to, when the answer carries it.
+    pub model: Option<String>,
+}
+
+/// `RealtimeCreateClientSecretRequest`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClientSecretRequest {
+    pub expires_after: ExpiresAfter,
+    pub session: Session,
+}
+
+/// `expires_after`: only the `created_at` anchor exists; 10..=7200 seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ExpiresAfter {
+    pub anchor: &'static str,
+    pub seconds: u64,
+}
+
+impl ClientSecretRequest {
+    /// The request for this session: `session` (e.g. `session_update::session(…)`) bound to
+    /// `openai.model`.
+    pub fn new(cfg: &OpenAiConfig, mut session: Session) -> ClientSecretRequest {
+        session.model = Some(cfg.model.clone());
+        ClientSecretRequest {
+            expires_after: ExpiresAfter {
+                anchor: "created_at",
+                seconds: EPHEMERAL_KEY_TTL.as_secs(),
+            },
+            session,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ClientSecretResponse {
+    value: String,
+    expires_at: i64,
+    #[serde(default)]
+    session: Option<SessionEcho>,
+}
+
+#[derive(Deserialize)]
+struct SessionEcho {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+}
+
+/// Mints an ephemeral key for one session, bounded by `openai.connect_timeout_s`.
+pub async fn mint(
+    http: &reqwest::Client,
+    cfg: &OpenAiConfig,
+    creds: &Credentials,
+    request: &ClientSecretRequest,
+) -> Result<EphemeralKey, CallError> {
+    let (url, credential) = match creds {
+        Credentials::ApiKey(key) => (endpoint(&cfg.base_url, "realtime/client_secrets"), key),
+        Credentials::Broker { url, credential } => (url.clone(), credential),
+    };
+    let origin = creds.origin();
+    let post = http
+        .post(&url)
+        .header(AUTHORIZATION, bearer(credential))
+        .header(CONTENT_TYPE, "application/json")
+        .json(request);
+    let (_, body) = send(Op::Mint, &url, cfg, origin, post).await?;
+    parse_client_secret(&body, origin).map_err(|reason| CallError::Malformed {
+        op: Op::Mint,
+        url,
+        reason,
+    })
+}
+
+/// Reads the client-secret answer. Errors never quote the body: it holds the key.
+fn parse_client_secret(body: &str, origin: KeyOrigin) -> Result<EphemeralKey, String> {
+    let answer: ClientSecretResponse = serde_json::from_str(body).map_err(|e| {
+        format!(
+            "not the client-secret JSON (expected top-level `value` and `expires_at`; error at \
+             line {} column {})",
+            e.line(),
+            e.column()
+        )
+    })?;
+    if answer.value.trim().is_empty() {
+        return Err("the key `value` is empty".into());
+    }
+    let (session_id, model) = answer.session.map(|s| (s.id, s.model)).unwrap_or_default();
+    Ok(EphemeralKey {
+        value: Secret::new(answer.value.trim()),
+        expires_at: answer.expires_at,
+        origin,
+        session_id,
+        model,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use serde_json::json;
+
+    use super::*;
+    use jarvis_config::secrets::SecretPath;
+
+    #[test]
+    fn reads_the_api_key_or_the_broker_credential() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("openai-key"), "sk-test-1\n").unwrap();
+        std::fs::write(dir.path().join("kiosk-token"), "kt-1").unwrap();
+        let cfg = OpenAiConfig {
+            api_key_file: Some(SecretPath(PathBuf::from("openai-key"))),
+            ..OpenAiConfig::default()
+        };
+        let c = Credentials::from_config_in(&cfg, Some(dir.path())).unwrap();
+        assert_eq!(c, Credentials::ApiKey(Secret::new("sk-test-1")));
+        assert_eq!(c.hangup_key().map(Secret::expose), Some("sk-test-1"));
+        let broker = OpenAiConfig {
+            token_url: Some("https://broker.example/token".into()),
+            token_credential_file: Some(SecretPath(PathBuf::from("kiosk-token"))),
+            ..OpenAiConfig::default()
+        };
+        let c = Credentials::from_config_in(&broker, Some(dir.path())).unwrap();
+        assert_eq!(c.origin(), KeyOrigin::Broker);
+        assert_eq!(c.hangup_key(), None);
+        assert!(!format!("{c:?}").contains("kt-1"));
+    }
+
+    #[test]
+    fn missing_credentials_name_the_keys() {
+        let err = Credentials::from_config_in(&OpenAiConfig::default(), None).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("openai.api_key_file") && text.contains("openai.token_url"),
+            "{text}"
+        );
+        let no_cred = OpenAiConfig {
+            token_url: Some("https://broker.example/token".into()),
+            ..OpenAiConfig::default()
+        };
+        let err = Credentials::from_config_in(&no_cred, None).unwrap_err();
+        assert!(
+            err.to_string().starts_with("openai.token_credential_file"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let missing = OpenAiConfig {
+            api_key_file: Some(SecretPath(dir.path().join("nope"))),
+            ..OpenAiConfig::default()
+        };
+        let err = Credentials::from_config_in(&missing, None).unwrap_err();
+        assert!(err.to_string().contains("openai.api_key_file"), "{err}");
+    }
+
+    #[test]
+    fn request_has_the_reference_shape() {
+        let session = Session {
+            instructions: Some("…".into()),
+            ..Session::default()
+        };
+        let r = ClientSecretRequest::new(&OpenAiConfig::default(), session);
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            json!({
+                "expires_after": { "anchor": "created_at", "seconds": 120 },
+                "session": { "type": "realtime", "model": "gpt-realtime", "instructions": "…" }
+            })
+        );
+    }
+
+    #[test]
+    fn parses_the_reference_answer_and_redacts_the_key() {
+        let body = json!({
+            "value": "ek_68af296e8e408191a1120ab6383263c2", "expires_at": 1756310470,
+            "session": { "type": "realtime", "object": "realtime.session",
+                         "id": "sess_C9CiUVUzUzYIssh3ELY1d", "model": "gpt-realtime" }
+        })
+        .to_string();
+        let k = parse_client_secret(&body, KeyOrigin::ApiKey).unwrap();
+        assert_eq!(k.value.expose(), "ek_68af296e8e408191a1120ab6383263c2");
+        assert_eq!(k.expires_at, 1756310470);
+        assert_eq!(k.session_id.as_deref(), Some("sess_C9CiUVUzUzYIssh3ELY1d"));
+        assert_eq!(k.model.as_deref(), Some("gpt-realtime"));
+        assert!(!format!("{k:?}").contains("ek_68af"));
+    }
+
+    #[test]
+    fn malformed_answers_never_quote_the_body() {
+        for body in [
+            "",
+            "not json",
+            r#"{"client_secret":{"value":"ek_beta_secret","expires_at":1}}"#,
+            r#"{"value":"   ","expires_at":1}"#,
+            r#"{"value":"ek_abc","expires_at":"ek_leak"}"#,
+        ] {
+            let err = parse_client_secret(body, KeyOrigin::Broker).unwrap_err();
+            assert!(!err.contains("ek_"), "{err}");
+        }
+    }
+}

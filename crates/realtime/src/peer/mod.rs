@@ -1,0 +1,423 @@
+//! The WebRTC peer connection to the Realtime server: one sendrecv Opus audio track plus the
+//! `oai-events` data channel, driven by one small tokio task that owns the str0m [`Rtc`], the UDP
+//! sockets and the timer.
+//!
+//! Kiosk side (offerer):
+//! ```no_run
+//! # async fn demo(post_offer: impl AsyncFn(String) -> String) -> anyhow::Result<()> {
+//! use jarvis_realtime::peer::{Peer, PeerEvent, PeerOptions};
+//! let (pending, offer_sdp) = Peer::offer(PeerOptions::for_base_url("https://api.openai.com/v1"))?;
+//! let answer_sdp = post_offer(offer_sdp).await; // POST {base_url}/realtime/calls
+//! let (peer, mut events) = pending.accept(&answer_sdp)?;
+//! while let Some(ev) = events.recv().await {
+//!     match ev {
+//!         PeerEvent::ChannelOpen => peer.send_event(r#"{"type":"session.update"}"#.into())?,
+//!         PeerEvent::Closed { reason } => { eprintln!("{reason}"); break }
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! The session is usable once [`PeerEvent::ChannelOpen`] arrives (it always follows
+//! [`PeerEvent::Connected`], i.e. DTLS up). Every failure (connect timeout, ICE loss, silence on the
+//! wire, remote close, socket error) ends with exactly one [`PeerEvent::Closed`] naming the cause;
+//! nothing hangs. Dropping the [`PeerHandle`] stops the task at once without a goodbye on the wire.
+
+mod candidates;
+mod liveness;
+mod task;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::channel::ChannelId;
+use str0m::config::DtlsCert;
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::{Candidate, Rtc};
+use tokio::sync::mpsc;
+
+pub use candidates::{InterfaceAddr, interface_addrs, is_loopback_base_url, select_candidate_ips};
+
+/// Label of the data channel that carries the Realtime JSON events.
+pub const EVENTS_CHANNEL: &str = "oai-events";
+
+/// Samples per 20 ms Opus frame at the 48 kHz RTP clock; the media time of each sent frame
+/// advances by this much.
+pub const OPUS_FRAME_SAMPLES: u64 = 960;
+
+/// How many commands (audio frames, events) may wait for the I/O task: 1 s of audio plus slack.
+const COMMAND_QUEUE: usize = 64;
+
+/// How many events may wait for the consumer before audio frames get dropped (~20 s of audio).
+const EVENT_QUEUE: usize = 1024;
+
+/// How the peer picks its addresses and decides that the connection failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerOptions {
+    /// Host candidate IPs to offer. Empty: discover them from the interfaces (up, non-loopback,
+    /// non-link-local IPv4), plus 127.0.0.1 when `include_loopback` is set.
+    pub local_ips: Vec<IpAddr>,
+    /// Also offer 127.0.0.1 (the Realtime base URL is a local emulator or demo server).
+    pub include_loopback: bool,
+    /// From applying the answer to the `oai-events` channel being open.
+    pub connect_timeout: Duration,
+    /// Once open: how long without any inbound packet (RTP, RTCP, STUN keepalives arrive every
+    /// few seconds) before the connection counts as dropped.
+    pub idle_timeout: Duration,
+}
+
+impl Default for PeerOptions {
+    fn default() -> Self {
+        Self {
+            local_ips: Vec::new(),
+            include_loopback: false,
+            connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl PeerOptions {
+    /// Defaults for talking to `base_url` (`openai.base_url`): a loopback host adds 127.0.0.1.
+    pub fn for_base_url(base_url: &str) -> Self {
+        Self {
+            include_loopback: is_loopback_base_url(base_url),
+            ..Self::default()
+        }
+    }
+
+    /// Only 127.0.0.1: the emulator's answering side and loopback tests.
+    pub fn loopback_only() -> Self {
+        Self {
+            local_ips: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            ..Self::default()
+        }
+    }
+
+    fn candidate_ips(&self) -> Result<Vec<IpAddr>, PeerError> {
+        let ips = if self.local_ips.is_empty() {
+            let ifaces = interface_addrs().map_err(PeerError::Interfaces)?;
+            select_candidate_ips(&ifaces, self.include_loopback)
+        } else {
+            self.local_ips.clone()
+        };
+        if ips.is_empty() {
+            return Err(PeerError::NoLocalAddress);
+        }
+        Ok(ips)
+    }
+}
+
+/// What the peer reports to its owner, in order; [`PeerEvent::Closed`] is always the last one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerEvent {
+    /// ICE and DTLS are up; media can flow. The data channel is not open yet.
+    Connected,
+    /// The `oai-events` data channel is open: the session is ready for events.
+    ChannelOpen,
+    /// One text message from the data channel (normally one JSON event; passed on unparsed, so
+    /// malformed input never kills the peer).
+    Message(String),
+    /// One Opus frame from the remote audio track.
+    Audio(AudioFrame),
+    /// The connection ended; `reason` says why.
+    Closed {
+        /// Why it ended.
+        reason: CloseReason,
+    },
+}
+
+/// One received Opus frame (str0m depayloads and orders by sequence number; no jitter buffer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioFrame {
+    /// Extended RTP sequence number of the frame's first packet.
+    pub seq: u64,
+    /// RTP timestamp at 48 kHz.
+    pub rtp_time: u64,
+    /// False when packets were lost just before this frame (run Opus PLC/FEC).
+    pub contiguous: bool,
+    /// The Opus frame.
+    pub payload: Vec<u8>,
+}
+
+/// Why a peer connection ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CloseReason {
+    /// [`PeerHandle::close`] was called.
+    #[error("closed by the kiosk")]
+    Local,
+    /// The server closed DTLS/SCTP or the events channel.
+    #[error("the Realtime server closed the connection")]
+    Remote,
+    /// The connection did not get ready in time.
+    #[error(
+        "WebRTC connect timed out after {after:?} ({}); check that UDP to the Realtime server is \
+         not blocked by the gym's firewall",
+        if *dtls_up { "DTLS was up but the oai-events channel never opened" } else { "ICE/DTLS never completed" }
+    )]
+    ConnectTimeout {
+        /// The configured connect timeout.
+        after: Duration,
+        /// Whether DTLS had come up.
+        dtls_up: bool,
+    },
+    /// ICE lost the path to the server.
+    #[error("ICE disconnected: the network path to the Realtime server was lost")]
+    IceDisconnected,
+    /// No packet arrived for too long: the connection dropped mid-session.
+    #[error(
+        "no packets from the Realtime server for {silent_for:?}: the connection dropped (network cut \
+         or server gone)"
+    )]
+    Idle {
+        /// How long the wire was silent.
+        silent_for: Duration,
+    },
+    /// The WebRTC stack or a socket failed.
+    #[error("WebRTC failure: {0}")]
+    Failed(String),
+}
+
+/// Errors from setting up a peer (before the I/O task runs) or from a handle whose task ended.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// No interface can carry WebRTC.
+    #[error(
+        "no usable local IPv4 address for WebRTC: every interface is down, loopback or link-local; \
+         connect the kiosk to the network"
+    )]
+    NoLocalAddress,
+    /// `getifaddrs` failed.
+    #[error("cannot list the network interfaces: {0}")]
+    Interfaces(std::io::Error),
+    /// A UDP socket could not be bound.
+    #[error("cannot bind a UDP socket on {ip}: {source}")]
+    Bind {
+        /// The address that failed.
+        ip: IpAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// str0m refused to build the offer or answer.
+    #[error("WebRTC negotiation failed: {0}")]
+    Negotiation(String),
+    /// The remote SDP does not parse or does not fit our offer.
+    #[error("the remote SDP is invalid: {0}")]
+    BadSdp(String),
+    /// The I/O task has ended (see the [`PeerEvent::Closed`] reason).
+    #[error("the peer connection is closed")]
+    Closed,
+    /// The command queue is full: the I/O task is not keeping up.
+    #[error("the peer connection's send queue is full (the I/O task is stalled)")]
+    Busy,
+}
+
+/// Entry points that create peers.
+#[derive(Debug)]
+pub struct Peer;
+
+/// An offer that waits for the server's answer. Holds the bound sockets and the str0m state.
+pub struct PendingPeer {
+    rtc: Rtc,
+    pending: SdpPendingOffer,
+    sockets: Vec<std::net::UdpSocket>,
+    audio_mid: Mid,
+    channel: ChannelId,
+    options: PeerOptions,
+}
+
+impl std::fmt::Debug for PendingPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingPeer")
+            .field("sockets", &self.sockets)
+            .field("audio_mid", &self.audio_mid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The receiving end of a peer's events.
+pub type PeerEvents = mpsc::Receiver<PeerEvent>;
+
+/// Commands from the handle to the I/O task.
+#[derive(Debug)]
+enum Command {
+    Audio(Vec<u8>),
+    Event(String),
+    Close,
+}
+
+/// Control of a running peer. Dropping it stops the I/O task at once.
+#[derive(Debug)]
+pub struct PeerHandle {
+    commands: mpsc::Sender<Command>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PeerHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl PeerHandle {
+    /// Queues one 20 ms Opus frame (960 samples at 48 kHz) for the audio track. The media time
+    /// advances by [`OPUS_FRAME_SAMPLES`] per frame; frames sent before DTLS is up are dropped,
+    /// as str0m would drop them. The caller paces frames (every 20 ms).
+    pub fn send_audio(&self, opus_frame: Vec<u8>) -> Result<(), PeerError> {
+        self.push(Command::Audio(opus_frame))
+    }
+
+    /// Queues one text message (a JSON client event) for the `oai-events` channel. Messages
+    /// queued before the channel opens are sent, in order, once it does.
+    pub fn send_event(&self, json: String) -> Result<(), PeerError> {
+        self.push(Command::Event(json))
+    }
+
+    /// Starts a graceful close (DTLS close_notify, SCTP shutdown); the events end with
+    /// `Closed { reason: Local }`.
+    pub fn close(&self) -> Result<(), PeerError> {
+        self.push(Command::Close)
+    }
+
+    /// True once the I/O task has ended.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    fn push(&self, cmd: Command) -> Result<(), PeerError> {
+        self.commands.try_send(cmd).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => PeerError::Busy,
+            mpsc::error::TrySendError::Closed(_) => PeerError::Closed,
+        })
+    }
+}
+
+/// One DTLS certificate per process: generating it costs tens of milliseconds, which would
+/// otherwise sit between the badge scan and the greeting. Browsers reuse theirs the same way.
+fn dtls_cert() -> Result<DtlsCert, PeerError> {
+    static CERT: OnceLock<Option<DtlsCert>> = OnceLock::new();
+    CERT.get_or_init(|| {
+        str0m::crypto::from_feature_flags()
+            .dtls_provider
+            .generate_certificate()
+    })
+    .clone()
+    .ok_or_else(|| {
+        PeerError::Negotiation("the crypto provider cannot make a DTLS certificate".into())
+    })
+}
+
+fn new_rtc(now: Instant) -> Result<Rtc, PeerError> {
+    Ok(Rtc::builder()
+        .clear_codecs()
+        .enable_opus(true, false)
+        .set_dtls_cert(dtls_cert()?)
+        .build(now))
+}
+
+fn bind_candidates(rtc: &mut Rtc, ips: &[IpAddr]) -> Result<Vec<std::net::UdpSocket>, PeerError> {
+    let mut sockets = Vec::with_capacity(ips.len());
+    for &ip in ips {
+        let bind = |e| PeerError::Bind { ip, source: e };
+        let sock = std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).map_err(bind)?;
+        sock.set_nonblocking(true).map_err(bind)?;
+        let addr = sock.local_addr().map_err(bind)?;
+        let cand = Candidate::host(addr, "udp")
+            .map_err(|e| PeerError::Negotiation(format!("host candidate {addr}: {e}")))?;
+        rtc.add_local_candidate(cand);
+        sockets.push(sock);
+    }
+    Ok(sockets)
+}
+
+impl Peer {
+    /// Creates the kiosk's offer: binds one UDP socket per candidate IP, adds a sendrecv Opus
+    /// audio media and the `oai-events` channel. Returns the pending peer and the SDP offer to
+    /// POST to `{base_url}/realtime/calls`. Does not need a runtime.
+    pub fn offer(options: PeerOptions) -> Result<(PendingPeer, String), PeerError> {
+        let ips = options.candidate_ips()?;
+        let mut rtc = new_rtc(Instant::now())?;
+        let sockets = bind_candidates(&mut rtc, &ips)?;
+        let mut api = rtc.sdp_api();
+        let audio_mid = api.add_media(
+            MediaKind::Audio,
+            Direction::SendRecv,
+            Some("jarvis-kiosk".into()),
+            Some("mic".into()),
+            None,
+        );
+        let channel = api.add_channel(EVENTS_CHANNEL.into());
+        let (offer, pending) = api
+            .apply()
+            .ok_or_else(|| PeerError::Negotiation("str0m produced no offer".into()))?;
+        let sdp = offer.to_sdp_string();
+        Ok((
+            PendingPeer {
+                rtc,
+                pending,
+                sockets,
+                audio_mid,
+                channel,
+                options,
+            },
+            sdp,
+        ))
+    }
+
+    /// Answers a remote offer (the emulator's side): binds the candidate sockets, accepts the
+    /// offer and spawns the I/O task. Must run inside a tokio runtime. Returns the handle, its
+    /// events and the SDP answer.
+    pub fn answer(
+        offer_sdp: &str,
+        options: PeerOptions,
+    ) -> Result<(PeerHandle, PeerEvents, String), PeerError> {
+        let offer =
+            SdpOffer::from_sdp_string(offer_sdp).map_err(|e| PeerError::BadSdp(e.to_string()))?;
+        let ips = options.candidate_ips()?;
+        let mut rtc = new_rtc(Instant::now())?;
+        let sockets = bind_candidates(&mut rtc, &ips)?;
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| PeerError::BadSdp(e.to_string()))?;
+        let (handle, events) = task::spawn(rtc, sockets, None, None, &options)?;
+        Ok((handle, events, answer.to_sdp_string()))
+    }
+}
+
+impl PendingPeer {
+    /// Applies the server's SDP answer and spawns the I/O task (needs a tokio runtime). The
+    /// connect timeout starts now.
+    pub fn accept(self, answer_sdp: &str) -> Result<(PeerHandle, PeerEvents), PeerError> {
+        let PendingPeer {
+            mut rtc,
+            pending,
+            sockets,
+            audio_mid,
+            channel,
+            options,
+        } = self;
+        let answer =
+            SdpAnswer::from_sdp_string(answer_sdp).map_err(|e| PeerError::BadSdp(e.to_string()))?;
+        rtc.sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| PeerError::BadSdp(e.to_string()))?;
+        task::spawn(rtc, sockets, Some(audio_mid), Some(channel), &options)
+    }
+
+    /// The local addresses offered as host candidates.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.sockets
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
+    }
+}
+
+/// Creates the process's DTLS certificate now, so the first session does not pay for it.
+pub fn warm_up() -> Result<(), PeerError> {
+    dtls_cert().map(drop)
+}

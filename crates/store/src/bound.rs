@@ -1,0 +1,254 @@
+//! The `storage.max_bytes` bound on the outbox.
+//!
+//! Size is *accounted*, not measured on disk: each row counts its payload plus
+//! [`ROW_OVERHEAD_BYTES`], summed by triggers into `store_meta.outbox_bytes`. Page counts would
+//! not work: deleting scattered rows rarely frees whole pages, so a page-based bound would
+//! delete far more than needed before the file size moved. The file may exceed the accounted
+//! size by SQLite's fragmentation; `stats().file_bytes` shows both.
+//!
+//! When an append takes the outbox over the bound, events are dropped down to 90 % of it (so
+//! the next appends do not each pay for a drop), in this order:
+//! 1. already-synced non-critical events (they are safe centrally: dropping them loses nothing),
+//!    `Low` before `Normal`, oldest first;
+//! 2. unsynced `Low` events, oldest first;
+//! 3. unsynced `Normal` events, oldest first.
+//!
+//! `Critical` events (session start/end, costs, and the store's own `buffer_pressure` and
+//! `store_recovered` alerts, which tell support what was lost) are never dropped: if they alone exceed the
+//! bound they are kept and `over_bound` is set (loud, not lossy). Drop episodes append one
+//! `buffer_pressure` alert at most every [`PRESSURE_ALERT_INTERVAL_MS`]; entering the
+//! over-bound state always appends one (critical severity).
+
+use rusqlite::{Connection, params};
+
+use super::error::{StoreError, to_i64, to_u64};
+use super::outbox::insert_event;
+use jarvis_core::events::{EventPayload, Importance, KioskEvent, Severity};
+
+/// Accounted bytes per outbox row on top of its payload JSON: the other columns, the ids as
+/// text, the index entries and room for an error text.
+pub const ROW_OVERHEAD_BYTES: u64 = 256;
+
+/// Minimum time between two `buffer_pressure` alerts (10 minutes).
+pub const PRESSURE_ALERT_INTERVAL_MS: i64 = 10 * 60 * 1000;
+
+/// Code of the alert appended when events are dropped or critical ones exceed the bound.
+pub const PRESSURE_ALERT_CODE: &str = "buffer_pressure";
+
+/// Rows fetched per step while choosing what to drop.
+const DROP_CHUNK: i64 = 256;
+
+/// Where a drop pass should stop: 90 % of the bound.
+pub(crate) fn drop_target(max_bytes: u64) -> u64 {
+    max_bytes - max_bytes / 10
+}
+
+/// Whether a new `buffer_pressure` alert may be appended now. A clock that went backwards
+/// counts as due, so a bad clock can delay an alert but never silence it for good.
+pub(crate) fn pressure_alert_due(last_alert_ms: i64, now_ms: i64, interval_ms: i64) -> bool {
+    last_alert_ms <= 0 || now_ms < last_alert_ms || now_ms - last_alert_ms >= interval_ms
+}
+
+/// What one enforcement pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct DropOutcome {
+    pub low: u64,
+    pub normal: u64,
+    pub bytes_after: u64,
+    pub over_bound: bool,
+}
+
+/// The alert text for one pressure episode.
+pub(crate) fn pressure_message(o: &DropOutcome, max_bytes: u64, pending: u64) -> String {
+    let mut msg = format!(
+        "local store reached storage.max_bytes = {max_bytes} bytes with {pending} events waiting \
+         for sync"
+    );
+    if o.low + o.normal > 0 {
+        msg.push_str(&format!(
+            "; dropped {} low and {} normal importance events (never session or cost events)",
+            o.low, o.normal
+        ));
+    }
+    if o.over_bound {
+        msg.push_str(&format!(
+            "; only critical events remain ({} bytes): all kept above the bound",
+            o.bytes_after
+        ));
+    }
+    msg.push_str(". Check the connection to central (central.url) or raise storage.max_bytes.");
+    msg
+}
+
+fn meta(tx: &Connection, key: &str) -> rusqlite::Result<i64> {
+    tx.query_row("SELECT value FROM store_meta WHERE key = ?1", [key], |r| {
+        r.get(0)
+    })
+}
+
+fn add_meta(tx: &Connection, key: &str, delta: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE store_meta SET value = value + ?2 WHERE key = ?1")?
+        .execute(params![key, delta])?;
+    Ok(())
+}
+
+fn set_meta(tx: &Connection, key: &str, value: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE store_meta SET value = ?2 WHERE key = ?1")?
+        .execute(params![key, value])?;
+    Ok(())
+}
+
+/// Enforces the bound inside the caller's write transaction. Cheap when under the bound
+/// (one meta read). `max_bytes == 0` means no bound is known (never from a valid config).
+pub(crate) fn enforce(
+    tx: &Connection,
+    max_bytes: u64,
+    now_ms: i64,
+    alert_interval_ms: i64,
+) -> Result<(), StoreError> {
+    if max_bytes == 0 {
+        // A store opened by a CLI command before the daemon ever recorded its bound.
+        return Ok(());
+    }
+    let mut bytes = to_u64(meta(tx, "outbox_bytes")?);
+    let was_over = meta(tx, "over_bound")? != 0;
+    if bytes <= max_bytes {
+        if was_over {
+            set_meta(tx, "over_bound", 0)?;
+        }
+        return Ok(());
+    }
+    let target = drop_target(max_bytes);
+    let mut outcome = DropOutcome::default();
+    let passes = [
+        "synced_at_ms IS NOT NULL AND importance < 2 ORDER BY importance, seq",
+        "synced_at_ms IS NULL AND importance = 0 ORDER BY seq",
+        "synced_at_ms IS NULL AND importance = 1 ORDER BY seq",
+    ];
+    'passes: for pass in passes {
+        loop {
+            let chunk: Vec<(i64, i64, i64)> = tx
+                .prepare_cached(&format!(
+                    "SELECT seq, size_bytes, importance FROM outbox WHERE {pass} LIMIT ?1"
+                ))?
+                .query_map([DROP_CHUNK], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            if chunk.is_empty() {
+                continue 'passes;
+            }
+            let mut delete = tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?;
+            for (seq, size, importance) in chunk {
+                delete.execute([seq])?;
+                bytes = bytes.saturating_sub(to_u64(size));
+                if importance == Importance::Low as i64 {
+                    outcome.low += 1;
+                } else {
+                    outcome.normal += 1;
+                }
+                if bytes <= target {
+                    break 'passes;
+                }
+            }
+        }
+    }
+    outcome.bytes_after = bytes;
+    outcome.over_bound = bytes > max_bytes;
+    if outcome.low + outcome.normal > 0 {
+        add_meta(tx, "dropped_low", to_i64("dropped_low", outcome.low)?)?;
+        add_meta(
+            tx,
+            "dropped_normal",
+            to_i64("dropped_normal", outcome.normal)?,
+        )?;
+        set_meta(tx, "last_drop_at_ms", now_ms)?;
+    }
+    set_meta(tx, "over_bound", i64::from(outcome.over_bound))?;
+    let last_alert = meta(tx, "last_pressure_alert_ms")?;
+    let newly_over = outcome.over_bound && !was_over;
+    if newly_over || pressure_alert_due(last_alert, now_ms, alert_interval_ms) {
+        let pending: i64 = tx.query_row(
+            "SELECT count(*) FROM outbox WHERE synced_at_ms IS NULL AND dead_at_ms IS NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        let message = pressure_message(&outcome, max_bytes, to_u64(pending));
+        tracing::warn!(
+            dropped_low = outcome.low,
+            dropped_normal = outcome.normal,
+            over_bound = outcome.over_bound,
+            "{message}"
+        );
+        let severity = if outcome.over_bound {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        let alert = KioskEvent::new(
+            None,
+            now_ms,
+            EventPayload::Alert {
+                code: PRESSURE_ALERT_CODE.into(),
+                severity,
+                message,
+            },
+        );
+        insert_event(tx, &alert)?;
+        set_meta(tx, "last_pressure_alert_ms", now_ms)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn first_alert_is_always_due_then_rate_limited() {
+        let i = PRESSURE_ALERT_INTERVAL_MS;
+        assert!(pressure_alert_due(0, 1_000, i));
+        assert!(!pressure_alert_due(1_000, 1_000 + i - 1, i));
+        assert!(pressure_alert_due(1_000, 1_000 + i, i));
+        assert!(pressure_alert_due(5_000, 4_000, i), "clock went back");
+    }
+
+    #[test]
+    fn message_says_what_was_dropped_and_what_to_do() {
+        let o = DropOutcome {
+            low: 3,
+            normal: 1,
+            bytes_after: 10,
+            over_bound: false,
+        };
+        let m = pressure_message(&o, 1_048_576, 42);
+        assert!(m.contains("dropped 3 low and 1 normal"), "{m}");
+        assert!(m.contains("storage.max_bytes = 1048576"), "{m}");
+        assert!(m.contains("42 events waiting"), "{m}");
+        let over = DropOutcome {
+            over_bound: true,
+            bytes_after: 2_000_000,
+            ..Default::default()
+        };
+        let m = pressure_message(&over, 1_048_576, 5);
+        assert!(
+            m.contains("only critical events remain (2000000 bytes)"),
+            "{m}"
+        );
+        assert!(!m.contains("dropped"), "{m}");
+    }
+
+    proptest! {
+        #[test]
+        fn drop_target_is_below_the_bound_and_near_it(max in 1u64..u64::MAX) {
+            let t = drop_target(max);
+            prop_assert!(t <= max);
+            prop_assert!(t >= max - max / 10);
+        }
+
+        #[test]
+        fn alerts_are_never_closer_than_the_interval(last in 1i64..1i64 << 50, dt in 0i64..1i64 << 40) {
+            let i = PRESSURE_ALERT_INTERVAL_MS;
+            prop_assert_eq!(pressure_alert_due(last, last + dt, i), dt >= i);
+        }
+    }
+}

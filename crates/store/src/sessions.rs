@@ -1,0 +1,240 @@
+//! Local per-session roll-up (tokens, costs, end reason), kept in the same transaction as the
+//! events it sums so `status` ("recent sessions with their costs") never disagrees with the
+//! outbox. Central keeps its own derived table; this one only serves the kiosk.
+
+use rusqlite::{Connection, Row, params};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Store;
+use super::error::{StoreError, to_i64, to_u64};
+use jarvis_core::events::{CostBreakdown, EventPayload, KioskEvent, TokenCounts};
+use jarvis_core::money::NanoUsd;
+
+/// One session as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    pub session_id: Uuid,
+    /// `None` when the start event is missing (e.g. recorded before a store recovery).
+    pub started_at_ms: Option<i64>,
+    pub member_id: Option<String>,
+    pub membership: Option<String>,
+    pub model: Option<String>,
+    /// Badge scan to data channel open.
+    pub connect_ms: Option<u64>,
+    /// `None` while the session is live (or if it never ended cleanly).
+    pub ended_at_ms: Option<i64>,
+    pub end_reason: Option<String>,
+    pub duration_ms: Option<u64>,
+    /// Responses metered so far.
+    pub responses: u64,
+    pub tokens: TokenCounts,
+    pub cost: CostBreakdown,
+    /// `cost.total()`, spelled out for JSON readers.
+    pub total_nusd: NanoUsd,
+}
+
+/// Folds one event into its session's row. Events without a session id change nothing.
+pub(crate) fn apply(tx: &Connection, ev: &KioskEvent) -> Result<(), StoreError> {
+    let Some(session_id) = ev.session_id else {
+        return Ok(());
+    };
+    if matches!(
+        ev.payload,
+        EventPayload::ScanRefused { .. }
+            | EventPayload::Alert { .. }
+            | EventPayload::Heartbeat { .. }
+    ) {
+        return Ok(());
+    }
+    let sid = session_id.to_string();
+    let at = ev.occurred_at_ms;
+    tx.prepare_cached(
+        "INSERT INTO sessions (session_id, first_event_at_ms) VALUES (?1, ?2)
+         ON CONFLICT(session_id) DO UPDATE
+         SET first_event_at_ms = min(first_event_at_ms, excluded.first_event_at_ms)",
+    )?
+    .execute(params![sid, at])?;
+    match &ev.payload {
+        EventPayload::SessionStarted {
+            member_id,
+            membership,
+            model,
+            ..
+        } => {
+            let membership = serde_json::to_value(membership)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned));
+            tx.prepare_cached(
+                "UPDATE sessions SET started_at_ms = ?2, member_id = ?3, membership = ?4,
+                                     model = ?5
+                 WHERE session_id = ?1",
+            )?
+            .execute(params![sid, at, member_id, membership, model])?;
+        }
+        EventPayload::SessionConnected { connect_ms } => {
+            tx.prepare_cached("UPDATE sessions SET connect_ms = ?2 WHERE session_id = ?1")?
+                .execute(params![sid, to_i64("connect_ms", *connect_ms)?])?;
+        }
+        EventPayload::ResponseUsage {
+            model,
+            tokens,
+            cost,
+            ..
+        } => {
+            add_usage(tx, &sid, 1, tokens, cost)?;
+            tx.prepare_cached(
+                "UPDATE sessions SET model = coalesce(model, ?2) WHERE session_id = ?1",
+            )?
+            .execute(params![sid, model])?;
+        }
+        EventPayload::TranscriptionUsage { cost, .. } => {
+            add_usage(tx, &sid, 0, &TokenCounts::default(), cost)?;
+        }
+        EventPayload::SessionEnded {
+            reason,
+            duration_ms,
+            ..
+        } => {
+            tx.prepare_cached(
+                "UPDATE sessions SET ended_at_ms = ?2, end_reason = ?3, duration_ms = ?4
+                 WHERE session_id = ?1",
+            )?
+            .execute(params![
+                sid,
+                at,
+                reason.as_str(),
+                to_i64("duration_ms", *duration_ms)?
+            ])?;
+        }
+        EventPayload::ScanRefused { .. }
+        | EventPayload::Alert { .. }
+        | EventPayload::Heartbeat { .. } => {}
+    }
+    Ok(())
+}
+
+fn add_usage(
+    tx: &Connection,
+    sid: &str,
+    responses: i64,
+    t: &TokenCounts,
+    c: &CostBreakdown,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE sessions SET
+            responses = responses + ?2,
+            input_text_tokens = input_text_tokens + ?3,
+            input_audio_tokens = input_audio_tokens + ?4,
+            input_image_tokens = input_image_tokens + ?5,
+            cached_text_tokens = cached_text_tokens + ?6,
+            cached_audio_tokens = cached_audio_tokens + ?7,
+            cached_image_tokens = cached_image_tokens + ?8,
+            output_text_tokens = output_text_tokens + ?9,
+            output_audio_tokens = output_audio_tokens + ?10,
+            input_audio_nusd = input_audio_nusd + ?11,
+            output_audio_nusd = output_audio_nusd + ?12,
+            input_text_nusd = input_text_nusd + ?13,
+            output_text_nusd = output_text_nusd + ?14,
+            transcription_nusd = transcription_nusd + ?15
+         WHERE session_id = ?1",
+    )?
+    .execute(params![
+        sid,
+        responses,
+        to_i64("tokens.input_text", t.input_text)?,
+        to_i64("tokens.input_audio", t.input_audio)?,
+        to_i64("tokens.input_image", t.input_image)?,
+        to_i64("tokens.cached_text", t.cached_text)?,
+        to_i64("tokens.cached_audio", t.cached_audio)?,
+        to_i64("tokens.cached_image", t.cached_image)?,
+        to_i64("tokens.output_text", t.output_text)?,
+        to_i64("tokens.output_audio", t.output_audio)?,
+        to_i64("cost.input_audio_nusd", c.input_audio_nusd.0)?,
+        to_i64("cost.output_audio_nusd", c.output_audio_nusd.0)?,
+        to_i64("cost.input_text_nusd", c.input_text_nusd.0)?,
+        to_i64("cost.output_text_nusd", c.output_text_nusd.0)?,
+        to_i64("cost.transcription_nusd", c.transcription_nusd.0)?,
+    ])?;
+    Ok(())
+}
+
+fn summary_row(r: &Row<'_>) -> rusqlite::Result<(String, SessionSummary)> {
+    let u = |i: usize| -> rusqlite::Result<u64> { Ok(to_u64(r.get(i)?)) };
+    let opt_u =
+        |i: usize| -> rusqlite::Result<Option<u64>> { Ok(r.get::<_, Option<i64>>(i)?.map(to_u64)) };
+    let cost = CostBreakdown {
+        input_audio_nusd: NanoUsd(u(18)?),
+        output_audio_nusd: NanoUsd(u(19)?),
+        input_text_nusd: NanoUsd(u(20)?),
+        output_text_nusd: NanoUsd(u(21)?),
+        transcription_nusd: NanoUsd(u(22)?),
+    };
+    Ok((
+        r.get(0)?,
+        SessionSummary {
+            session_id: Uuid::nil(),
+            started_at_ms: r.get(1)?,
+            member_id: r.get(2)?,
+            membership: r.get(3)?,
+            model: r.get(4)?,
+            connect_ms: opt_u(5)?,
+            ended_at_ms: r.get(6)?,
+            end_reason: r.get(7)?,
+            duration_ms: opt_u(8)?,
+            responses: u(9)?,
+            tokens: TokenCounts {
+                input_text: u(10)?,
+                input_audio: u(11)?,
+                input_image: u(12)?,
+                cached_text: u(13)?,
+                cached_audio: u(14)?,
+                cached_image: u(15)?,
+                output_text: u(16)?,
+                output_audio: u(17)?,
+            },
+            cost,
+            total_nusd: cost.total(),
+        },
+    ))
+}
+
+impl Store {
+    /// The `n` most recent sessions (by first event), newest first, with tokens and costs.
+    pub fn recent_sessions(&self, n: usize) -> Result<Vec<SessionSummary>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT session_id, started_at_ms, member_id, membership, model, connect_ms,
+                    ended_at_ms, end_reason, duration_ms, responses,
+                    input_text_tokens, input_audio_tokens, input_image_tokens,
+                    cached_text_tokens, cached_audio_tokens, cached_image_tokens,
+                    output_text_tokens, output_audio_tokens,
+                    input_audio_nusd, output_audio_nusd, input_text_nusd, output_text_nusd,
+                    transcription_nusd
+             FROM sessions ORDER BY first_event_at_ms DESC, session_id DESC LIMIT ?1",
+        )?;
+        let rows = stmt
+            .query_map([to_i64("n", n as u64)?], summary_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(sid, mut s)| {
+                s.session_id = Uuid::parse_str(&sid).map_err(|e| StoreError::Decode {
+                    seq: 0,
+                    reason: format!("sessions row `{sid}` has a bad session id: {e}"),
+                })?;
+                Ok(s)
+            })
+            .collect()
+    }
+
+    /// Everything metered (responses and transcriptions) since `since_ms`, for
+    /// `session.daily_budget_usd`. Sums the outbox, so it holds across restarts.
+    pub fn spent_since(&self, since_ms: i64) -> Result<NanoUsd, StoreError> {
+        let total: i64 = self.conn.query_row(
+            "SELECT coalesce(sum(cost_nusd), 0) FROM outbox
+             WHERE cost_nusd > 0 AND occurred_at_ms >= ?1",
+            [since_ms],
+            |r| r.get(0),
+        )?;
+        Ok(NanoUsd(to_u64(total)))
+    }
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Fails when the crate graph breaks the architecture (ARCHITECTURE.md, "Crate map"):
+#  1. jarvis-core links no async runtime, config loader, database, WebRTC, HTTP or audio crate;
+#  2. each I/O crate is a direct dependency of its one owner among the kiosk's crates;
+#  3. the daemon does not link the Realtime emulator.
+# Normal dependencies only: tests and benches may use anything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fail=0
+tree() { cargo tree --locked -e normal -p "$1" --prefix none --format '{p}' | awk '{print $1}' | sort -u; }
+
+core_forbidden=(tokio config rusqlite tokio-postgres postgres-protocol str0m reqwest hyper cpal alsa opus serialport evdev)
+core_tree=$(tree jarvis-core)
+for c in "${core_forbidden[@]}"; do
+  if grep -qx "$c" <<<"$core_tree"; then
+    echo "FAIL: jarvis-core depends on $c (cargo tree -e normal -i $c -p jarvis-core shows the path)"
+    fail=1
+  fi
+done
+
+# crate => the one workspace member allowed to depend on it directly (the emulator, a test
+# tool outside the daemon, is exempt).
+declare -A owner=(
+  [rusqlite]=jarvis-store
+  [tokio-postgres]=jarvis-sync [tokio-postgres-rustls]=jarvis-sync
+  [str0m]=jarvis-realtime [reqwest]=jarvis-realtime
+  [cpal]=jarvis-audio [alsa]=jarvis-audio [opus]=jarvis-audio [rubato]=jarvis-audio
+  [serialport]=jarvis-badge [evdev]=jarvis-badge
+  [config]=jarvis-config
+  [hyper]=jarvis-kiosk [prometheus-client]=jarvis-kiosk [sd-notify]=jarvis-kiosk
+  [tracing-journald]=jarvis-kiosk
+)
+direct=$(cargo metadata --locked --format-version 1 --no-deps | jq -r '
+  .packages[] | .name as $p | .dependencies[] | select(.kind == null) | "\($p) \(.name)"')
+while read -r pkg dep; do
+  [ "$pkg" = jarvis-realtime-emulator ] && continue
+  want=${owner[$dep]:-}
+  if [ -n "$want" ] && [ "$pkg" != "$want" ]; then
+    echo "FAIL: $pkg depends on $dep directly; only $want may (route it through $want)"
+    fail=1
+  fi
+done <<<"$direct"
+
+if grep -qx jarvis-realtime-emulator <<<"$(tree jarvis-kiosk)"; then
+  echo "FAIL: the jarvis-kiosk binary links the Realtime emulator (a test tool: dev-dependency only)"
+  fail=1
+fi
+
+[ "$fail" -eq 0 ] && echo "crate graph: ok (core is I/O-free, each I/O crate has one owner, no emulator in the daemon)"
+exit "$fail"
