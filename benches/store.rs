@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use jarvis_core::events::{CostBreakdown, EventPayload, KioskEvent, TokenCounts};
 use jarvis_core::money::NanoUsd;
-use jarvis_store::{IntegrityCheck, Store, StoreOptions, system_clock_ms};
+use jarvis_store::{IntegrityCheck, Store, StoreOptions};
 use uuid::Uuid;
 
 fn usage_event(sid: Uuid, i: i64) -> KioskEvent {
@@ -52,7 +52,7 @@ fn options(path: PathBuf) -> StoreOptions {
         check: IntegrityCheck::Skip,
         busy_timeout: Duration::from_secs(5),
         pressure_alert_interval_ms: 600_000,
-        clock: system_clock_ms,
+        clock: jarvis_core::clock::wall_ms,
     }
 }
 

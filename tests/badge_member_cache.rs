@@ -14,7 +14,7 @@ use jarvis_core::badge::{
     Badge, DirectoryError, Lookup, Member, MemberCacheStore, MemberDirectory,
 };
 use jarvis_core::events::MembershipStatus;
-use jarvis_store::{IntegrityCheck, StoreHandle, StoreOptions, system_clock_ms};
+use jarvis_store::{IntegrityCheck, StoreHandle, StoreOptions};
 
 /// Central as seen from the kiosk: either up with a member table, or unreachable.
 struct Central {
@@ -58,7 +58,7 @@ fn options(path: &std::path::Path) -> StoreOptions {
         check: IntegrityCheck::Quick,
         busy_timeout: Duration::from_secs(5),
         pressure_alert_interval_ms: 60_000,
-        clock: system_clock_ms,
+        clock: jarvis_core::clock::wall_ms,
     }
 }
 

@@ -23,7 +23,7 @@ pub fn run(cfg: &Config, json: bool, quiet: bool) -> ExitCode {
         .map(|r| r.health);
     let mut checks = vec![Check::ok("config", "configuration is valid")];
     checks.extend(credential_checks(cfg));
-    checks.push(clock_check(crate::daemon::now_ms()));
+    checks.push(clock_check(jarvis_core::clock::wall_ms()));
     checks.push(store_check(&cfg.storage.path));
     checks.push(disk_check(&cfg.storage.path));
     checks.extend(jarvis_badge::doctor_checks(cfg, snapshot.as_ref()));

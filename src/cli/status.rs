@@ -112,7 +112,7 @@ impl View {
                 println!("daemon: {why}");
                 match local {
                     Ok((sessions, outbox)) => {
-                        print_outbox(outbox, crate::daemon::now_ms());
+                        print_outbox(outbox, jarvis_core::clock::wall_ms());
                         print_sessions(sessions);
                     }
                     Err(e) => println!("local store: {e}"),

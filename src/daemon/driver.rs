@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +18,7 @@ use jarvis_audio::{OpusFrame, Playback, Prompt as AudioPrompt};
 use jarvis_badge::Scan;
 use jarvis_core::badge::Badge;
 use jarvis_core::breaker::{Admission, Breaker, BreakerState};
+use jarvis_core::clock;
 use jarvis_core::events::{EventPayload, KioskEvent, Severity};
 use jarvis_core::health::{AdapterState, CurrentSession, Health};
 use jarvis_core::session::{Decision, Input, Lookup, Now, Prompt, ScanId, SessionMachine};
@@ -35,8 +36,6 @@ pub trait Directory: Send + Sync + 'static {
 
 /// The adapters the driver talks to.
 pub struct Driver<D: Directory> {
-    /// The origin the machine's monotonic times were created against.
-    pub clock: Clock,
     pub machine: SessionMachine,
     pub store: StoreHandle,
     pub health: Health,
@@ -44,19 +43,6 @@ pub struct Driver<D: Directory> {
     pub realtime: Arc<RealtimeDeps>,
     pub playback: Arc<Playback>,
     pub breaker: Breaker,
-}
-
-/// Clocks for the machine: monotonic from a fixed origin, wall from the system.
-#[derive(Debug, Clone, Copy)]
-pub struct Clock(pub Instant);
-
-impl Clock {
-    pub fn now(&self) -> Now {
-        Now {
-            mono_ms: self.0.elapsed().as_millis() as u64,
-            wall_ms: super::now_ms(),
-        }
-    }
 }
 
 impl<D: Directory> Driver<D> {
@@ -68,7 +54,6 @@ impl<D: Directory> Driver<D> {
         mut mic: mpsc::Receiver<OpusFrame>,
         shutdown: CancellationToken,
     ) -> SessionMachine {
-        let clock = self.clock;
         let (reports_tx, mut reports) = mpsc::channel::<Report>(256);
         let mut next_scan = 0u64;
         let mut audio_lost = false;
@@ -86,7 +71,7 @@ impl<D: Directory> Driver<D> {
         ctx.health.set_lifecycle(self.machine.lifecycle().as_str());
 
         loop {
-            let now = clock.now();
+            let now = clock::now();
             let input = tokio::select! {
                 () = shutdown.cancelled() => break,
                 scan = scans.recv() => {
@@ -149,7 +134,7 @@ impl<D: Directory> Driver<D> {
             self.feed(&mut ctx, now, input).await;
         }
 
-        let now = clock.now();
+        let now = clock::now();
         self.feed(&mut ctx, now, Input::Shutdown).await;
         self.machine
     }

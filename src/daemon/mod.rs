@@ -29,6 +29,7 @@ use crate::health;
 use crate::health::report::Observer;
 use crate::telemetry::{self, Installed};
 use jarvis_config::Config;
+use jarvis_core::clock;
 use jarvis_core::health::{AdapterState, Health};
 use jarvis_store::{StoreHandle, StoreOptions};
 
@@ -44,7 +45,7 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
         if let Installed::HumanFallback(why) = &installed {
             tracing::warn!("{why}");
         }
-        let health = Health::new(&cfg.kiosk.id, now_ms());
+        let health = Health::new(&cfg.kiosk.id, clock::wall_ms());
         let shutdown = CancellationToken::new();
         let status_socket = open_status_socket(&cfg.health.runtime_dir, &health)?;
 
@@ -64,15 +65,14 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
         health.set_adapter("store", AdapterState::Up);
 
         let mut supervisor = Supervisor::new(health.clone(), shutdown.clone());
-        let clock = driver::Clock(Instant::now());
         let spent_today = {
-            let day_start = jarvis_core::session::limits::utc_day(now_ms()) * 86_400_000;
+            let day_start = jarvis_core::session::limits::utc_day(clock::wall_ms()) * 86_400_000;
             store
                 .call(move |s| s.spent_since(day_start))
                 .await
                 .context("reading today's spend from the local store")?
         };
-        let machine = SessionMachine::new(cfg.session_settings(), spent_today, clock.now(), Uuid::now_v7);
+        let machine = SessionMachine::new(cfg.session_settings(), spent_today, clock::now(), Uuid::now_v7);
 
         let directory = Arc::new(directory::CachedDirectory(MemberLookup::new(
             directory::Members::from_config(&cfg),
@@ -87,7 +87,6 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
         let playback = Arc::new(playback);
         let realtime = Arc::new(realtime_deps(&cfg, &health, playback.clone())?);
         let driver = driver::Driver {
-            clock,
             machine,
             store: store.clone(),
             health: health.clone(),
@@ -278,7 +277,7 @@ async fn prune_synced(
     ctx: AdapterCtx,
 ) -> anyhow::Result<()> {
     loop {
-        let cutoff = jarvis_store::retention_cutoff_ms(now_ms(), retention_days);
+        let cutoff = jarvis_store::retention_cutoff_ms(clock::wall_ms(), retention_days);
         let pruned = store
             .call(move |s| s.prune_synced(cutoff))
             .await
@@ -302,12 +301,4 @@ async fn ping_watchdog(every: Duration, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
         }
     }
-}
-
-/// Wall-clock milliseconds since the Unix epoch (for records; timers use `Instant`).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -8,25 +8,15 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use jarvis_core::health::{AdapterState, Health};
+use jarvis_core::retry::RetryPolicy;
 
 /// A run this long is "stable": the next failure starts the backoff from the beginning.
 const STABLE_AFTER: Duration = Duration::from_secs(60);
-
-/// Restart delays: 0.5 s doubling to 30 s, with jitter so a fleet does not retry in lockstep.
-fn restart_backoff() -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(500))
-        .with_max_delay(Duration::from_secs(30))
-        .with_jitter()
-        .without_max_times()
-        .build()
-}
 
 /// What an adapter gets each time it is started.
 #[derive(Clone)]
@@ -79,7 +69,7 @@ impl Supervisor {
         let span = tracing::info_span!("adapter", adapter = name);
         self.tasks.spawn(
             async move {
-                let mut delays = restart_backoff();
+                let mut delays = RetryPolicy::ADAPTER_RESTART.delays();
                 let mut last_error = String::new();
                 loop {
                     let started = Instant::now();
@@ -102,7 +92,7 @@ impl Supervisor {
                     ctx.health.add(&format!("{name}_restarts"), 1);
                     ctx.degraded(error);
                     if started.elapsed() >= STABLE_AFTER {
-                        delays = restart_backoff();
+                        delays = RetryPolicy::ADAPTER_RESTART.delays();
                     }
                     let delay = delays.next().unwrap_or(Duration::from_secs(30));
                     tokio::select! {
@@ -138,17 +128,6 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU32, Ordering};
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let delays: Vec<Duration> = restart_backoff().take(12).collect();
-        assert!(delays[0] >= Duration::from_millis(500));
-        assert!(
-            delays.iter().all(|d| *d <= Duration::from_secs(60)),
-            "{delays:?}"
-        );
-        assert!(delays[8] >= Duration::from_secs(30), "{delays:?}");
-    }
 
     #[tokio::test(start_paused = true)]
     async fn failing_adapter_is_restarted_and_marked_degraded() {

@@ -64,7 +64,7 @@ impl Observer {
                 ),
             };
         StatusReport {
-            generated_at_ms: crate::daemon::now_ms(),
+            generated_at_ms: jarvis_core::clock::wall_ms(),
             health: self.health.snapshot(),
             recent_sessions,
             outbox,

@@ -425,10 +425,11 @@ pub fn settings(kiosk_id: &str, dir: &Path) -> jarvis_sync::SyncSettings {
             max_events: 100,
             max_wait_ms: 10,
         },
-        retry: jarvis_core::sync_policy::RetryPolicy {
+        retry: jarvis_core::retry::RetryPolicy {
             min_delay: Duration::from_millis(50),
             max_delay: Duration::from_millis(500),
             factor: 2.0,
+            jitter: true,
         },
         heartbeat_every: Duration::from_secs(3600),
         setup_retry: Duration::from_millis(300),

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 
 use crate::support::*;
 use jarvis_core::money::NanoUsd;
-use jarvis_store::{IntegrityCheck, Store, system_clock_ms};
+use jarvis_store::{IntegrityCheck, Store};
 use uuid::Uuid;
 
 const CHILD_ENV: &str = "JARVIS_STORE_CRASH_CHILD";
@@ -27,7 +27,7 @@ fn crash_writer_child() {
         return;
     };
     let mut opts = options(Path::new(&path));
-    opts.clock = system_clock_ms;
+    opts.clock = jarvis_core::clock::wall_ms;
     let mut store = Store::open_with(opts).unwrap().0;
     let out = std::io::stdout();
     let ack = |seq: i64, id: Uuid| {

@@ -427,7 +427,7 @@ fn a_reopened_store_keeps_everything() {
 async fn the_async_handle_runs_store_work_off_the_runtime() {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = options(&dir.path().join("kiosk.db"));
-    opts.clock = jarvis_store::system_clock_ms;
+    opts.clock = jarvis_core::clock::wall_ms;
     let (handle, report) = StoreHandle::open(opts).await.unwrap();
     assert!(report.created);
     let sid = Uuid::now_v7();

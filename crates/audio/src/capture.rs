@@ -17,10 +17,11 @@ use super::device::{self, DeviceError, Direction};
 use super::gate::HalfDuplexGate;
 use super::pipeline::CaptureChain;
 use super::reopen::{self, End, Stream, StreamWorker, WorkerThread};
-use super::signal::{SpeakingSignal, now_ms};
+use super::signal::SpeakingSignal;
 use super::status::AudioStatus;
 use super::{OpusFrame, counters};
 use jarvis_config::{AudioConfig, EchoControl};
+use jarvis_core::clock;
 use jarvis_core::health::Health;
 
 /// Encoded frames buffered for the WebRTC side before new ones are dropped (1 s).
@@ -140,14 +141,19 @@ impl StreamWorker for Worker {
                     chunk.commit_all();
                 }
                 let speaking = self.speaking.is_speaking();
-                chain.push(&buf[..n], speaking, now_ms(), &mut |res| match res {
-                    Ok(frame) => match self.tx.try_send(frame) {
-                        Ok(()) => {}
-                        Err(mpsc::error::TrySendError::Full(_)) => dropped += 1,
-                        Err(mpsc::error::TrySendError::Closed(_)) => closed = true,
+                chain.push(
+                    &buf[..n],
+                    speaking,
+                    clock::mono_ms(),
+                    &mut |res| match res {
+                        Ok(frame) => match self.tx.try_send(frame) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(_)) => dropped += 1,
+                            Err(mpsc::error::TrySendError::Closed(_)) => closed = true,
+                        },
+                        Err(_) => encode_errors += 1,
                     },
-                    Err(_) => encode_errors += 1,
-                });
+                );
             }
             let overruns = r.overruns.load(Ordering::Relaxed);
             if overruns > reported_overruns {

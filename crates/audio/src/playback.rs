@@ -19,9 +19,10 @@ use super::jitter::JitterStats;
 use super::pipeline::{PlaybackChain, Slot};
 use super::prompts::{Prompt, PromptSet};
 use super::reopen::{self, End, Stream, StreamWorker, WorkerThread};
-use super::signal::{SpeakingSignal, now_ms};
+use super::signal::SpeakingSignal;
 use super::status::AudioStatus;
 use jarvis_config::AudioConfig;
+use jarvis_core::clock;
 use jarvis_core::health::Health;
 
 /// Commands queued to the playback thread before packets are dropped (about 10 s of RTP).
@@ -95,7 +96,7 @@ impl Playback {
             seq,
             timestamp,
             payload: payload.to_vec(),
-            arrival_ms: now_ms(),
+            arrival_ms: clock::mono_ms(),
         };
         if self.tx.try_send(cmd).is_err() {
             self.status.health().add(counters::LATE_PACKETS, 1);
@@ -241,7 +242,7 @@ impl StreamWorker for Worker {
                 if slot == Slot::Audible {
                     let queued = (r.capacity - r.producer.slots()) + period;
                     let ms = (queued as u64 * 1000).div_ceil(u64::from(r.stream.rate.max(1)));
-                    self.speaking.extend_to(now_ms() + ms);
+                    self.speaking.extend_to(clock::mono_ms() + ms);
                 }
             }
             // Speech still buffered counts as speaking even if the device is between callbacks.

@@ -1,5 +1,5 @@
 //! The device loop the capture and playback threads share: open the device, pump it until it
-//! fails, reopen it with [`reopen_backoff`], until asked to stop. Both sides must treat a
+//! fails, reopen it with [`RetryPolicy::SOUND_CARD_REOPEN`], until asked to stop. Both sides must treat a
 //! missing or vanished sound card the same way (reopens counted, the `audio` adapter up or
 //! degraded, one log line per change of cause), so that policy lives here once.
 //!
@@ -16,7 +16,8 @@ use cpal::traits::StreamTrait;
 use super::alsa_messages::AlsaMessages;
 use super::counters;
 use super::device::{DeviceError, Direction};
-use super::status::{AudioStatus, reopen_backoff};
+use super::status::AudioStatus;
+use jarvis_core::retry::RetryPolicy;
 
 /// Why a running stream ended.
 pub(crate) enum End {
@@ -105,7 +106,7 @@ fn run<W: StreamWorker>(worker: &W, stop: &AtomicBool) {
     let dir = W::DIRECTION;
     let side = side(dir);
     let status = worker.status();
-    let mut backoff = reopen_backoff();
+    let mut backoff = RetryPolicy::SOUND_CARD_REOPEN.delays();
     let mut opened_before = false;
     let mut last_error = String::new();
     let mut alsa = AlsaMessages::capture();
@@ -119,7 +120,7 @@ fn run<W: StreamWorker>(worker: &W, stop: &AtomicBool) {
                 opened_before = true;
                 status.up(dir);
                 last_error.clear();
-                backoff = reopen_backoff();
+                backoff = RetryPolicy::SOUND_CARD_REOPEN.delays();
                 match worker.pump(running) {
                     End::Stop => break,
                     End::Failed(reason) => {

@@ -2,15 +2,9 @@
 //! gate and the lead (readers).
 
 use std::sync::Arc;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
 
-/// Milliseconds since the first call in this process: the audio module's monotonic clock.
-pub(crate) fn now_ms() -> u64 {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
-}
+use jarvis_core::clock;
 
 /// Cheap, cloneable view of whether playback is producing audible sound.
 #[derive(Clone, Debug, Default)]
@@ -29,7 +23,7 @@ impl SpeakingSignal {
     /// True while audio that was handed to the device has not finished playing.
     pub fn is_speaking(&self) -> bool {
         self.pending.load(Ordering::Acquire)
-            || now_ms() < self.audible_until_ms.load(Ordering::Acquire)
+            || clock::mono_ms() < self.audible_until_ms.load(Ordering::Acquire)
     }
 
     /// Called by playback: whether audio is still waiting to be produced.
@@ -57,7 +51,7 @@ mod tests {
     fn speaking_until_the_deadline_then_cleared() {
         let s = SpeakingSignal::never();
         assert!(!s.is_speaking());
-        s.extend_to(now_ms() + 60_000);
+        s.extend_to(clock::mono_ms() + 60_000);
         assert!(s.clone().is_speaking());
         s.extend_to(0);
         assert!(s.is_speaking(), "extend never shortens");

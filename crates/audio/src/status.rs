@@ -1,10 +1,7 @@
 //! The `audio` health adapter, combined from the capture and playback sides (either being down
-//! degrades it), plus the reopen backoff both sides share.
+//! degrades it).
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use backon::{BackoffBuilder, ExponentialBuilder};
 
 use super::device::Direction;
 use jarvis_core::health::{AdapterState, Health};
@@ -93,16 +90,6 @@ fn combine(input: &Side, output: &Side) -> AdapterState {
     }
 }
 
-/// Delays between attempts to reopen a device: 250 ms doubling to 10 s, forever, with jitter.
-pub fn reopen_backoff() -> impl Iterator<Item = Duration> {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(250))
-        .with_max_delay(Duration::from_secs(10))
-        .with_jitter()
-        .without_max_times()
-        .build()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,13 +127,5 @@ mod tests {
         assert_eq!(h.snapshot().adapters[ADAPTER], AdapterState::Starting);
         s.up(Direction::Output);
         assert_eq!(h.snapshot().adapters[ADAPTER], AdapterState::Up);
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let d: Vec<Duration> = reopen_backoff().take(12).collect();
-        assert!(d[0] >= Duration::from_millis(250) && d[0] < Duration::from_millis(600));
-        assert!(d.iter().all(|x| *x <= Duration::from_secs(20)));
-        assert!(d[11] >= Duration::from_secs(10));
     }
 }

@@ -13,7 +13,6 @@ use nix::unistd::{AccessFlags, Gid, Group, User, access, geteuid};
 use crate::devices::links_by_target;
 use crate::hash::BadgeHasher;
 use crate::hid::DeviceSelector;
-use crate::reconnect::unix_ms;
 use crate::serial::BY_ID_DIR;
 use crate::{GAUGE_LAST_SCAN_MS, HEALTH_ADAPTER};
 use jarvis_config::{BadgeSource, Config};
@@ -246,10 +245,7 @@ pub fn doctor_checks(
         BadgeSource::Hid => checks.push(hid_check(&b.hid.device)),
     }
     checks.push(hash_key_check(cfg));
-    checks.push(last_scan_check(
-        snapshot,
-        unix_ms(std::time::SystemTime::now()),
-    ));
+    checks.push(last_scan_check(snapshot, jarvis_core::clock::wall_ms()));
     checks
 }
 

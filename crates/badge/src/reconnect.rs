@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -16,19 +16,9 @@ use crate::{
     ReaderHandle, Scan,
 };
 use jarvis_core::badge::frame::{Discard, FrameEvent};
+use jarvis_core::clock;
 use jarvis_core::health::{AdapterState, Health};
-
-/// First reopen delay: a re-plugged scanner is back within about this long.
-pub const REOPEN_FIRST: Duration = Duration::from_millis(100);
-/// Longest reopen delay: polling a missing device once a second costs nothing and keeps
-/// the wait after a re-plug short.
-pub const REOPEN_MAX: Duration = Duration::from_secs(1);
-
-/// Delay before reopen attempt number `attempt` (0-based): 100 ms doubling, capped at 1 s.
-pub fn reopen_delay(attempt: u32) -> Duration {
-    let factor = 1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX);
-    REOPEN_FIRST.saturating_mul(factor).min(REOPEN_MAX)
-}
+use jarvis_core::retry::RetryPolicy;
 
 /// Remembers the last device error so the same cause is logged once, not every 100 ms.
 #[derive(Debug, Default, Clone)]
@@ -124,8 +114,7 @@ impl Reporter {
                 FrameEvent::Badge(badge) => {
                     tracing::debug!(device = %self.device, badge = %badge, "badge read");
                     self.health.add(COUNTER_SCANS, 1);
-                    self.health
-                        .set_gauge(GAUGE_LAST_SCAN_MS, unix_ms(SystemTime::now()));
+                    self.health.set_gauge(GAUGE_LAST_SCAN_MS, clock::wall_ms());
                     if scans.blocking_send(Scan { badge, at }).is_err() {
                         return Flow::Closed;
                     }
@@ -171,7 +160,7 @@ where
     Ok(ReaderHandle::new(stop, thread))
 }
 
-/// Opens, reads until the device fails, reopens on [`reopen_delay`]'s schedule; ends on a stop
+/// Opens, reads until the device fails, reopens on [`RetryPolicy::SCANNER_REOPEN`]; ends on a stop
 /// request or when the scan receiver is gone.
 fn run<D: ScannerDevice>(
     mut device: D,
@@ -180,11 +169,11 @@ fn run<D: ScannerDevice>(
     stop: &AtomicBool,
 ) {
     let stopped = || stop.load(Ordering::Relaxed) || scans.is_closed();
-    let mut attempt = 0u32;
+    let mut delays = RetryPolicy::SCANNER_REOPEN.delays();
     while !stopped() {
         match device.open() {
             Ok((port, opened)) => {
-                attempt = 0;
+                delays = RetryPolicy::SCANNER_REOPEN.delays();
                 reporter.up(&opened);
                 let end = read_until_error(&mut device, port, &reporter, scans, &stopped);
                 // A half frame must never be glued to the first frame after a re-plug.
@@ -203,10 +192,12 @@ fn run<D: ScannerDevice>(
             }
             Err(error) => reporter.down(&error),
         }
-        if !sleep_unless(reopen_delay(attempt), stopped) {
+        let delay = delays
+            .next()
+            .unwrap_or(RetryPolicy::SCANNER_REOPEN.max_delay);
+        if !sleep_unless(delay, stopped) {
             return;
         }
-        attempt = attempt.saturating_add(1);
     }
 }
 
@@ -228,12 +219,6 @@ fn read_until_error<D: ScannerDevice>(
             return Ok(());
         }
     }
-}
-
-pub(crate) fn unix_ms(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// Sleeps `total` in short slices so a stop request or a closed channel ends the wait early.
@@ -321,13 +306,6 @@ mod tests {
         assert_eq!(s.counters[COUNTER_DISCARDED], 1);
         assert_eq!(s.counters[COUNTER_SCANS], 1);
         assert_eq!(s.last_errors.len(), 2, "{:?}", s.last_errors);
-    }
-
-    #[test]
-    fn delays_double_from_100ms_and_cap_at_1s() {
-        let d: Vec<u64> = (0..8).map(|a| reopen_delay(a).as_millis() as u64).collect();
-        assert_eq!(d, [100, 200, 400, 800, 1000, 1000, 1000, 1000]);
-        assert_eq!(reopen_delay(u32::MAX), REOPEN_MAX);
     }
 
     #[test]

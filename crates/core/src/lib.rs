@@ -5,11 +5,13 @@
 
 pub mod badge;
 pub mod breaker;
+pub mod clock;
 pub mod config_issue;
 pub mod events;
 pub mod health;
 pub mod metering;
 pub mod money;
+pub mod retry;
 pub mod session;
 pub mod sync_policy;
 

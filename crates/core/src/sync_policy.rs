@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
-
 /// How events are grouped into batches (`central.batch_max_events`, `central.batch_max_ms`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchPolicy {
@@ -82,46 +80,6 @@ pub fn classify(sqlstate: Option<&str>) -> FailureClass {
     }
 }
 
-/// Exponential backoff with jitter between retries of a transient failure (via `backon`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RetryPolicy {
-    pub min_delay: Duration,
-    pub max_delay: Duration,
-    pub factor: f32,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            min_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(60),
-            factor: 2.0,
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// An endless series of delays, each in `[d, 2d)` for the exponential `d` capped at
-    /// `max_delay`; start a new series after a success.
-    pub fn delays(&self) -> impl Iterator<Item = Duration> + Send + use<> {
-        self.builder().build()
-    }
-
-    /// The same series with a fixed jitter seed, for reproducible tests.
-    pub fn delays_seeded(&self, seed: u64) -> impl Iterator<Item = Duration> + Send + use<> {
-        self.builder().with_jitter_seed(seed).build()
-    }
-
-    fn builder(&self) -> ExponentialBuilder {
-        ExponentialBuilder::default()
-            .with_min_delay(self.min_delay)
-            .with_max_delay(self.max_delay.max(self.min_delay))
-            .with_factor(self.factor.max(1.0))
-            .with_jitter()
-            .without_max_times()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,20 +148,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn delays_grow_then_cap() {
-        let r = RetryPolicy {
-            min_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(1),
-            factor: 2.0,
-        };
-        let d: Vec<_> = r.delays_seeded(7).take(8).collect();
-        for (i, got) in d.iter().enumerate() {
-            let base = Duration::from_millis(100 * (1u64 << i)).min(Duration::from_secs(1));
-            assert!(*got >= base && *got < base * 2, "attempt {i}: {got:?}");
-        }
-    }
-
     proptest! {
         #[test]
         fn decide_never_exceeds_max_and_always_progresses(
@@ -220,21 +164,6 @@ mod tests {
                     prop_assert!(pending > 0 && pending < max && age < wait);
                     prop_assert_eq!(d, Duration::from_millis(wait - age));
                 }
-            }
-        }
-
-        #[test]
-        fn delays_stay_within_jittered_cap(
-            min_ms in 1u64..5_000, max_ms in 1u64..120_000, seed in any::<u64>()
-        ) {
-            let r = RetryPolicy {
-                min_delay: Duration::from_millis(min_ms),
-                max_delay: Duration::from_millis(max_ms),
-                factor: 2.0,
-            };
-            let cap = Duration::from_millis(max_ms.max(min_ms)) * 2;
-            for d in r.delays_seeded(seed).take(30) {
-                prop_assert!(d >= Duration::from_millis(min_ms) && d < cap);
             }
         }
 

@@ -27,6 +27,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use serde::Serialize;
 
 use jarvis_config::StorageConfig;
+use jarvis_core::clock::{self, WallClock};
 use jarvis_core::events::{EventPayload, KioskEvent, Severity};
 
 pub use bound::{PRESSURE_ALERT_CODE, PRESSURE_ALERT_INTERVAL_MS, ROW_OVERHEAD_BYTES};
@@ -46,14 +47,6 @@ pub const STORE_RECOVERED_CODE: &str = "store_recovered";
 /// WAL file size kept after a checkpoint, so a burst does not leave a huge `-wal` behind.
 const JOURNAL_SIZE_LIMIT_BYTES: i64 = 32 * 1024 * 1024;
 
-/// Wall-clock milliseconds since the Unix epoch: the store's default clock.
-pub fn system_clock_ms() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
-}
-
 /// How the daemon opens its store. Built from `[storage]` with [`StoreOptions::from_config`].
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -68,7 +61,7 @@ pub struct StoreOptions {
     /// Minimum time between two `buffer_pressure` alerts.
     pub pressure_alert_interval_ms: i64,
     /// Time source for `synced_at`, alerts and recovery names (an input, so tests control it).
-    pub clock: fn() -> i64,
+    pub clock: WallClock,
 }
 
 impl StoreOptions {
@@ -80,7 +73,7 @@ impl StoreOptions {
             check: IntegrityCheck::Quick,
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             pressure_alert_interval_ms: PRESSURE_ALERT_INTERVAL_MS,
-            clock: system_clock_ms,
+            clock: clock::wall_ms,
         }
     }
 }
@@ -107,7 +100,7 @@ pub struct Store {
     path: PathBuf,
     max_bytes: u64,
     pressure_alert_interval_ms: i64,
-    clock: fn() -> i64,
+    clock: WallClock,
 }
 
 impl std::fmt::Debug for Store {
@@ -229,7 +222,7 @@ impl Store {
             path: path.to_path_buf(),
             max_bytes: 0,
             pressure_alert_interval_ms: PRESSURE_ALERT_INTERVAL_MS,
-            clock: system_clock_ms,
+            clock: clock::wall_ms,
         };
         store.max_bytes = error::to_u64(store.meta("max_bytes")?);
         Ok(store)
@@ -247,10 +240,6 @@ impl Store {
             return Ok(Vec::new());
         };
         Ok(run_check(&self.conn, pragma)?)
-    }
-
-    fn now_ms(&self) -> i64 {
-        (self.clock)()
     }
 
     fn meta(&self, key: &str) -> Result<i64, StoreError> {
@@ -272,7 +261,7 @@ impl Store {
     fn append_store_recovered(&mut self, reason: &str, moved_to: &Path) -> Result<i64, StoreError> {
         let ev = KioskEvent::new(
             None,
-            self.now_ms(),
+            (self.clock)(),
             EventPayload::Alert {
                 code: STORE_RECOVERED_CODE.into(),
                 severity: Severity::Critical,
@@ -288,7 +277,7 @@ impl Store {
     }
 
     fn enforce_bound(&mut self) -> Result<(), StoreError> {
-        let now = self.now_ms();
+        let now = (self.clock)();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;

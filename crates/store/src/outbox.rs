@@ -215,7 +215,7 @@ impl Store {
 
     /// Records several events in one transaction (one fsync): all or none.
     pub fn append_batch(&mut self, events: &[KioskEvent]) -> Result<Vec<i64>, StoreError> {
-        let now = self.now_ms();
+        let now = (self.clock)();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -265,7 +265,7 @@ impl Store {
     /// Marks events as accepted by central; returns how many changed (already synced or
     /// dropped seqs are ignored).
     pub fn mark_synced(&mut self, seqs: &[i64]) -> Result<usize, StoreError> {
-        let now = self.now_ms();
+        let now = (self.clock)();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -296,7 +296,7 @@ impl Store {
     /// Parks an event the sync cannot deliver (e.g. central rejects it permanently), so it stops
     /// blocking the queue; false if the row no longer exists.
     pub fn dead_letter(&mut self, seq: i64, error: &str) -> Result<bool, StoreError> {
-        let now = self.now_ms();
+        let now = (self.clock)();
         let n = self.conn.execute(
             "UPDATE outbox SET dead_at_ms = ?2, last_error = ?3
              WHERE seq = ?1 AND synced_at_ms IS NULL",

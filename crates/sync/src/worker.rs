@@ -19,10 +19,12 @@ use super::isolate::{Isolation, Refusal};
 use super::schema;
 use super::writer::{Writer, encode_batch};
 use jarvis_config::Config;
+use jarvis_core::clock;
 use jarvis_core::events::{EventKind, EventPayload, KioskEvent, Severity};
 use jarvis_core::health::{AdapterState, Health};
-use jarvis_core::sync_policy::{BatchDecision, BatchPolicy, FailureClass, RetryPolicy, classify};
-use jarvis_store::{StoreHandle, StoredEvent, system_clock_ms};
+use jarvis_core::retry::RetryPolicy;
+use jarvis_core::sync_policy::{BatchDecision, BatchPolicy, FailureClass, classify};
+use jarvis_store::{StoreHandle, StoredEvent};
 
 /// The health adapter name of the sync.
 pub const ADAPTER: &str = "central";
@@ -56,7 +58,7 @@ impl SyncSettings {
                 max_events: c.batch_max_events,
                 max_wait_ms: c.batch_max_ms,
             },
-            retry: RetryPolicy::default(),
+            retry: RetryPolicy::CENTRAL_SYNC,
             heartbeat_every: Duration::from_secs(c.heartbeat_s.max(1)),
             setup_retry: Duration::from_secs(30),
             statement_timeout: Duration::from_secs(30),
@@ -217,7 +219,7 @@ impl Worker {
             .await
             .map_err(|e| Stall::Transient(format!("cannot read the local outbox: {e}")))?;
         let age = events.first().map_or(0, |e| {
-            (system_clock_ms() - e.event.occurred_at_ms).max(0) as u64
+            (clock::wall_ms() - e.event.occurred_at_ms).max(0) as u64
         });
         match self.settings.batch.decide(events.len(), age) {
             BatchDecision::Idle => {
@@ -335,7 +337,7 @@ impl Worker {
                     self.health
                         .add("central_events_duplicate", n.saturating_sub(inserted));
                     self.health
-                        .set_gauge("central_last_sync_ms", system_clock_ms());
+                        .set_gauge("central_last_sync_ms", clock::wall_ms());
                     self.delays = Box::new(self.settings.retry.delays());
                 }
                 Ok(Err(e)) => match classify(sqlstate(&e)) {
@@ -401,7 +403,7 @@ impl Worker {
         if ev.event.kind() != EventKind::Alert {
             let alert = KioskEvent::new(
                 None,
-                system_clock_ms(),
+                clock::wall_ms(),
                 EventPayload::Alert {
                     code: "sync_dead_letter".into(),
                     severity: Severity::Warning,
@@ -435,7 +437,7 @@ impl Worker {
             dead: stats.dead,
         };
         self.health.set_gauge("outbox_backlog", backlog.pending);
-        let now = system_clock_ms();
+        let now = clock::wall_ms();
         let free = heartbeat::free_disk_bytes(&self.settings.storage_path);
         let health = heartbeat::payload(&self.health.snapshot(), backlog, free, now);
         let event = KioskEvent::new(None, now, EventPayload::Heartbeat { health });
