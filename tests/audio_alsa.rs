@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use jarvis_audio::{self as audio, Prompt, wav};
+use jarvis_audio::{self as audio, PromptSound, wav};
 use jarvis_config::{AudioConfig, Config, EchoControl, SampleFormat};
 use jarvis_core::health::{AdapterState, Health, Level};
 
@@ -618,7 +618,7 @@ fn half_duplex(cfg: AudioConfig, dir: &Path) {
     }
     assert!(open_levels.iter().any(|l| *l > 0.2), "{open_levels:?}");
     // While the spoken prompt plays, frames are silent.
-    playback.play_prompt(Prompt::FrontDesk);
+    playback.play_prompt(PromptSound::FrontDesk);
     let start = Instant::now();
     while !playback.is_speaking() {
         assert!(

@@ -11,7 +11,7 @@ use jarvis_config::secrets::Secret;
 use jarvis_config::{Charset, LeadingZeros, LetterCase};
 use jarvis_core::badge::frame::{DEFAULT_IDLE_RESET, FrameKind, FrameRules};
 use jarvis_core::badge::{
-    Badge, DirectoryError, Lookup, Member, MemberCacheStore, MemberDirectory,
+    Badge, DirectoryAnswer, DirectoryError, Member, MemberCacheStore, MemberDirectory,
 };
 use jarvis_core::events::MembershipStatus;
 use jarvis_store::{IntegrityCheck, StoreHandle, StoreOptions};
@@ -23,7 +23,7 @@ struct Central {
 }
 
 impl MemberDirectory for &Central {
-    async fn lookup(&self, badge: &Badge) -> Result<Lookup, DirectoryError> {
+    async fn lookup(&self, badge: &Badge) -> Result<DirectoryAnswer, DirectoryError> {
         if !*self.up.lock().unwrap() {
             return Err(DirectoryError::Unavailable("connection refused".into()));
         }
@@ -31,7 +31,9 @@ impl MemberDirectory for &Central {
             .members
             .iter()
             .find(|(b, _)| *b == badge.expose())
-            .map_or(Lookup::NotFound, |(_, m)| Lookup::Found(m.clone())))
+            .map_or(DirectoryAnswer::NotFound, |(_, m)| {
+                DirectoryAnswer::Found(m.clone())
+            }))
     }
 }
 
@@ -107,7 +109,7 @@ async fn known_members_are_recognised_from_sqlite_after_a_restart_while_central_
     let stranger = badge("5555666677");
     let t0 = 1_800_000_000_000;
     let found = lookup.lookup(&known, t0).await.unwrap();
-    assert_eq!(found.lookup, Lookup::Found(camille.clone()));
+    assert_eq!(found.lookup, DirectoryAnswer::Found(camille.clone()));
     assert_eq!(found.source, LookupSource::Directory);
     wait_cached(&store, &known, true).await;
     lookup.lookup(&stranger, t0).await.unwrap();
@@ -120,7 +122,7 @@ async fn known_members_are_recognised_from_sqlite_after_a_restart_while_central_
     let (store, _) = StoreHandle::open(options(&db)).await.unwrap();
     let lookup = MemberLookup::new(&central, store.clone(), hasher(), policy());
     let offline = lookup.lookup(&known, t0 + 60_000).await.unwrap();
-    assert_eq!(offline.lookup, Lookup::Found(camille));
+    assert_eq!(offline.lookup, DirectoryAnswer::Found(camille));
     assert_eq!(offline.source, LookupSource::Cache { age_ms: 60_000 });
     let never_seen = lookup.lookup(&badge("4242424242"), t0).await.unwrap_err();
     assert_eq!(never_seen.hash, hasher().hash(&badge("4242424242")));
@@ -134,7 +136,7 @@ async fn known_members_are_recognised_from_sqlite_after_a_restart_while_central_
     let lookup = MemberLookup::new(&central_now, store.clone(), hasher(), policy());
     assert_eq!(
         lookup.lookup(&stranger, t0 + 70_000).await.unwrap().lookup,
-        Lookup::NotFound
+        DirectoryAnswer::NotFound
     );
     wait_cached(&store, &stranger, false).await;
     drop(lookup);

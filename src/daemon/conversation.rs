@@ -42,7 +42,7 @@ pub struct RealtimeDeps {
 
 /// What a conversation tells the driver besides core inputs: breaker outcomes.
 #[derive(Debug)]
-pub enum Report {
+pub enum ConversationEvent {
     Input(Input),
     /// The connection attempt ended: `Ok` once the data channel opened.
     Connect(Result<(), Failure>),
@@ -71,7 +71,7 @@ impl Conversation {
         deps: Arc<RealtimeDeps>,
         session_id: Uuid,
         context: SessionContext,
-        reports: mpsc::Sender<Report>,
+        reports: mpsc::Sender<ConversationEvent>,
     ) -> Conversation {
         let (commands, command_rx) = mpsc::channel(16);
         let (audio, audio_rx) = mpsc::channel(AUDIO_QUEUE);
@@ -109,19 +109,19 @@ async fn run(
     deps: Arc<RealtimeDeps>,
     session_id: Uuid,
     context: SessionContext,
-    reports: mpsc::Sender<Report>,
+    reports: mpsc::Sender<ConversationEvent>,
     mut commands: mpsc::Receiver<Command>,
     mut audio: mpsc::Receiver<OpusFrame>,
 ) {
     let started = Instant::now();
-    let report = |r: Report| {
+    let report = |r: ConversationEvent| {
         let reports = reports.clone();
         async move {
             let _ = reports.send(r).await;
         }
     };
     let failed = |kind: FailureKind, reason: String| {
-        Report::Input(Input::RealtimeFailed {
+        ConversationEvent::Input(Input::RealtimeFailed {
             session_id,
             kind,
             reason,
@@ -146,7 +146,7 @@ async fn run(
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e.cause(), "Realtime connection failed");
-            report(Report::Connect(Err(e.breaker_failure()))).await;
+            report(ConversationEvent::Connect(Err(e.breaker_failure()))).await;
             report(failed(FailureKind::ConnectFailed, e.cause())).await;
             return;
         }
@@ -159,7 +159,7 @@ async fn run(
     ) {
         Ok(t) => t,
         Err(e) => {
-            report(Report::Unpriced {
+            report(ConversationEvent::Unpriced {
                 session_id,
                 message: e.to_string(),
             })
@@ -188,8 +188,8 @@ async fn run(
                                 let _ = peer.send_event(json);
                             }
                         }
-                        report(Report::Connect(Ok(()))).await;
-                        report(Report::Input(Input::RealtimeConnected { session_id })).await;
+                        report(ConversationEvent::Connect(Ok(()))).await;
+                        report(ConversationEvent::Input(Input::RealtimeConnected { session_id })).await;
                     }
                     PeerEvent::Message(text) => match protocol::decode(&text) {
                         Decoded::Event(event) => {
@@ -220,7 +220,7 @@ async fn run(
                         let kind = if open { FailureKind::ConnectionLost } else { FailureKind::ConnectFailed };
                         tracing::warn!(reason = %reason, "Realtime connection closed");
                         if !open {
-                            report(Report::Connect(Err(Failure { cause: reason.to_string(), retry_after: None }))).await;
+                            report(ConversationEvent::Connect(Err(Failure { cause: reason.to_string(), retry_after: None }))).await;
                         }
                         report(failed(kind, reason.to_string())).await;
                         break;
@@ -293,8 +293,12 @@ async fn hang_up(deps: &RealtimeDeps, peer: &PeerHandle, call_id: Option<&str>) 
 
 /// Maps one protocol signal to what the core and the speaker need. Barge-in flushes the
 /// speaker here, at once, without a round trip through the core.
-fn to_reports(session_id: Uuid, signal: RealtimeSignal, playback: &Playback) -> Vec<Report> {
-    let core = |signal: Signal| Report::Input(Input::Realtime { session_id, signal });
+fn to_reports(
+    session_id: Uuid,
+    signal: RealtimeSignal,
+    playback: &Playback,
+) -> Vec<ConversationEvent> {
+    let core = |signal: Signal| ConversationEvent::Input(Input::Realtime { session_id, signal });
     match signal {
         RealtimeSignal::SpeechStarted { .. } => {
             playback.flush();
@@ -309,8 +313,8 @@ fn to_reports(session_id: Uuid, signal: RealtimeSignal, playback: &Playback) -> 
 }
 
 /// The pure part of [`to_reports`]: protocol signal -> core inputs and alerts.
-fn map_signal(session_id: Uuid, signal: RealtimeSignal) -> Vec<Report> {
-    let core = |signal: Signal| Report::Input(Input::Realtime { session_id, signal });
+fn map_signal(session_id: Uuid, signal: RealtimeSignal) -> Vec<ConversationEvent> {
+    let core = |signal: Signal| ConversationEvent::Input(Input::Realtime { session_id, signal });
     match signal {
         RealtimeSignal::SpeechStarted { .. } => vec![core(Signal::SpeechStarted)],
         RealtimeSignal::UserTranscript { transcript, .. } => {
@@ -347,7 +351,7 @@ fn map_signal(session_id: Uuid, signal: RealtimeSignal) -> Vec<Report> {
             error,
             ..
         } => {
-            let mut out = vec![Report::Unpriced {
+            let mut out = vec![ConversationEvent::Unpriced {
                 session_id,
                 message: format!("usage of {id} on model {model} could not be priced: {error}"),
             }];
@@ -368,7 +372,7 @@ fn map_signal(session_id: Uuid, signal: RealtimeSignal) -> Vec<Report> {
             code,
             message,
             fatal: true,
-        } => vec![Report::Input(Input::RealtimeFailed {
+        } => vec![ConversationEvent::Input(Input::RealtimeFailed {
             session_id,
             kind: FailureKind::Error,
             reason: format!("{}: {message}", code.as_deref().unwrap_or("error")),

@@ -10,7 +10,9 @@ use anyhow::Context;
 use super::driver::Directory;
 use jarvis_badge::{BadgeHasher, MemberLookup};
 use jarvis_config::secrets::Secret;
-use jarvis_core::badge::{Badge, DirectoryError, Lookup, MemberCacheStore, MemberDirectory};
+use jarvis_core::badge::{
+    Badge, DirectoryAnswer, DirectoryError, MemberCacheStore, MemberDirectory,
+};
 use jarvis_core::session;
 use jarvis_sync::conn::CentralTarget;
 use jarvis_sync::members::CentralDirectory;
@@ -40,10 +42,10 @@ impl Members {
 }
 
 impl MemberDirectory for Members {
-    async fn lookup(&self, badge: &Badge) -> Result<Lookup, DirectoryError> {
+    async fn lookup(&self, badge: &Badge) -> Result<DirectoryAnswer, DirectoryError> {
         match self {
             Members::Central(c) => c.lookup(badge).await,
-            Members::Standalone => Ok(Lookup::NotFound),
+            Members::Standalone => Ok(DirectoryAnswer::NotFound),
             Members::Misconfigured(why) => Err(DirectoryError::Failed(why.clone())),
         }
     }
@@ -55,15 +57,15 @@ pub struct CachedDirectory<D: MemberDirectory, S: MemberCacheStore>(pub MemberLo
 impl<D: MemberDirectory + 'static, S: MemberCacheStore + 'static> Directory
     for CachedDirectory<D, S>
 {
-    async fn resolve(&self, badge: Badge, now_ms: i64) -> session::Lookup {
+    async fn resolve(&self, badge: Badge, now_ms: i64) -> session::BadgeLookup {
         match self.0.lookup(&badge, now_ms).await {
             Ok(outcome) => match outcome.lookup {
-                Lookup::Found(m) => session::Lookup::Found(m),
-                Lookup::NotFound => session::Lookup::Unknown {
+                DirectoryAnswer::Found(m) => session::BadgeLookup::Found(m),
+                DirectoryAnswer::NotFound => session::BadgeLookup::Unknown {
                     badge_hash: outcome.hash.to_hex(),
                 },
             },
-            Err(e) => session::Lookup::Failed {
+            Err(e) => session::BadgeLookup::Failed {
                 reason: e.to_string(),
             },
         }

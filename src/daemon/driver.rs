@@ -13,15 +13,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::conversation::{Conversation, RealtimeDeps, Report};
-use jarvis_audio::{OpusFrame, Playback, Prompt as AudioPrompt};
+use super::conversation::{Conversation, ConversationEvent, RealtimeDeps};
+use jarvis_audio::{OpusFrame, Playback, PromptSound};
 use jarvis_badge::Scan;
 use jarvis_core::badge::Badge;
 use jarvis_core::breaker::{Admission, Breaker, BreakerState};
 use jarvis_core::clock;
 use jarvis_core::events::{EventPayload, KioskEvent, Severity};
 use jarvis_core::health::{AdapterState, CurrentSession, Health};
-use jarvis_core::session::{Decision, Input, Lookup, Now, Prompt, ScanId, SessionMachine};
+use jarvis_core::session::{BadgeLookup, Decision, Input, Now, Prompt, ScanId, SessionMachine};
 use jarvis_store::StoreHandle;
 
 /// How often the machine gets a `Tick` (its timers' resolution).
@@ -29,7 +29,7 @@ const TICK: Duration = Duration::from_millis(250);
 
 /// Answers "who is this badge?" for the driver (the badge module's cached lookup).
 pub trait Directory: Send + Sync + 'static {
-    fn resolve(&self, badge: Badge, now_ms: i64) -> impl Future<Output = Lookup> + Send;
+    fn resolve(&self, badge: Badge, now_ms: i64) -> impl Future<Output = BadgeLookup> + Send;
     /// The key the core compares for debounce and rate limits (a keyed hash: never the badge).
     fn key(&self, badge: &Badge) -> String;
 }
@@ -54,7 +54,7 @@ impl<D: Directory> Driver<D> {
         mut mic: mpsc::Receiver<OpusFrame>,
         shutdown: CancellationToken,
     ) -> SessionMachine {
-        let (reports_tx, mut reports) = mpsc::channel::<Report>(256);
+        let (reports_tx, mut reports) = mpsc::channel::<ConversationEvent>(256);
         let mut next_scan = 0u64;
         let mut audio_lost = false;
         let mut breaker_refusing = false;
@@ -88,8 +88,8 @@ impl<D: Directory> Driver<D> {
                     Input::BadgeScanned { scan: id, badge: jarvis_core::session::BadgeKey::new(key) }
                 }
                 report = reports.recv() => match report {
-                    Some(Report::Input(input)) => input,
-                    Some(Report::Connect(outcome)) => {
+                    Some(ConversationEvent::Input(input)) => input,
+                    Some(ConversationEvent::Connect(outcome)) => {
                         match outcome {
                             Ok(()) => self.breaker.record_success(),
                             Err(failure) => self.breaker.record_failure(now.mono_ms, &failure),
@@ -97,7 +97,7 @@ impl<D: Directory> Driver<D> {
                         self.health.set_gauge("breaker", serde_json::to_value(self.breaker.status(now.mono_ms)).unwrap_or_default());
                         continue;
                     }
-                    Some(Report::Unpriced { session_id, message }) => {
+                    Some(ConversationEvent::Unpriced { session_id, message }) => {
                         tracing::error!(%session_id, "{message}");
                         ctx.record(KioskEvent::new(Some(session_id), now.wall_ms, EventPayload::Alert {
                             code: "unpriced_model".into(),
@@ -181,7 +181,10 @@ impl<D: Directory> Driver<D> {
                     async move {
                         let lookup = directory.resolve(badge, now.wall_ms).await;
                         let _ = reports
-                            .send(Report::Input(Input::MemberResolved { scan, lookup }))
+                            .send(ConversationEvent::Input(Input::MemberResolved {
+                                scan,
+                                lookup,
+                            }))
                             .await;
                     }
                     .in_current_span(),
@@ -192,11 +195,16 @@ impl<D: Directory> Driver<D> {
                 context,
             } => match self.breaker.admit(now.mono_ms) {
                 Admission::Refuse { retry_in } => {
-                    let _ = ctx.reports.try_send(Report::Input(Input::RealtimeFailed {
-                        session_id,
-                        kind: jarvis_core::session::FailureKind::ConnectFailed,
-                        reason: format!("circuit breaker open (retry in {} s)", retry_in.as_secs()),
-                    }));
+                    let _ = ctx
+                        .reports
+                        .try_send(ConversationEvent::Input(Input::RealtimeFailed {
+                            session_id,
+                            kind: jarvis_core::session::FailureKind::ConnectFailed,
+                            reason: format!(
+                                "circuit breaker open (retry in {} s)",
+                                retry_in.as_secs()
+                            ),
+                        }));
                 }
                 Admission::Allow | Admission::Probe => {
                     tracing::info!(
@@ -220,7 +228,7 @@ impl<D: Directory> Driver<D> {
                     c.send(&command);
                 }
             }
-            Decision::PlayPrompt(prompt) => ctx.playback.play_prompt(audio_prompt(prompt)),
+            Decision::PlayPrompt(prompt) => ctx.playback.play_prompt(prompt_sound(prompt)),
             Decision::HangUp {
                 session_id,
                 reason,
@@ -255,7 +263,7 @@ struct Ctx {
     badges: HashMap<ScanId, Badge>,
     conversations: HashMap<Uuid, Conversation>,
     /// Where lookups and conversations send what happens back to the loop.
-    reports: mpsc::Sender<Report>,
+    reports: mpsc::Sender<ConversationEvent>,
 }
 
 impl Ctx {
@@ -330,13 +338,13 @@ fn log_event(event: &KioskEvent) {
     }
 }
 
-fn audio_prompt(p: Prompt) -> AudioPrompt {
+fn prompt_sound(p: Prompt) -> PromptSound {
     match p {
-        Prompt::Chime => AudioPrompt::BadgeAccepted,
-        Prompt::Unavailable => AudioPrompt::Unavailable,
-        Prompt::FrontDesk => AudioPrompt::FrontDesk,
-        Prompt::BudgetReached => AudioPrompt::BudgetReached,
-        Prompt::RateLimited => AudioPrompt::Error,
-        Prompt::Apology => AudioPrompt::ConnectionLost,
+        Prompt::Chime => PromptSound::BadgeAccepted,
+        Prompt::Unavailable => PromptSound::Unavailable,
+        Prompt::FrontDesk => PromptSound::FrontDesk,
+        Prompt::BudgetReached => PromptSound::BudgetReached,
+        Prompt::RateLimited => PromptSound::Error,
+        Prompt::Apology => PromptSound::ConnectionLost,
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::central_support::{TestDb, free_port};
 use jarvis_config::secrets::SecretPath;
 use jarvis_config::{BadgeConfig, Config};
-use jarvis_core::badge::member::{DirectoryError, Lookup, MemberDirectory};
+use jarvis_core::badge::member::{DirectoryAnswer, DirectoryError, MemberDirectory};
 use jarvis_core::events::MembershipStatus;
 use jarvis_core::health::Level;
 use jarvis_sync::conn::CentralTarget;
@@ -34,7 +34,7 @@ async fn finds_one_member_of_the_own_gym_and_nobody_else() {
     members(&db);
     let k = db.add_kiosk("k", "gym_a");
     let dir = CentralDirectory::new(db.target(&k));
-    let Lookup::Found(alice) = dir.lookup(&badge("badge1")).await.unwrap() else {
+    let DirectoryAnswer::Found(alice) = dir.lookup(&badge("badge1")).await.unwrap() else {
         panic!("Alice not found");
     };
     assert_eq!(
@@ -46,17 +46,17 @@ async fn finds_one_member_of_the_own_gym_and_nobody_else() {
         ("m_a", "Alice", "fr")
     );
     assert_eq!(alice.membership, MembershipStatus::Active);
-    let Lookup::Found(x) = dir.lookup(&badge("BADGE3")).await.unwrap() else {
+    let DirectoryAnswer::Found(x) = dir.lookup(&badge("BADGE3")).await.unwrap() else {
         panic!("Xavier not found");
     };
     assert_eq!(x.membership, MembershipStatus::Suspended);
     assert_eq!(
         dir.lookup(&badge("BADGE2")).await.unwrap(),
-        Lookup::NotFound
+        DirectoryAnswer::NotFound
     );
     assert_eq!(
         dir.lookup(&badge("NOSUCH")).await.unwrap(),
-        Lookup::NotFound
+        DirectoryAnswer::NotFound
     );
 }
 

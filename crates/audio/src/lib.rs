@@ -15,12 +15,12 @@
 //! Wiring (the lead's side):
 //! ```no_run
 //! # async fn wire(cfg: &jarvis_config::AudioConfig, health: jarvis_core::health::Health) {
-//! use jarvis_audio::Prompt;
+//! use jarvis_audio::PromptSound;
 //! let (playback, capture, mut frames) = jarvis_audio::start(cfg, health);
 //! // frames.recv().await -> OpusFrame { data, samples } for each 20 ms: send as RTP.
 //! // For each received RTP packet: playback.push_rtp(seq, timestamp, payload);
 //! // On `input_audio_buffer.speech_started` / `output_audio_buffer.cleared`: playback.flush();
-//! playback.play_prompt(Prompt::BadgeAccepted);
+//! playback.play_prompt(PromptSound::BadgeAccepted);
 //! # drop((capture, frames.recv().await));
 //! # }
 //! ```
@@ -47,7 +47,7 @@ pub use codec::{CodecError, OpusDecoder, OpusEncoder};
 pub use doctor::doctor_checks;
 pub use gate::HalfDuplexGate;
 pub use playback::Playback;
-pub use prompts::{Prompt, PromptError, PromptSet};
+pub use prompts::{PromptError, PromptSet, PromptSound};
 pub use signal::SpeakingSignal;
 
 /// Starts playback and capture together, sharing the `audio` health adapter and the

@@ -17,7 +17,7 @@ use super::counters;
 use super::device::{self, DeviceError, Direction};
 use super::jitter::JitterStats;
 use super::pipeline::{PlaybackChain, Slot};
-use super::prompts::{Prompt, PromptSet};
+use super::prompts::{PromptSet, PromptSound};
 use super::reopen::{self, End, Stream, StreamWorker, WorkerThread};
 use super::signal::SpeakingSignal;
 use super::status::AudioStatus;
@@ -40,7 +40,7 @@ enum Cmd {
         arrival_ms: u64,
     },
     Flush,
-    Prompt(Prompt),
+    PromptSound(PromptSound),
 }
 
 /// A running playback. Cheap calls from any thread (including async tasks: nothing blocks);
@@ -115,8 +115,8 @@ impl Playback {
     }
 
     /// Plays a prompt, mixed over whatever else is playing.
-    pub fn play_prompt(&self, prompt: Prompt) {
-        if self.tx.try_send(Cmd::Prompt(prompt)).is_err() {
+    pub fn play_prompt(&self, prompt: PromptSound) {
+        if self.tx.try_send(Cmd::PromptSound(prompt)).is_err() {
             tracing::warn!(?prompt, "playback queue full; prompt dropped");
         }
         self.wake();
@@ -219,7 +219,7 @@ impl StreamWorker for Worker {
                         chain.push_rtp(seq, timestamp, &payload, arrival_ms);
                     }
                     Ok(Cmd::Flush) => self.flush(&mut chain, &r.shared),
-                    Ok(Cmd::Prompt(p)) => chain.start_prompt(self.prompts.get(p)),
+                    Ok(Cmd::PromptSound(p)) => chain.start_prompt(self.prompts.get(p)),
                     Err(std_mpsc::TryRecvError::Empty) => break,
                     // The Playback handle is gone.
                     Err(std_mpsc::TryRecvError::Disconnected) => return End::Stop,

@@ -14,7 +14,7 @@ use super::wav;
 
 /// A prompt the lead can ask playback to play.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Prompt {
+pub enum PromptSound {
     /// Short rising chime: the badge was read and a session is starting.
     BadgeAccepted,
     /// Short falling tone: something went wrong (unreadable badge, refused scan).
@@ -29,42 +29,51 @@ pub enum Prompt {
     ConnectionLost,
 }
 
-impl Prompt {
+impl PromptSound {
     /// Every prompt, in a stable order.
-    pub const ALL: [Prompt; 6] = [
-        Prompt::BadgeAccepted,
-        Prompt::Error,
-        Prompt::Unavailable,
-        Prompt::FrontDesk,
-        Prompt::BudgetReached,
-        Prompt::ConnectionLost,
+    pub const ALL: [PromptSound; 6] = [
+        PromptSound::BadgeAccepted,
+        PromptSound::Error,
+        PromptSound::Unavailable,
+        PromptSound::FrontDesk,
+        PromptSound::BudgetReached,
+        PromptSound::ConnectionLost,
     ];
 
     /// File name in `assets/prompts/` and in `audio.prompts_dir`.
     pub fn file_name(self) -> &'static str {
         match self {
-            Prompt::BadgeAccepted => "badge_accepted.wav",
-            Prompt::Error => "error.wav",
-            Prompt::Unavailable => "unavailable.wav",
-            Prompt::FrontDesk => "front_desk.wav",
-            Prompt::BudgetReached => "budget_reached.wav",
-            Prompt::ConnectionLost => "connection_lost.wav",
+            PromptSound::BadgeAccepted => "badge_accepted.wav",
+            PromptSound::Error => "error.wav",
+            PromptSound::Unavailable => "unavailable.wav",
+            PromptSound::FrontDesk => "front_desk.wav",
+            PromptSound::BudgetReached => "budget_reached.wav",
+            PromptSound::ConnectionLost => "connection_lost.wav",
         }
     }
 
     fn embedded(self) -> &'static [u8] {
         match self {
-            Prompt::BadgeAccepted => include_bytes!("../../../assets/prompts/badge_accepted.wav"),
-            Prompt::Error => include_bytes!("../../../assets/prompts/error.wav"),
-            Prompt::Unavailable => include_bytes!("../../../assets/prompts/unavailable.wav"),
-            Prompt::FrontDesk => include_bytes!("../../../assets/prompts/front_desk.wav"),
-            Prompt::BudgetReached => include_bytes!("../../../assets/prompts/budget_reached.wav"),
-            Prompt::ConnectionLost => include_bytes!("../../../assets/prompts/connection_lost.wav"),
+            PromptSound::BadgeAccepted => {
+                include_bytes!("../../../assets/prompts/badge_accepted.wav")
+            }
+            PromptSound::Error => include_bytes!("../../../assets/prompts/error.wav"),
+            PromptSound::Unavailable => include_bytes!("../../../assets/prompts/unavailable.wav"),
+            PromptSound::FrontDesk => include_bytes!("../../../assets/prompts/front_desk.wav"),
+            PromptSound::BudgetReached => {
+                include_bytes!("../../../assets/prompts/budget_reached.wav")
+            }
+            PromptSound::ConnectionLost => {
+                include_bytes!("../../../assets/prompts/connection_lost.wav")
+            }
         }
     }
 
     fn index(self) -> usize {
-        Prompt::ALL.iter().position(|p| *p == self).unwrap_or(0)
+        PromptSound::ALL
+            .iter()
+            .position(|p| *p == self)
+            .unwrap_or(0)
     }
 }
 
@@ -98,7 +107,7 @@ impl PromptSet {
     /// override is reported and the embedded prompt kept, so a typo never silences the kiosk.
     pub fn load(dir: Option<&Path>) -> (PromptSet, Vec<PromptError>) {
         let mut errors = Vec::new();
-        let clips = Prompt::ALL
+        let clips = PromptSound::ALL
             .iter()
             .map(|p| {
                 let over = dir
@@ -117,7 +126,7 @@ impl PromptSet {
     }
 
     /// The prompt's samples (48 kHz mono).
-    pub fn get(&self, prompt: Prompt) -> Arc<[f32]> {
+    pub fn get(&self, prompt: PromptSound) -> Arc<[f32]> {
         self.clips
             .get(prompt.index())
             .cloned()
@@ -161,14 +170,14 @@ mod tests {
     fn embedded_prompts_decode_to_audible_48k_clips() {
         let (set, errors) = PromptSet::load(None);
         assert!(errors.is_empty());
-        for p in Prompt::ALL {
+        for p in PromptSound::ALL {
             let clip = set.get(p);
             let secs = clip.len() as f32 / 48_000.0;
             assert!((0.2..6.0).contains(&secs), "{p:?} lasts {secs} s");
             assert!(rms(&clip) > 0.02, "{p:?} is audible");
             assert!(p.embedded().len() < 160_000, "{p:?} stays small");
         }
-        let speech = set.get(Prompt::Unavailable).len();
+        let speech = set.get(PromptSound::Unavailable).len();
         assert!(speech > 2 * 48_000, "the spoken message is a sentence");
     }
 
@@ -183,7 +192,7 @@ mod tests {
         std::fs::write(dir.path().join("front_desk.wav"), b"not a wav").unwrap();
         let (set, errors) = PromptSet::load(Some(dir.path()));
         assert_eq!(
-            set.get(Prompt::Error).len(),
+            set.get(PromptSound::Error).len(),
             48_000,
             "1 s override at 8 kHz"
         );
@@ -193,6 +202,9 @@ mod tests {
             msg.contains("front_desk.wav") && msg.contains("audio.prompts_dir"),
             "{msg}"
         );
-        assert!(set.get(Prompt::FrontDesk).len() > 48_000, "embedded kept");
+        assert!(
+            set.get(PromptSound::FrontDesk).len() > 48_000,
+            "embedded kept"
+        );
     }
 }

@@ -15,7 +15,7 @@ use crate::hash::BadgeHasher;
 use jarvis_config::BadgeConfig;
 use jarvis_core::badge::cached::{BadgeHash, CacheStoreError, CachedMember, MemberCacheStore};
 use jarvis_core::badge::id::Badge;
-use jarvis_core::badge::member::{DirectoryError, Lookup, Member, MemberDirectory};
+use jarvis_core::badge::member::{DirectoryAnswer, DirectoryError, Member, MemberDirectory};
 
 /// A bounded in-process cache store: for tests, and for a kiosk without a local store.
 #[derive(Debug, Default)]
@@ -109,7 +109,7 @@ pub enum LookupSource {
 pub struct LookupOutcome {
     /// The badge's keyed hash: what events record for an unknown badge.
     pub hash: BadgeHash,
-    pub lookup: Lookup,
+    pub lookup: DirectoryAnswer,
     pub source: LookupSource,
 }
 
@@ -132,13 +132,13 @@ pub enum CacheAction {
 }
 
 /// Cache update for a directory answer.
-pub fn after_answer(lookup: &Lookup, now_ms: i64) -> CacheAction {
+pub fn after_answer(lookup: &DirectoryAnswer, now_ms: i64) -> CacheAction {
     match lookup {
-        Lookup::Found(member) => CacheAction::Put(CachedMember {
+        DirectoryAnswer::Found(member) => CacheAction::Put(CachedMember {
             member: member.clone(),
             fetched_at_ms: now_ms,
         }),
-        Lookup::NotFound => CacheAction::Evict,
+        DirectoryAnswer::NotFound => CacheAction::Evict,
     }
 }
 
@@ -223,7 +223,7 @@ impl<D: MemberDirectory, S: MemberCacheStore> MemberLookup<D, S> {
                         );
                         Ok(LookupOutcome {
                             hash,
-                            lookup: Lookup::Found(member),
+                            lookup: DirectoryAnswer::Found(member),
                             source: LookupSource::Cache { age_ms },
                         })
                     }
@@ -277,13 +277,13 @@ mod tests {
 
     /// A directory scripted per call: what a real one would answer, or an outage.
     struct Scripted {
-        answers: Mutex<Vec<Result<Lookup, DirectoryError>>>,
+        answers: Mutex<Vec<Result<DirectoryAnswer, DirectoryError>>>,
         delay: Duration,
         calls: AtomicUsize,
     }
 
     impl Scripted {
-        fn new(answers: Vec<Result<Lookup, DirectoryError>>) -> Self {
+        fn new(answers: Vec<Result<DirectoryAnswer, DirectoryError>>) -> Self {
             Scripted {
                 answers: Mutex::new(answers),
                 delay: Duration::ZERO,
@@ -293,7 +293,7 @@ mod tests {
     }
 
     impl MemberDirectory for Scripted {
-        async fn lookup(&self, _badge: &Badge) -> Result<Lookup, DirectoryError> {
+        async fn lookup(&self, _badge: &Badge) -> Result<DirectoryAnswer, DirectoryError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(self.delay).await;
             self.answers.lock().unwrap().remove(0)
@@ -313,20 +313,23 @@ mod tests {
         )
     }
 
-    fn down() -> Result<Lookup, DirectoryError> {
+    fn down() -> Result<DirectoryAnswer, DirectoryError> {
         Err(DirectoryError::Unavailable("connection refused".into()))
     }
 
     #[tokio::test]
     async fn known_member_is_recognised_during_an_outage() {
-        let l = lookup_with(Scripted::new(vec![Ok(Lookup::Found(member("m1"))), down()]));
+        let l = lookup_with(Scripted::new(vec![
+            Ok(DirectoryAnswer::Found(member("m1"))),
+            down(),
+        ]));
         let b = badge("0012345678");
         let first = l.lookup(&b, 1_000).await.unwrap();
         assert_eq!(first.source, LookupSource::Directory);
-        assert_eq!(first.lookup, Lookup::Found(member("m1")));
+        assert_eq!(first.lookup, DirectoryAnswer::Found(member("m1")));
         let second = l.lookup(&b, 61_000).await.unwrap();
         assert_eq!(second.source, LookupSource::Cache { age_ms: 60_000 });
-        assert_eq!(second.lookup, Lookup::Found(member("m1")));
+        assert_eq!(second.lookup, DirectoryAnswer::Found(member("m1")));
         assert_eq!(second.hash, first.hash);
         assert_eq!(first.hash, hasher().hash(&b));
     }
@@ -345,7 +348,10 @@ mod tests {
 
     #[tokio::test]
     async fn entries_older_than_the_ttl_are_not_used() {
-        let l = lookup_with(Scripted::new(vec![Ok(Lookup::Found(member("m1"))), down()]));
+        let l = lookup_with(Scripted::new(vec![
+            Ok(DirectoryAnswer::Found(member("m1"))),
+            down(),
+        ]));
         let b = badge("0012345678");
         l.lookup(&b, 0).await.unwrap();
         let too_late = i64::try_from(TTL.as_millis()).unwrap() + 1;
@@ -355,15 +361,15 @@ mod tests {
     #[tokio::test]
     async fn not_found_evicts_the_cached_member() {
         let l = lookup_with(Scripted::new(vec![
-            Ok(Lookup::Found(member("m1"))),
-            Ok(Lookup::NotFound),
+            Ok(DirectoryAnswer::Found(member("m1"))),
+            Ok(DirectoryAnswer::NotFound),
             down(),
         ]));
         let b = badge("0012345678");
         l.lookup(&b, 0).await.unwrap();
         assert_eq!(l.store().len(), 1);
         let gone = l.lookup(&b, 10).await.unwrap();
-        assert_eq!(gone.lookup, Lookup::NotFound);
+        assert_eq!(gone.lookup, DirectoryAnswer::NotFound);
         assert!(l.store().is_empty());
         assert!(l.lookup(&b, 20).await.is_err());
     }
@@ -375,19 +381,19 @@ mod tests {
             ..member("m1")
         };
         let l = lookup_with(Scripted::new(vec![
-            Ok(Lookup::Found(member("m1"))),
-            Ok(Lookup::Found(expired.clone())),
+            Ok(DirectoryAnswer::Found(member("m1"))),
+            Ok(DirectoryAnswer::Found(expired.clone())),
             down(),
         ]));
         let b = badge("0012345678");
         l.lookup(&b, 0).await.unwrap();
         assert_eq!(
             l.lookup(&b, 10).await.unwrap().lookup,
-            Lookup::Found(expired.clone())
+            DirectoryAnswer::Found(expired.clone())
         );
         assert_eq!(
             l.lookup(&b, 20).await.unwrap().lookup,
-            Lookup::Found(expired)
+            DirectoryAnswer::Found(expired)
         );
     }
 
@@ -402,7 +408,10 @@ mod tests {
         store.put(&hasher().hash(&b), &entry, 10).unwrap();
         let slow = Scripted {
             delay: Duration::from_secs(5),
-            ..Scripted::new(vec![Ok(Lookup::NotFound), Ok(Lookup::NotFound)])
+            ..Scripted::new(vec![
+                Ok(DirectoryAnswer::NotFound),
+                Ok(DirectoryAnswer::NotFound),
+            ])
         };
         let l = MemberLookup {
             store,
@@ -410,7 +419,7 @@ mod tests {
         };
         let out = l.lookup(&b, 5).await.unwrap();
         assert_eq!(out.source, LookupSource::Cache { age_ms: 5 });
-        assert_eq!(out.lookup, Lookup::Found(member("m1")));
+        assert_eq!(out.lookup, DirectoryAnswer::Found(member("m1")));
         let err = l.lookup(&badge("other"), 5).await.unwrap_err();
         assert!(err.cause.to_string().contains("badge.lookup_timeout_ms"));
     }

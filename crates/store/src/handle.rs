@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{OpenReport, Store, StoreError, StoreOptions};
+use super::{Store, StoreError, StoreOpened, StoreOptions};
 
 /// Queued jobs before `call` starts waiting (back-pressure instead of unbounded memory).
 const QUEUE_DEPTH: usize = 256;
@@ -26,7 +26,7 @@ pub struct StoreHandle {
 impl StoreHandle {
     /// Opens the store on its own thread (integrity check and migrations included, so they do
     /// not block the runtime either) and returns the handle with the open report.
-    pub async fn open(opts: StoreOptions) -> Result<(StoreHandle, OpenReport), StoreError> {
+    pub async fn open(opts: StoreOptions) -> Result<(StoreHandle, StoreOpened), StoreError> {
         let (jobs, rx) = mpsc::channel::<Job>(QUEUE_DEPTH);
         let (ready_tx, ready_rx) = oneshot::channel();
         std::thread::Builder::new()

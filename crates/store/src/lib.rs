@@ -80,7 +80,7 @@ impl StoreOptions {
 
 /// What happened while opening, for the start-up log line and `doctor`.
 #[derive(Debug, Clone, Serialize)]
-pub struct OpenReport {
+pub struct StoreOpened {
     pub path: PathBuf,
     /// The file did not exist and was created.
     pub created: bool,
@@ -120,14 +120,14 @@ enum Prepare {
 
 impl Store {
     /// Opens (creating if needed) the daemon's store for `[storage]`.
-    pub fn open(cfg: &StorageConfig) -> Result<(Store, OpenReport), StoreError> {
+    pub fn open(cfg: &StorageConfig) -> Result<(Store, StoreOpened), StoreError> {
         Store::open_with(StoreOptions::from_config(cfg))
     }
 
     /// Opens the daemon's store: creates the directory and file, checks integrity, migrates,
     /// and moves a corrupt file aside (with a `store_recovered` alert in the fresh one) rather
     /// than failing at every start.
-    pub fn open_with(opts: StoreOptions) -> Result<(Store, OpenReport), StoreError> {
+    pub fn open_with(opts: StoreOptions) -> Result<(Store, StoreOpened), StoreError> {
         let path = opts.path.clone();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| unusable(&path, &e))?;
@@ -188,7 +188,7 @@ impl Store {
         store.enforce_bound()?;
         Ok((
             store,
-            OpenReport {
+            StoreOpened {
                 path,
                 created,
                 migrated_from,

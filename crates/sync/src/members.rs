@@ -6,7 +6,7 @@ use tokio::sync::Mutex;
 use super::conn::CentralTarget;
 use super::writer::{CentralMember, Writer};
 use jarvis_core::badge::id::Badge;
-use jarvis_core::badge::member::{DirectoryError, Lookup, Member, MemberDirectory};
+use jarvis_core::badge::member::{DirectoryAnswer, DirectoryError, Member, MemberDirectory};
 use jarvis_core::events::MembershipStatus;
 use jarvis_core::sync_policy::{FailureClass, classify};
 
@@ -27,7 +27,7 @@ impl CentralDirectory {
 }
 
 impl MemberDirectory for CentralDirectory {
-    async fn lookup(&self, badge: &Badge) -> Result<Lookup, DirectoryError> {
+    async fn lookup(&self, badge: &Badge) -> Result<DirectoryAnswer, DirectoryError> {
         let mut conn = self.conn.lock().await;
         if conn.as_ref().is_none_or(Writer::is_closed) {
             let w = Writer::connect(&self.target).await.map_err(|e| {
@@ -42,8 +42,8 @@ impl MemberDirectory for CentralDirectory {
             return Err(DirectoryError::Unavailable("not connected".into()));
         };
         match w.lookup_member(badge.expose()).await {
-            Ok(None) => Ok(Lookup::NotFound),
-            Ok(Some(m)) => to_member(m).map(Lookup::Found),
+            Ok(None) => Ok(DirectoryAnswer::NotFound),
+            Ok(Some(m)) => to_member(m).map(DirectoryAnswer::Found),
             Err(e) => {
                 if w.is_closed() {
                     *conn = None;

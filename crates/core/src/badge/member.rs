@@ -24,7 +24,7 @@ pub struct Member {
 
 /// What the directory knows about a badge.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lookup {
+pub enum DirectoryAnswer {
     Found(Member),
     /// No member of this kiosk's gym has this badge.
     NotFound,
@@ -49,5 +49,8 @@ pub enum DirectoryError {
 /// The implementation receives the raw badge because the central function needs it; it
 /// must not log it (log `badge` with `Display`, which is masked).
 pub trait MemberDirectory: Send + Sync {
-    fn lookup(&self, badge: &Badge) -> impl Future<Output = Result<Lookup, DirectoryError>> + Send;
+    fn lookup(
+        &self,
+        badge: &Badge,
+    ) -> impl Future<Output = Result<DirectoryAnswer, DirectoryError>> + Send;
 }

@@ -9,4 +9,4 @@ pub mod member;
 
 pub use cached::{BadgeHash, CacheStoreError, CachedMember, MemberCacheStore};
 pub use id::Badge;
-pub use member::{DirectoryError, Lookup, Member, MemberDirectory};
+pub use member::{DirectoryAnswer, DirectoryError, Member, MemberDirectory};

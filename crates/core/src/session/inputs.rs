@@ -44,7 +44,7 @@ pub use crate::badge::Member;
 
 /// The answer to a [`crate::session::Decision::LookUpMember`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lookup {
+pub enum BadgeLookup {
     Found(Member),
     /// No member has this badge; `badge_hash` is the HMAC the events may carry.
     Unknown {
@@ -108,7 +108,7 @@ pub enum Input {
     /// The answer to `LookUpMember { scan }`.
     MemberResolved {
         scan: ScanId,
-        lookup: Lookup,
+        lookup: BadgeLookup,
     },
     /// The `oai-events` data channel of this session opened.
     RealtimeConnected {

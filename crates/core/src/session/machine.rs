@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::decisions::{Decision, Lifecycle, Prompt, RealtimeCommand, SessionContext};
 use super::goodbye::GoodbyeMatcher;
-use super::inputs::{BadgeKey, FailureKind, Input, Lookup, Member, Now, ScanId, Signal};
+use super::inputs::{BadgeKey, BadgeLookup, FailureKind, Input, Member, Now, ScanId, Signal};
 use super::limits::DailyBudget;
 use super::rate::BadgeGate;
 use crate::events::{
@@ -468,7 +468,7 @@ impl SessionMachine {
         };
     }
 
-    fn on_resolved(&mut self, scan: ScanId, lookup: Lookup) {
+    fn on_resolved(&mut self, scan: ScanId, lookup: BadgeLookup) {
         if self.pending_scan() != Some(scan) {
             return;
         }
@@ -483,7 +483,7 @@ impl SessionMachine {
         }
         let guests = self.settings.unknown_member == UnknownMember::Guest;
         match lookup {
-            Lookup::Found(member) => match member.membership {
+            BadgeLookup::Found(member) => match member.membership {
                 MembershipStatus::Active | MembershipStatus::Guest => {
                     self.start(badge, scanned_at, Some(member), None)
                 }
@@ -497,11 +497,11 @@ impl SessionMachine {
                     self.refuse("membership_suspended", Some(Prompt::FrontDesk))
                 }
             },
-            Lookup::Unknown { badge_hash } if guests => {
+            BadgeLookup::Unknown { badge_hash } if guests => {
                 self.start(badge, scanned_at, None, Some(badge_hash))
             }
-            Lookup::Unknown { .. } => self.refuse("unknown_badge", Some(Prompt::FrontDesk)),
-            Lookup::Failed { .. } => self.refuse("lookup_failed", Some(Prompt::Unavailable)),
+            BadgeLookup::Unknown { .. } => self.refuse("unknown_badge", Some(Prompt::FrontDesk)),
+            BadgeLookup::Failed { .. } => self.refuse("lookup_failed", Some(Prompt::Unavailable)),
         }
     }
 

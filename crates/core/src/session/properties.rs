@@ -312,7 +312,7 @@ impl Run {
                     return Ok(());
                 };
                 let member = |membership| {
-                    Lookup::Found(Member {
+                    BadgeLookup::Found(Member {
                         id: "m".into(),
                         first_name: "Ana".into(),
                         language: "fr".into(),
@@ -322,10 +322,10 @@ impl Run {
                 let lookup = match kind {
                     0 => member(MembershipStatus::Active),
                     1 => member(MembershipStatus::Expired),
-                    2 => Lookup::Unknown {
+                    2 => BadgeLookup::Unknown {
                         badge_hash: "hash".into(),
                     },
-                    _ => Lookup::Failed {
+                    _ => BadgeLookup::Failed {
                         reason: "down".into(),
                     },
                 };
@@ -333,7 +333,7 @@ impl Run {
             }
             Step::StaleResolve => Input::MemberResolved {
                 scan: ScanId(0),
-                lookup: Lookup::Unknown {
+                lookup: BadgeLookup::Unknown {
                     badge_hash: "h".into(),
                 },
             },

@@ -60,7 +60,7 @@ impl Kiosk {
         })
     }
 
-    fn resolve(&mut self, lookup: Lookup) -> Vec<Decision> {
+    fn resolve(&mut self, lookup: BadgeLookup) -> Vec<Decision> {
         let scan = self.m.pending_scan().expect("a lookup is pending");
         self.send(Input::MemberResolved { scan, lookup })
     }
@@ -86,7 +86,7 @@ impl Kiosk {
     /// Scan, resolve as an active member, connect: returns the live session id.
     fn live(&mut self, badge: &str) -> Uuid {
         self.scan(badge);
-        self.resolve(Lookup::Found(member(MembershipStatus::Active)));
+        self.resolve(BadgeLookup::Found(member(MembershipStatus::Active)));
         let session_id = self.session();
         self.send(Input::RealtimeConnected { session_id });
         assert_eq!(self.m.lifecycle(), Lifecycle::Live);
@@ -206,7 +206,7 @@ fn accepted_scan_looks_up_then_chimes() {
 fn active_member_starts_a_session_and_connects() {
     let mut k = Kiosk::new();
     k.scan("BADGE-A");
-    let ds = k.resolve(Lookup::Found(member(MembershipStatus::Active)));
+    let ds = k.resolve(BadgeLookup::Found(member(MembershipStatus::Active)));
     let id = k.session();
     match &ds[0] {
         Decision::Record(e) => {
@@ -244,7 +244,7 @@ fn connected_records_connect_ms_from_the_scan() {
     let mut k = Kiosk::new();
     k.scan("BADGE-A");
     k.mono += 120;
-    k.resolve(Lookup::Found(member(MembershipStatus::Active)));
+    k.resolve(BadgeLookup::Found(member(MembershipStatus::Active)));
     k.mono += 80;
     let session_id = k.session();
     let ds = k.send(Input::RealtimeConnected { session_id });
@@ -259,25 +259,29 @@ fn connected_records_connect_ms_from_the_scan() {
 fn lookup_outcomes_table() {
     use MembershipStatus::*;
     // (unknown_member policy, lookup, expected refusal cause + prompt, or a started session)
-    let unknown = || Lookup::Unknown {
+    let unknown = || BadgeLookup::Unknown {
         badge_hash: "h1".into(),
     };
     type Refusal = Option<(&'static str, Prompt)>;
-    let cases: Vec<(UnknownMember, Lookup, Refusal)> = vec![
+    let cases: Vec<(UnknownMember, BadgeLookup, Refusal)> = vec![
         (
             UnknownMember::FrontDesk,
-            Lookup::Found(member(Active)),
+            BadgeLookup::Found(member(Active)),
             None,
         ),
-        (UnknownMember::FrontDesk, Lookup::Found(member(Guest)), None),
         (
             UnknownMember::FrontDesk,
-            Lookup::Found(member(Expired)),
+            BadgeLookup::Found(member(Guest)),
+            None,
+        ),
+        (
+            UnknownMember::FrontDesk,
+            BadgeLookup::Found(member(Expired)),
             Some(("membership_expired", Prompt::FrontDesk)),
         ),
         (
             UnknownMember::FrontDesk,
-            Lookup::Found(member(Suspended)),
+            BadgeLookup::Found(member(Suspended)),
             Some(("membership_suspended", Prompt::FrontDesk)),
         ),
         (
@@ -286,15 +290,19 @@ fn lookup_outcomes_table() {
             Some(("unknown_badge", Prompt::FrontDesk)),
         ),
         (UnknownMember::Guest, unknown(), None),
-        (UnknownMember::Guest, Lookup::Found(member(Expired)), None),
         (
             UnknownMember::Guest,
-            Lookup::Found(member(Suspended)),
+            BadgeLookup::Found(member(Expired)),
+            None,
+        ),
+        (
+            UnknownMember::Guest,
+            BadgeLookup::Found(member(Suspended)),
             Some(("membership_suspended", Prompt::FrontDesk)),
         ),
         (
             UnknownMember::Guest,
-            Lookup::Failed {
+            BadgeLookup::Failed {
                 reason: "central down, cache miss".into(),
             },
             Some(("lookup_failed", Prompt::Unavailable)),
@@ -322,7 +330,7 @@ fn lookup_outcomes_table() {
 fn unknown_guest_session_carries_the_badge_hash_only() {
     let mut k = Kiosk::with(|s| s.unknown_member = UnknownMember::Guest, NanoUsd::ZERO);
     k.scan("BADGE-A");
-    let ds = k.resolve(Lookup::Unknown {
+    let ds = k.resolve(BadgeLookup::Unknown {
         badge_hash: "hmac-abc".into(),
     });
     assert_eq!(
@@ -357,7 +365,7 @@ fn stale_lookup_answer_is_ignored() {
     k.scan("BADGE-A");
     let ds = k.send(Input::MemberResolved {
         scan: ScanId(99),
-        lookup: Lookup::Found(member(MembershipStatus::Active)),
+        lookup: BadgeLookup::Found(member(MembershipStatus::Active)),
     });
     assert!(ds.is_empty());
     assert_eq!(k.m.pending_scan(), Some(ScanId(1)));
@@ -367,7 +375,7 @@ fn stale_lookup_answer_is_ignored() {
 fn same_badge_within_debounce_is_one_scan() {
     let mut k = Kiosk::new();
     k.scan("BADGE-A");
-    k.resolve(Lookup::Unknown {
+    k.resolve(BadgeLookup::Unknown {
         badge_hash: "h".into(),
     });
     k.mono += 2_000;
@@ -423,7 +431,7 @@ fn replace_supersedes_a_pending_lookup() {
     assert_eq!(ds[0], Decision::LookUpMember { scan: ScanId(2) });
     let late = k.send(Input::MemberResolved {
         scan: ScanId(1),
-        lookup: Lookup::Found(member(MembershipStatus::Active)),
+        lookup: BadgeLookup::Found(member(MembershipStatus::Active)),
     });
     assert!(late.is_empty(), "answer for the superseded scan");
 }
@@ -459,7 +467,7 @@ fn rate_limit_per_badge_per_rolling_hour() {
         k.scan("BADGE-B")[0],
         Decision::LookUpMember { scan: ScanId(4) }
     );
-    k.resolve(Lookup::Failed { reason: "x".into() });
+    k.resolve(BadgeLookup::Failed { reason: "x".into() });
     k.wait(3_600_000);
     assert_eq!(
         k.scan("BADGE-A")[0],
@@ -728,7 +736,7 @@ fn shutdown_drops_a_pending_lookup_and_cooldown() {
         let mut k = Kiosk::new();
         k.scan("BADGE-A");
         if setup == 1 {
-            k.resolve(Lookup::Found(member(MembershipStatus::Active)));
+            k.resolve(BadgeLookup::Found(member(MembershipStatus::Active)));
             k.fail(FailureKind::ConnectFailed);
             assert_eq!(k.m.lifecycle(), Lifecycle::Cooldown);
         }
@@ -742,7 +750,7 @@ fn shutdown_drops_a_pending_lookup_and_cooldown() {
 fn connect_timeout_ends_with_connect_failed_and_apologises() {
     let mut k = Kiosk::new();
     k.scan("BADGE-A");
-    k.resolve(Lookup::Found(member(MembershipStatus::Active)));
+    k.resolve(BadgeLookup::Found(member(MembershipStatus::Active)));
     assert!(k.wait(9_999).is_empty());
     let ds = k.wait(1);
     assert_eq!(ended(&ds), Some(EndReason::ConnectFailed));
@@ -767,7 +775,7 @@ fn realtime_failures_table() {
             k.live("BADGE-A");
         } else {
             k.scan("BADGE-A");
-            k.resolve(Lookup::Found(member(MembershipStatus::Active)));
+            k.resolve(BadgeLookup::Found(member(MembershipStatus::Active)));
         }
         let ds = k.fail(kind);
         assert_eq!(ended(&ds), Some(want), "{connected} {kind:?}");
@@ -809,7 +817,7 @@ fn breaker_opening_during_lookup_refuses_at_resolve() {
     let mut k = Kiosk::new();
     k.scan("BADGE-A");
     k.send(Input::BreakerOpen(true));
-    let ds = k.resolve(Lookup::Found(member(MembershipStatus::Active)));
+    let ds = k.resolve(BadgeLookup::Found(member(MembershipStatus::Active)));
     assert_eq!(refused(&ds), Some("breaker_open"));
     assert_eq!(k.m.lifecycle(), Lifecycle::Degraded);
 }
@@ -889,7 +897,7 @@ fn late_usage_of_an_ended_session_is_still_recorded() {
 fn stale_connected_and_failures_are_ignored() {
     let mut k = Kiosk::new();
     k.scan("BADGE-A");
-    k.resolve(Lookup::Found(member(MembershipStatus::Active)));
+    k.resolve(BadgeLookup::Found(member(MembershipStatus::Active)));
     let other = Uuid::from_u128(u128::MAX);
     assert!(
         k.send(Input::RealtimeConnected { session_id: other })
@@ -972,7 +980,7 @@ fn decisions_name_their_session() {
     let mut k = Kiosk::new();
     let ds = k.scan("BADGE-A");
     assert!(ds.iter().all(|d| d.session_id().is_none()));
-    let ds = k.resolve(Lookup::Found(member(MembershipStatus::Active)));
+    let ds = k.resolve(BadgeLookup::Found(member(MembershipStatus::Active)));
     let id = k.session();
     assert_eq!(ds[0].session_id(), Some(id), "SessionStarted");
     assert_eq!(ds[1].session_id(), Some(id), "Connect");
@@ -1057,7 +1065,7 @@ fn transition_matrix() {
         }),
         (Connecting, |k| {
             k.scan("BADGE-A");
-            k.resolve(Lookup::Found(member(MembershipStatus::Active)));
+            k.resolve(BadgeLookup::Found(member(MembershipStatus::Active)));
         }),
         (Live, |k| {
             k.live("BADGE-A");
@@ -1081,7 +1089,7 @@ fn transition_matrix() {
         }),
         ("resolve", |k, _| Input::MemberResolved {
             scan: k.m.pending_scan().unwrap_or(ScanId(1)),
-            lookup: Lookup::Found(member(MembershipStatus::Active)),
+            lookup: BadgeLookup::Found(member(MembershipStatus::Active)),
         }),
         ("connected", |_, id| Input::RealtimeConnected {
             session_id: id,

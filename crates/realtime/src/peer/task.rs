@@ -66,7 +66,7 @@ pub(super) fn spawn(
     }
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
-    let driver = Driver {
+    let driver = PeerTask {
         rtc,
         sockets: socks,
         audio_mid,
@@ -93,7 +93,7 @@ pub(super) fn spawn(
     ))
 }
 
-struct Driver {
+struct PeerTask {
     rtc: Rtc,
     sockets: Vec<(SocketAddr, Arc<UdpSocket>)>,
     audio_mid: Option<Mid>,
@@ -139,7 +139,7 @@ async fn read_socket(
     }
 }
 
-impl Driver {
+impl PeerTask {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let (dg_tx, mut datagrams) = mpsc::channel(256);
         let _readers = Readers(
