@@ -38,6 +38,8 @@ pub struct RealtimeDeps {
     pub template: InstructionsTemplate,
     pub playback: Arc<Playback>,
     pub health: Health,
+    /// `log.transcripts`: log what members and JARVIS say (off by default: privacy).
+    pub log_transcripts: bool,
 }
 
 /// What a conversation tells the driver besides core inputs: breaker outcomes.
@@ -194,6 +196,9 @@ async fn run(
                     PeerEvent::Message(text) => match protocol::decode(&text) {
                         Decoded::Event(event) => {
                             for signal in translator.translate(&event) {
+                                if let Some((speaker, text)) = transcript_to_log(&signal, deps.log_transcripts) {
+                                    tracing::info!(speaker, text, "transcript");
+                                }
                                 for r in to_reports(session_id, signal, &deps.playback) {
                                     report(r).await;
                                 }
@@ -288,6 +293,19 @@ async fn hang_up(deps: &RealtimeDeps, peer: &PeerHandle, call_id: Option<&str>) 
         && let Err(e) = calls::hangup(&deps.http, &deps.cfg, key, call_id).await
     {
         tracing::info!(error = %e.cause(), "hangup call failed (the peer connection is closed anyway)");
+    }
+}
+
+/// Who said what, when `log.transcripts` asks for it; `None` otherwise or for other signals.
+fn transcript_to_log(signal: &RealtimeSignal, enabled: bool) -> Option<(&'static str, &str)> {
+    match signal {
+        RealtimeSignal::UserTranscript { transcript, .. } if enabled => {
+            Some(("member", transcript))
+        }
+        RealtimeSignal::AssistantTranscript { transcript, .. } if enabled => {
+            Some(("jarvis", transcript))
+        }
+        _ => None,
     }
 }
 
@@ -389,5 +407,36 @@ fn map_signal(session_id: Uuid, signal: RealtimeSignal) -> Vec<ConversationEvent
         | RealtimeSignal::SessionCreated { .. }
         | RealtimeSignal::SessionUpdated
         | RealtimeSignal::SpeechStopped { .. } => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transcripts_are_logged_only_when_configured() {
+        let member = RealtimeSignal::UserTranscript {
+            item_id: "i1".into(),
+            transcript: "au revoir".into(),
+        };
+        assert_eq!(transcript_to_log(&member, false), None);
+        assert_eq!(
+            transcript_to_log(&member, true),
+            Some(("member", "au revoir"))
+        );
+        let jarvis = RealtimeSignal::AssistantTranscript {
+            response_id: "r1".into(),
+            transcript: "Bonjour Marie".into(),
+        };
+        assert_eq!(
+            transcript_to_log(&jarvis, true),
+            Some(("jarvis", "Bonjour Marie"))
+        );
+        assert_eq!(transcript_to_log(&jarvis, false), None);
+        assert_eq!(
+            transcript_to_log(&RealtimeSignal::SessionUpdated, true),
+            None
+        );
     }
 }

@@ -211,6 +211,7 @@ fn realtime_deps(
         template: InstructionsTemplate::load(&cfg.openai).context("openai.instructions_file")?,
         playback,
         health: health.clone(),
+        log_transcripts: cfg.log.transcripts,
     })
 }
 

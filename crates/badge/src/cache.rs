@@ -7,72 +7,13 @@
 //! HMAC ([`BadgeHash`]) and persisted through [`MemberCacheStore`] (the local SQLite store
 //! in the daemon), bounded by `badge.member_cache_max`. Raw badges never reach the cache.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::hash::BadgeHasher;
 use jarvis_config::BadgeConfig;
-use jarvis_core::badge::cached::{BadgeHash, CacheStoreError, CachedMember, MemberCacheStore};
+use jarvis_core::badge::cached::{BadgeHash, CachedMember, MemberCacheStore};
 use jarvis_core::badge::id::Badge;
 use jarvis_core::badge::member::{DirectoryAnswer, DirectoryError, Member, MemberDirectory};
-
-/// A bounded in-process cache store: for tests, and for a kiosk without a local store.
-#[derive(Debug, Default)]
-pub struct InMemoryCacheStore {
-    entries: Mutex<HashMap<BadgeHash, CachedMember>>,
-}
-
-impl InMemoryCacheStore {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<BadgeHash, CachedMember>> {
-        // Every update is a single map operation: a poisoned lock holds a consistent map.
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl MemberCacheStore for InMemoryCacheStore {
-    fn get(&self, key: &BadgeHash) -> Result<Option<CachedMember>, CacheStoreError> {
-        Ok(self.lock().get(key).cloned())
-    }
-
-    fn put(
-        &self,
-        key: &BadgeHash,
-        entry: &CachedMember,
-        max_entries: usize,
-    ) -> Result<(), CacheStoreError> {
-        let mut map = self.lock();
-        map.insert(*key, entry.clone());
-        while map.len() > max_entries.max(1) {
-            let oldest = map
-                .iter()
-                .min_by_key(|(k, e)| (e.fetched_at_ms, **k))
-                .map(|(k, _)| *k);
-            match oldest {
-                Some(k) => map.remove(&k),
-                None => break,
-            };
-        }
-        Ok(())
-    }
-
-    fn evict(&self, key: &BadgeHash) -> Result<(), CacheStoreError> {
-        self.lock().remove(key);
-        Ok(())
-    }
-}
 
 /// Cache limits, from `[badge]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,9 +179,70 @@ impl<D: MemberDirectory, S: MemberCacheStore> MemberLookup<D, S> {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    /// A bounded in-process cache store, standing in for the SQLite one.
+    #[derive(Debug, Default)]
+    pub struct InMemoryCacheStore {
+        entries: Mutex<HashMap<BadgeHash, CachedMember>>,
+    }
+
+    impl InMemoryCacheStore {
+        fn new() -> Self {
+            Self::default()
+        }
+
+        pub fn len(&self) -> usize {
+            self.lock().len()
+        }
+
+        pub fn is_empty(&self) -> bool {
+            self.lock().is_empty()
+        }
+
+        fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<BadgeHash, CachedMember>> {
+            // Every update is a single map operation: a poisoned lock holds a consistent map.
+            self.entries.lock().unwrap_or_else(|p| p.into_inner())
+        }
+    }
+
+    impl MemberCacheStore for InMemoryCacheStore {
+        fn get(&self, key: &BadgeHash) -> Result<Option<CachedMember>, CacheStoreError> {
+            Ok(self.lock().get(key).cloned())
+        }
+
+        fn put(
+            &self,
+            key: &BadgeHash,
+            entry: &CachedMember,
+            max_entries: usize,
+        ) -> Result<(), CacheStoreError> {
+            let mut map = self.lock();
+            map.insert(*key, entry.clone());
+            while map.len() > max_entries.max(1) {
+                let oldest = map
+                    .iter()
+                    .min_by_key(|(k, e)| (e.fetched_at_ms, **k))
+                    .map(|(k, _)| *k);
+                match oldest {
+                    Some(k) => map.remove(&k),
+                    None => break,
+                };
+            }
+            Ok(())
+        }
+
+        fn evict(&self, key: &BadgeHash) -> Result<(), CacheStoreError> {
+            self.lock().remove(key);
+            Ok(())
+        }
+    }
+
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
     use super::*;
     use jarvis_config::secrets::Secret;
     use jarvis_config::{Charset, LeadingZeros, LetterCase};
+    use jarvis_core::badge::cached::CacheStoreError;
     use jarvis_core::badge::frame::{FrameKind, FrameRules};
     use jarvis_core::events::MembershipStatus;
 

@@ -95,13 +95,13 @@ impl ScannerDevice for HidReader {
         Ok((device, path.display().to_string()))
     }
 
-    fn read(&mut self, device: &mut Device) -> Result<(Vec<FrameEvent>, Instant), String> {
+    fn read(&mut self, device: &mut Device) -> Result<Vec<FrameEvent>, String> {
         let ready = {
             let mut fds = [PollFd::new(device.as_fd(), PollFlags::POLLIN)];
             poll(&mut fds, PollTimeout::from(POLL_TIMEOUT_MS)).map_err(|e| e.to_string())?
         };
         if ready == 0 {
-            return Ok((Vec::new(), Instant::now()));
+            return Ok(Vec::new());
         }
         let events: Vec<evdev::InputEvent> = match device.fetch_events() {
             Ok(events) => events.collect(),
@@ -114,7 +114,7 @@ impl ScannerDevice for HidReader {
             .into_iter()
             .flat_map(|event| self.decoder.feed(event, now))
             .collect();
-        Ok((found, now))
+        Ok(found)
     }
 
     fn reset(&mut self) -> Option<Discard> {

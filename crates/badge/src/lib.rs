@@ -16,15 +16,13 @@ pub mod keymap;
 pub mod reconnect;
 pub mod serial;
 
-use std::time::Instant;
-
 use tokio::sync::mpsc;
 
 use jarvis_config::{BadgeConfig, BadgeSource};
 use jarvis_core::badge::Badge;
 use jarvis_core::health::{AdapterState, Health};
 
-pub use cache::{InMemoryCacheStore, LookupOutcome, MemberLookup};
+pub use cache::{LookupOutcome, MemberLookup};
 pub use doctor::doctor_checks;
 pub use hash::BadgeHasher;
 
@@ -43,8 +41,6 @@ pub const GAUGE_LAST_SCAN_MS: &str = "scanner_last_scan_ms";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scan {
     pub badge: Badge,
-    /// When the frame's last byte was read (monotonic: debounce and scan-to-connect latency).
-    pub at: Instant,
 }
 
 /// A running reader thread. Dropping it leaves the thread running until the scan receiver

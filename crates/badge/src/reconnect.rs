@@ -99,12 +99,7 @@ impl Reporter {
     }
 
     /// Logs discards, counts everything, and sends badges to the core.
-    pub fn deliver(
-        &self,
-        events: Vec<FrameEvent>,
-        at: Instant,
-        scans: &mpsc::Sender<Scan>,
-    ) -> Flow {
+    pub fn deliver(&self, events: Vec<FrameEvent>, scans: &mpsc::Sender<Scan>) -> Flow {
         for event in events {
             match event {
                 FrameEvent::Discarded(d) => {
@@ -115,7 +110,7 @@ impl Reporter {
                     tracing::debug!(device = %self.device, badge = %badge, "badge read");
                     self.health.add(COUNTER_SCANS, 1);
                     self.health.set_gauge(GAUGE_LAST_SCAN_MS, clock::wall_ms());
-                    if scans.blocking_send(Scan { badge, at }).is_err() {
+                    if scans.blocking_send(Scan { badge }).is_err() {
                         return Flow::Closed;
                     }
                 }
@@ -134,7 +129,7 @@ pub(crate) trait ScannerDevice {
     fn open(&mut self) -> Result<(Self::Port, String), String>;
     /// Waits for input for at most one poll or read timeout (about 100 ms) and decodes it: the
     /// frame events and when they were read (none on a timeout), or the cause of a failure.
-    fn read(&mut self, port: &mut Self::Port) -> Result<(Vec<FrameEvent>, Instant), String>;
+    fn read(&mut self, port: &mut Self::Port) -> Result<Vec<FrameEvent>, String>;
     /// Forgets a half-read frame; returns it as a discard, if there was one.
     fn reset(&mut self) -> Option<Discard>;
 }
@@ -182,7 +177,7 @@ fn run<D: ScannerDevice>(
                     .map(FrameEvent::Discarded)
                     .into_iter()
                     .collect();
-                if reporter.deliver(pending, Instant::now(), scans) == Flow::Closed {
+                if reporter.deliver(pending, scans) == Flow::Closed {
                     return;
                 }
                 match end {
@@ -214,8 +209,8 @@ fn read_until_error<D: ScannerDevice>(
         if stopped() {
             return Ok(());
         }
-        let (events, at) = device.read(&mut port)?;
-        if reporter.deliver(events, at, scans) == Flow::Closed {
+        let events = device.read(&mut port)?;
+        if reporter.deliver(events, scans) == Flow::Closed {
             return Ok(());
         }
     }
@@ -263,7 +258,7 @@ mod tests {
             Ok(((), format!("/dev/pts/{}", self.opens)))
         }
 
-        fn read(&mut self, (): &mut ()) -> Result<(Vec<FrameEvent>, Instant), String> {
+        fn read(&mut self, (): &mut ()) -> Result<Vec<FrameEvent>, String> {
             self.reads += 1;
             let now = Instant::now();
             if self.reads == 1 {
@@ -272,7 +267,7 @@ mod tests {
                 return Err("Broken pipe".into());
             }
             self.stop.store(true, Ordering::Relaxed);
-            Ok((self.parser.push(now, b"0012345678\r\n"), now))
+            Ok(self.parser.push(now, b"0012345678\r\n"))
         }
 
         fn reset(&mut self) -> Option<Discard> {

@@ -84,13 +84,13 @@ impl ScannerDevice for SerialReader {
         Ok((port, opened.display().to_string()))
     }
 
-    fn read(&mut self, port: &mut TTYPort) -> Result<(Vec<FrameEvent>, Instant), String> {
+    fn read(&mut self, port: &mut TTYPort) -> Result<Vec<FrameEvent>, String> {
         let mut buf = [0u8; 512];
         match port.read(&mut buf) {
             Ok(0) => Err("end of file (device closed)".into()),
             Ok(n) => {
                 let now = Instant::now();
-                Ok((self.parser.push(now, &buf[..n]), now))
+                Ok(self.parser.push(now, &buf[..n]))
             }
             Err(e)
                 if matches!(
@@ -100,7 +100,7 @@ impl ScannerDevice for SerialReader {
                         | std::io::ErrorKind::WouldBlock
                 ) =>
             {
-                Ok((Vec::new(), Instant::now()))
+                Ok(Vec::new())
             }
             Err(e) => Err(e.to_string()),
         }

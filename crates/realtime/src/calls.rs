@@ -99,14 +99,6 @@ fn retry_hint(retry_after: &Option<Duration>) -> String {
 }
 
 impl CallError {
-    /// True when retrying cannot help until a person changes something (credential, URL).
-    pub fn is_permanent(&self) -> bool {
-        matches!(
-            self,
-            CallError::Unauthorized { .. } | CallError::Rejected { .. } | CallError::Client(_)
-        )
-    }
-
     /// The server's `Retry-After`, if it sent one.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -546,7 +538,6 @@ mod tests {
             KeyOrigin::ApiKey,
             now,
         );
-        assert!(e.is_permanent());
         let text = e.to_string();
         assert!(text.contains("openai.api_key_file"), "{text}");
         assert!(!text.contains("sk-abc"), "{text}");
@@ -568,7 +559,6 @@ mod tests {
             e.breaker_failure().retry_after,
             Some(Duration::from_secs(20))
         );
-        assert!(!e.is_permanent());
         let e = classify(
             Op::Exchange,
             503,
@@ -591,7 +581,6 @@ mod tests {
             panic!("{e:?}")
         };
         assert_eq!(code.as_deref(), Some("beta_api_shape_disabled"));
-        assert!(e.is_permanent());
         assert_eq!(e.cause(), "http 400");
     }
 

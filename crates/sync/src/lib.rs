@@ -8,9 +8,9 @@
 //! `scripts/central-migrate.sh`), kiosks are registered by `scripts/central-add-kiosk.sh`.
 //!
 //! Wiring in the daemon:
-//! * [`spawn`]`(cfg, store, health, shutdown)` (or [`run`] under the supervisor) ships the
-//!   outbox and writes heartbeats; it never fails: problems show as `central` degraded.
-//! * [`members::CentralDirectory`] is the badge module's `MemberDirectory`.
+//! * [`run`]`(cfg, store, health, shutdown)`, under the daemon's supervisor, ships the outbox
+//!   and writes heartbeats; it never fails: problems show as `central` degraded.
+//! * [`members::CentralDirectory`] is the core's `MemberDirectory` for central.
 //! * [`doctor::check`] is the `doctor` line.
 
 pub mod conn;
@@ -22,4 +22,4 @@ pub mod schema;
 pub mod worker;
 pub mod writer;
 
-pub use worker::{COUNTER_RECONNECTS, SyncSettings, run, run_with_target, spawn};
+pub use worker::{COUNTER_RECONNECTS, SyncSettings, run, run_with_target};

@@ -107,16 +107,6 @@ pub async fn run(cfg: Config, store: StoreHandle, health: Health, shutdown: Canc
     }
 }
 
-/// Starts [`run`] on the runtime.
-pub fn spawn(
-    cfg: Config,
-    store: StoreHandle,
-    health: Health,
-    shutdown: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(run(cfg, store, health, shutdown))
-}
-
 /// Runs the sync against an explicit target (tests, benchmarks, tools) until `shutdown`.
 pub async fn run_with_target(
     target: CentralTarget,

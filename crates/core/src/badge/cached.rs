@@ -66,7 +66,7 @@ pub struct CachedMember {
 pub struct CacheStoreError(pub String);
 
 /// Where cached members live between restarts. The daemon uses the local store
-/// (`member_cache_get/put/evict`); tests use [`InMemoryCacheStore`]. Calls are short and
+/// (`member_cache_get/put/evict`); tests use an in-memory map. Calls are short and
 /// synchronous (a local SQLite row).
 pub trait MemberCacheStore: Send + Sync {
     fn get(&self, key: &BadgeHash) -> Result<Option<CachedMember>, CacheStoreError>;
