@@ -8,8 +8,10 @@ use std::time::Duration;
 use jarvis_config::OpenAiConfig;
 use jarvis_config::secrets::Secret;
 use jarvis_core::breaker::{Admission, Breaker, BreakerSettings};
-use jarvis_realtime::calls::{self, CallError};
-use jarvis_realtime::credentials::{EphemeralKey, KeyOrigin};
+use jarvis_realtime::calls;
+use jarvis_realtime::credentials::EphemeralKey;
+use jarvis_realtime::http::KeyOrigin;
+use jarvis_realtime::http::{self, CallError};
 use realtime_http_server::{Reply, serve};
 
 const OFFER: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=setup:actpass\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n";
@@ -36,7 +38,7 @@ fn key(origin: KeyOrigin) -> EphemeralKey {
 async fn exchange(reply: Reply, origin: KeyOrigin) -> Result<calls::Answer, CallError> {
     let (base, _rx) = serve(vec![reply]).await;
     let cfg = cfg(&base);
-    let http = calls::http_client(&cfg).unwrap();
+    let http = http::http_client(&cfg).unwrap();
     calls::exchange(&http, &cfg, &key(origin), OFFER).await
 }
 
@@ -52,7 +54,7 @@ async fn created_answer_and_call_id_from_location() {
     ])
     .await;
     let cfg = cfg(&base);
-    let http = calls::http_client(&cfg).unwrap();
+    let http = http::http_client(&cfg).unwrap();
     let answer = calls::exchange(&http, &cfg, &key(KeyOrigin::ApiKey), OFFER)
         .await
         .unwrap();
@@ -170,7 +172,7 @@ async fn refused_connection_is_a_connect_error() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let cfg = cfg(&format!("http://{addr}/v1"));
-    let http = calls::http_client(&cfg).unwrap();
+    let http = http::http_client(&cfg).unwrap();
     let err = calls::exchange(&http, &cfg, &key(KeyOrigin::ApiKey), OFFER)
         .await
         .unwrap_err();
@@ -210,7 +212,7 @@ async fn redirects_are_not_followed_with_the_key() {
 async fn hangup_posts_to_the_call_with_the_standard_key() {
     let (base, mut rx) = serve(vec![Reply::new(200, ""), Reply::new(404, "")]).await;
     let cfg = cfg(&base);
-    let http = calls::http_client(&cfg).unwrap();
+    let http = http::http_client(&cfg).unwrap();
     let api_key = Secret::new("sk-test-1");
     calls::hangup(&http, &cfg, &api_key, "rtc_TEST")
         .await

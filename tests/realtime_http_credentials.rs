@@ -9,8 +9,10 @@ use std::time::Duration;
 use jarvis_config::OpenAiConfig;
 use jarvis_config::secrets::{Secret, SecretPath};
 use jarvis_core::events::MembershipStatus;
-use jarvis_realtime::calls::{self, CallError};
-use jarvis_realtime::credentials::{self, ClientSecretRequest, Credentials, KeyOrigin};
+use jarvis_realtime::calls;
+use jarvis_realtime::credentials::{self, ClientSecretRequest, Credentials};
+use jarvis_realtime::http::KeyOrigin;
+use jarvis_realtime::http::{self, CallError};
 use jarvis_realtime::protocol::Session;
 use jarvis_realtime::session_update::{self, InstructionsTemplate, MemberContext};
 use realtime_http_server::{Reply, serve};
@@ -55,7 +57,7 @@ fn member_session(cfg: &OpenAiConfig) -> Session {
 async fn mints_with_the_api_key() {
     let (base, mut rx) = serve(vec![Reply::new(200, &client_secret("ek_68af296e8e408191"))]).await;
     let cfg = cfg(&base);
-    let http = calls::http_client(&cfg).unwrap();
+    let http = http::http_client(&cfg).unwrap();
     let creds = Credentials::ApiKey(Secret::new("sk-test-1"));
     let request = ClientSecretRequest::new(&cfg, member_session(&cfg));
     let key = credentials::mint(&http, &cfg, &creds, &request)
@@ -96,7 +98,7 @@ async fn mints_through_the_token_broker() {
         ..cfg("https://api.openai.com/v1")
     };
     let creds = Credentials::from_config_in(&cfg, Some(dir.path())).unwrap();
-    let http = calls::http_client(&cfg).unwrap();
+    let http = http::http_client(&cfg).unwrap();
     let request = ClientSecretRequest::new(&cfg, member_session(&cfg));
     let key = credentials::mint(&http, &cfg, &creds, &request)
         .await
@@ -118,7 +120,7 @@ async fn broker_refusal_names_the_kiosk_credential() {
     )])
     .await;
     let cfg = cfg(&base);
-    let http = calls::http_client(&cfg).unwrap();
+    let http = http::http_client(&cfg).unwrap();
     let creds = Credentials::Broker {
         url: format!("{base}/token"),
         credential: Secret::new("kiosk-cred-42"),
@@ -146,7 +148,7 @@ async fn mint_errors_are_classified() {
     ])
     .await;
     let cfg = cfg(&base);
-    let http = calls::http_client(&cfg).unwrap();
+    let http = http::http_client(&cfg).unwrap();
     let creds = Credentials::ApiKey(Secret::new("sk-test-1"));
     let request = ClientSecretRequest::new(&cfg, Session::default());
     let mint = || credentials::mint(&http, &cfg, &creds, &request);
@@ -173,7 +175,7 @@ async fn whole_http_flow_of_a_call() {
     ])
     .await;
     let cfg = cfg(&base);
-    let http = calls::http_client(&cfg).unwrap();
+    let http = http::http_client(&cfg).unwrap();
     let creds = Credentials::ApiKey(Secret::new("sk-test-1"));
     let request = ClientSecretRequest::new(&cfg, member_session(&cfg));
     let key = credentials::mint(&http, &cfg, &creds, &request)

@@ -17,8 +17,9 @@ use jarvis_core::breaker::Failure;
 use jarvis_core::health::Health;
 use jarvis_core::metering::Pricing;
 use jarvis_core::session::{FailureKind, Input, RealtimeCommand, SessionContext, Signal};
-use jarvis_realtime::calls::{self, CallError};
+use jarvis_realtime::calls;
 use jarvis_realtime::credentials::{self, ClientSecretRequest, Credentials};
+use jarvis_realtime::http::{self, CallError};
 use jarvis_realtime::peer::{Peer, PeerEvent, PeerHandle, PeerOptions};
 use jarvis_realtime::protocol::{
     self, ClientEvent, Decoded, RealtimeSignal, Translator, UsageSource,
@@ -31,7 +32,7 @@ const AUDIO_QUEUE: usize = 5;
 /// Everything a conversation needs that outlives it.
 pub struct RealtimeDeps {
     pub cfg: OpenAiConfig,
-    pub http: calls::HttpClient,
+    pub http: http::HttpClient,
     /// `Err` holds why no credential could be loaded (shown to support on every connect).
     pub credentials: Result<Credentials, String>,
     pub pricing: Arc<Pricing>,

@@ -194,7 +194,7 @@ fn realtime_deps(
     health: &Health,
     playback: Arc<jarvis_audio::Playback>,
 ) -> anyhow::Result<conversation::RealtimeDeps> {
-    use jarvis_realtime::{calls, credentials::Credentials, session_update::InstructionsTemplate};
+    use jarvis_realtime::{credentials::Credentials, session_update::InstructionsTemplate};
     let credentials = Credentials::from_config(&cfg.openai).map_err(|e| e.to_string());
     match &credentials {
         Ok(_) => health.set_adapter("realtime", AdapterState::Up),
@@ -202,7 +202,8 @@ fn realtime_deps(
     }
     Ok(conversation::RealtimeDeps {
         cfg: cfg.openai.clone(),
-        http: calls::http_client(&cfg.openai).context("building the HTTP client")?,
+        http: jarvis_realtime::http::http_client(&cfg.openai)
+            .context("building the HTTP client")?,
         credentials,
         pricing: Arc::new(
             jarvis_core::metering::Pricing::from_config(&cfg.pricing)

@@ -13,8 +13,9 @@ use jarvis_config::secrets::Secret;
 use jarvis_core::events::MembershipStatus;
 use jarvis_core::metering::Pricing;
 use jarvis_core::money::NanoUsd;
-use jarvis_realtime::calls::{self, CallError};
+use jarvis_realtime::calls;
 use jarvis_realtime::credentials::{self, ClientSecretRequest, Credentials, EphemeralKey};
+use jarvis_realtime::http::{self, CallError};
 use jarvis_realtime::peer::{CloseReason, Peer, PeerEvent, PeerOptions};
 use jarvis_realtime::protocol::{self, ClientEvent, Decoded, RealtimeSignal, Translator};
 use jarvis_realtime::session_update::{self, InstructionsTemplate, MemberContext};
@@ -63,7 +64,7 @@ async fn mint(cfg: &OpenAiConfig, http: &reqwest::Client) -> Result<EphemeralKey
 async fn daemon_path_prices_the_reference_response_and_ends_the_session() {
     let emu = emulator(&[]).await;
     let cfg = config(&emu);
-    let http = calls::http_client(&cfg).unwrap();
+    let http = http::http_client(&cfg).unwrap();
     let key = mint(&cfg, &http).await.unwrap();
     assert!(key.value.expose().starts_with("ek_"));
 
@@ -161,7 +162,7 @@ async fn daemon_path_prices_the_reference_response_and_ends_the_session() {
 async fn http_faults_surface_as_call_errors() {
     let emu = emulator(&["http-status=429", "retry-after=7"]).await;
     let cfg = config(&emu);
-    let http = calls::http_client(&cfg).unwrap();
+    let http = http::http_client(&cfg).unwrap();
     let err = mint(&cfg, &http).await.unwrap_err();
     assert_eq!(err.retry_after(), Some(Duration::from_secs(7)), "{err}");
 

@@ -1,148 +1,13 @@
 //! The HTTP side of a WebRTC call (reference §3): POST the SDP offer to
 //! `{openai.base_url}/realtime/calls` with the ephemeral key and get the answer and call id;
 //! hang the call up with `POST .../realtime/calls/{call_id}/hangup`.
-//!
-//! Every failure is classified ([`CallError`]) so the breaker and the lead can act on it:
-//! bad credentials are permanent and name the config key to fix, 429 carries the server's
-//! `Retry-After`, 5xx, connect errors and timeouts are transient.
-
-use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, LOCATION};
 
-use super::credentials::{EphemeralKey, KeyOrigin};
+use super::credentials::EphemeralKey;
+use super::http::{CallError, HttpClient, KeyOrigin, Op, bearer, endpoint, send};
 use jarvis_config::OpenAiConfig;
 use jarvis_config::secrets::Secret;
-use jarvis_core::breaker::Failure;
-
-/// Longest server error text kept in an error message.
-const MAX_DETAIL_CHARS: usize = 300;
-
-/// The longest `Retry-After` honoured; a longer one is capped (the breaker still probes).
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
-
-/// Which call failed, for messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    /// `POST /realtime/client_secrets` or the token broker.
-    Mint,
-    /// `POST /realtime/calls` with the SDP offer.
-    Exchange,
-    /// `POST /realtime/calls/{id}/hangup`.
-    Hangup,
-}
-
-impl fmt::Display for Op {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Op::Mint => "minting an ephemeral OpenAI key",
-            Op::Exchange => "OpenAI SDP exchange",
-            Op::Hangup => "OpenAI hangup",
-        })
-    }
-}
-
-/// Why a call to OpenAI (or the token broker) failed. Messages never contain a key.
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    /// 401/403: permanent until a person fixes the credential named in `fix`.
-    #[error("{op}: credentials refused (HTTP {status}){detail}: check {fix}")]
-    Unauthorized {
-        op: Op,
-        status: u16,
-        detail: String,
-        fix: &'static str,
-    },
-    /// 429: wait at least `retry_after` when the server said so.
-    #[error("{op}: rate limited (HTTP 429){detail}{}", retry_hint(.retry_after))]
-    RateLimited {
-        op: Op,
-        retry_after: Option<Duration>,
-        detail: String,
-    },
-    /// 5xx: transient.
-    #[error("{op}: OpenAI server error (HTTP {status}){detail}; transient, retried later")]
-    Server { op: Op, status: u16, detail: String },
-    /// Any other non-2xx (400 bad offer, 404 wrong `openai.base_url`, a redirect, ...).
-    #[error(
-        "{op}: request refused (HTTP {status}){detail} (check openai.base_url and the kiosk's version)"
-    )]
-    Rejected {
-        op: Op,
-        status: u16,
-        code: Option<String>,
-        detail: String,
-    },
-    /// No connection or answer within `openai.connect_timeout_s`.
-    #[error("{op}: no answer from {url} within {}s (check the network; raise openai.connect_timeout_s on slow links)", .after.as_secs())]
-    Timeout {
-        op: Op,
-        url: String,
-        after: Duration,
-    },
-    /// DNS, TCP or TLS failure.
-    #[error("{op}: cannot reach {url}: {reason} (check the network and openai.base_url)")]
-    Connect { op: Op, url: String, reason: String },
-    /// A 2xx whose body is not what the protocol promises.
-    #[error("{op}: malformed answer from {url}: {reason}")]
-    Malformed { op: Op, url: String, reason: String },
-    #[error("cannot build the HTTP client: {0}")]
-    Client(String),
-}
-
-fn retry_hint(retry_after: &Option<Duration>) -> String {
-    match retry_after {
-        Some(d) => format!("; retry after {}s", d.as_secs()),
-        None => "; retry later".into(),
-    }
-}
-
-impl CallError {
-    /// The server's `Retry-After`, if it sent one.
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            CallError::RateLimited { retry_after, .. } => *retry_after,
-            _ => None,
-        }
-    }
-
-    /// A short cause for health and logs (`http 429`, `timeout`, ...).
-    pub fn cause(&self) -> String {
-        match self {
-            CallError::Unauthorized { status, .. }
-            | CallError::Server { status, .. }
-            | CallError::Rejected { status, .. } => format!("http {status}"),
-            CallError::RateLimited { .. } => "http 429".into(),
-            CallError::Timeout { .. } => "timeout".into(),
-            CallError::Connect { .. } => "connect error".into(),
-            CallError::Malformed { .. } => "malformed answer".into(),
-            CallError::Client(_) => "http client error".into(),
-        }
-    }
-
-    /// What to report to the circuit breaker.
-    pub fn breaker_failure(&self) -> Failure {
-        Failure {
-            cause: self.cause(),
-            retry_after: self.retry_after(),
-        }
-    }
-}
-
-/// The client every OpenAI call goes through; callers hold it without naming the HTTP crate.
-pub type HttpClient = reqwest::Client;
-
-/// The HTTP client for OpenAI and the token broker: rustls, `openai.connect_timeout_s` to
-/// connect, no redirects (a bearer key is never replayed elsewhere). Build it once and share.
-pub fn http_client(cfg: &OpenAiConfig) -> Result<HttpClient, CallError> {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(cfg.connect_timeout_s))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("jarvis-kiosk/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| CallError::Client(e.to_string()))
-}
 
 /// The SDP answer and the call id (`rtc_…`, from the `Location` header).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,17 +17,12 @@ pub struct Answer {
     pub call_id: Option<String>,
 }
 
-/// `{base_url}/{path}` without a doubled slash.
-pub(crate) fn endpoint(base_url: &str, path: &str) -> String {
-    format!("{}/{}", base_url.trim_end_matches('/'), path)
-}
-
 /// Posts the SDP offer with the ephemeral key (reference §3.1) and returns the answer.
 ///
 /// Any 2xx is accepted (OpenAI answers 201; some emulators 200). The whole request, connect
 /// included, is bounded by `openai.connect_timeout_s`.
 pub async fn exchange(
-    http: &reqwest::Client,
+    http: &HttpClient,
     cfg: &OpenAiConfig,
     key: &EphemeralKey,
     offer_sdp: &str,
@@ -191,7 +51,7 @@ pub async fn exchange(
 /// Ends the call server-side (reference §3.4). Needs the standard API key
 /// (`Credentials::hangup_key`); with a token broker the kiosk closes the peer connection only.
 pub async fn hangup(
-    http: &reqwest::Client,
+    http: &HttpClient,
     cfg: &OpenAiConfig,
     api_key: &Secret,
     call_id: &str,
@@ -207,204 +67,6 @@ pub async fn hangup(
     let request = http.post(&url).header(AUTHORIZATION, bearer(api_key));
     send(Op::Hangup, &url, cfg, KeyOrigin::ApiKey, request).await?;
     Ok(())
-}
-
-/// Sends `request`, bounded by `openai.connect_timeout_s`, and returns a 2xx answer's headers
-/// and body; any other status is classified (`origin` names the key that was used).
-pub(crate) async fn send(
-    op: Op,
-    url: &str,
-    cfg: &OpenAiConfig,
-    origin: KeyOrigin,
-    request: reqwest::RequestBuilder,
-) -> Result<(HeaderMap, String), CallError> {
-    let timeout = Duration::from_secs(cfg.connect_timeout_s);
-    let transport = |e: reqwest::Error| transport_error(op, url, timeout, &e);
-    let response = request.timeout(timeout).send().await.map_err(transport)?;
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.text().await.map_err(transport)?;
-    if !(200..300).contains(&status) {
-        return Err(classify(
-            op,
-            status,
-            &headers,
-            &body,
-            origin,
-            SystemTime::now(),
-        ));
-    }
-    Ok((headers, body))
-}
-
-pub(crate) fn bearer(secret: &Secret) -> String {
-    format!("Bearer {}", secret.expose())
-}
-
-/// Maps a reqwest failure (no HTTP status) to timeout / connect / other.
-fn transport_error(op: Op, url: &str, timeout: Duration, e: &reqwest::Error) -> CallError {
-    if e.is_timeout() {
-        CallError::Timeout {
-            op,
-            url: url.to_owned(),
-            after: timeout,
-        }
-    } else {
-        CallError::Connect {
-            op,
-            url: url.to_owned(),
-            reason: root_cause(e),
-        }
-    }
-}
-
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
-}
-
-/// Classifies a non-2xx answer. Pure: `now` only turns an HTTP-date `Retry-After` into a delay.
-pub fn classify(
-    op: Op,
-    status: u16,
-    headers: &HeaderMap,
-    body: &str,
-    origin: KeyOrigin,
-    now: SystemTime,
-) -> CallError {
-    let (code, message) = error_envelope(body);
-    let detail = match (&code, &message) {
-        (_, Some(m)) if !m.is_empty() => format!(": {}", scrub(m)),
-        (Some(c), _) => format!(": {}", scrub(c)),
-        _ => String::new(),
-    };
-    match status {
-        401 | 403 => CallError::Unauthorized {
-            op,
-            status,
-            detail,
-            fix: origin.fix_hint(),
-        },
-        429 => CallError::RateLimited {
-            op,
-            retry_after: retry_after(headers, now),
-            detail,
-        },
-        500..=599 => CallError::Server { op, status, detail },
-        _ => CallError::Rejected {
-            op,
-            status,
-            code,
-            detail,
-        },
-    }
-}
-
-/// `(error.code, error.message)` of OpenAI's error envelope, or the body's first line.
-fn error_envelope(body: &str) -> (Option<String>, Option<String>) {
-    #[derive(serde::Deserialize)]
-    struct Envelope {
-        error: Inner,
-    }
-    #[derive(serde::Deserialize)]
-    struct Inner {
-        #[serde(default)]
-        message: Option<String>,
-        #[serde(default)]
-        code: Option<serde_json::Value>,
-    }
-    match serde_json::from_str::<Envelope>(body) {
-        Ok(e) => (
-            e.error.code.map(|c| match c {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            }),
-            e.error.message,
-        ),
-        Err(_) => {
-            let first = body.lines().next().unwrap_or_default().trim();
-            (None, (!first.is_empty()).then(|| first.to_owned()))
-        }
-    }
-}
-
-/// Truncates server text and masks anything shaped like a key (`sk-…`, `ek_…`).
-fn scrub(text: &str) -> String {
-    let masked: Vec<String> = text
-        .split(' ')
-        .map(|w| {
-            let bare = w.trim_start_matches(['"', '\'', '(', '[']);
-            if bare.starts_with("sk-") || bare.starts_with("ek_") || bare.starts_with("Bearer") {
-                "[redacted]".to_owned()
-            } else {
-                w.to_owned()
-            }
-        })
-        .collect();
-    let joined = masked.join(" ");
-    match joined.char_indices().nth(MAX_DETAIL_CHARS) {
-        Some((cut, _)) => format!("{}…", &joined[..cut]),
-        None => joined,
-    }
-}
-
-/// The delay a 429 asks for: `retry-after-ms`, else `Retry-After` in seconds or as an
-/// HTTP-date; capped at [`MAX_RETRY_AFTER`].
-pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let from_ms = header("retry-after-ms")
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok());
-    let delay = from_ms.or_else(|| {
-        let v = header("retry-after")?.trim();
-        match v.parse::<f64>() {
-            Ok(secs) => Duration::try_from_secs_f64(secs).ok(),
-            Err(_) => {
-                let at = UNIX_EPOCH + Duration::from_secs(parse_http_date(v)?);
-                Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-            }
-        }
-    })?;
-    Some(delay.min(MAX_RETRY_AFTER))
-}
-
-/// Unix seconds of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form HTTP requires.
-fn parse_http_date(s: &str) -> Option<u64> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    let [_weekday, day, month, year, clock, "GMT"] = parts.as_slice() else {
-        return None;
-    };
-    let month = match *month {
-        "Jan" => time::Month::January,
-        "Feb" => time::Month::February,
-        "Mar" => time::Month::March,
-        "Apr" => time::Month::April,
-        "May" => time::Month::May,
-        "Jun" => time::Month::June,
-        "Jul" => time::Month::July,
-        "Aug" => time::Month::August,
-        "Sep" => time::Month::September,
-        "Oct" => time::Month::October,
-        "Nov" => time::Month::November,
-        "Dec" => time::Month::December,
-        _ => return None,
-    };
-    let date = time::Date::from_calendar_date(year.parse().ok()?, month, day.parse().ok()?).ok()?;
-    let mut hms = clock.split(':').map(|p| p.parse::<u8>().ok());
-    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
-    if hms.next().is_some() {
-        return None;
-    }
-    let t = time::Time::from_hms(h, m, sec).ok()?;
-    u64::try_from(
-        time::PrimitiveDateTime::new(date, t)
-            .assume_utc()
-            .unix_timestamp(),
-    )
-    .ok()
 }
 
 /// The SDP answer of a 2xx body, or why it is not one.
@@ -475,126 +137,6 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_in_every_form() {
-        let now = UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
-        assert_eq!(
-            retry_after(&headers(&[("retry-after", "7")]), now),
-            Some(Duration::from_secs(7))
-        );
-        assert_eq!(
-            retry_after(&headers(&[("retry-after", "1.5")]), now),
-            Some(Duration::from_millis(1500))
-        );
-        assert_eq!(
-            retry_after(
-                &headers(&[("retry-after-ms", "250"), ("retry-after", "9")]),
-                now
-            ),
-            Some(Duration::from_millis(250))
-        );
-        assert_eq!(
-            retry_after(
-                &headers(&[("retry-after", "Sun, 06 Nov 1994 08:50:07 GMT")]),
-                now
-            ),
-            Some(Duration::from_secs(30))
-        );
-        assert_eq!(
-            retry_after(
-                &headers(&[("retry-after", "Sun, 06 Nov 1994 08:00:00 GMT")]),
-                now
-            ),
-            Some(Duration::ZERO),
-            "a date in the past means now"
-        );
-        assert_eq!(
-            retry_after(&headers(&[("retry-after", "86400")]), now),
-            Some(MAX_RETRY_AFTER)
-        );
-        for bad in [
-            "soon",
-            "-3",
-            "Sun, 06 Nov 1994 25:00:00 GMT",
-            "Sun, 32 Nov 1994 08:00:00 GMT",
-        ] {
-            assert_eq!(
-                retry_after(&headers(&[("retry-after", bad)]), now),
-                None,
-                "{bad}"
-            );
-        }
-        assert_eq!(retry_after(&HeaderMap::new(), now), None);
-    }
-
-    #[test]
-    fn statuses_are_classified() {
-        let now = SystemTime::now();
-        let body = r#"{"error":{"message":"Incorrect API key provided: sk-abc***xyz.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#;
-        let e = classify(
-            Op::Exchange,
-            401,
-            &HeaderMap::new(),
-            body,
-            KeyOrigin::ApiKey,
-            now,
-        );
-        let text = e.to_string();
-        assert!(text.contains("openai.api_key_file"), "{text}");
-        assert!(!text.contains("sk-abc"), "{text}");
-        let e = classify(Op::Mint, 403, &HeaderMap::new(), "", KeyOrigin::Broker, now);
-        assert!(
-            e.to_string().contains("openai.token_credential_file"),
-            "{e}"
-        );
-        let e = classify(
-            Op::Exchange,
-            429,
-            &headers(&[("retry-after", "20")]),
-            "{}",
-            KeyOrigin::ApiKey,
-            now,
-        );
-        assert_eq!(e.retry_after(), Some(Duration::from_secs(20)));
-        assert_eq!(
-            e.breaker_failure().retry_after,
-            Some(Duration::from_secs(20))
-        );
-        let e = classify(
-            Op::Exchange,
-            503,
-            &HeaderMap::new(),
-            "upstream down\nmore",
-            KeyOrigin::ApiKey,
-            now,
-        );
-        assert!(matches!(e, CallError::Server { status: 503, .. }));
-        assert!(e.to_string().contains("upstream down"), "{e}");
-        let e = classify(
-            Op::Exchange,
-            400,
-            &HeaderMap::new(),
-            r#"{"error":{"message":"The Realtime Beta API is no longer supported.","code":"beta_api_shape_disabled"}}"#,
-            KeyOrigin::ApiKey,
-            now,
-        );
-        let CallError::Rejected { code, .. } = &e else {
-            panic!("{e:?}")
-        };
-        assert_eq!(code.as_deref(), Some("beta_api_shape_disabled"));
-        assert_eq!(e.cause(), "http 400");
-    }
-
-    #[test]
-    fn long_or_secret_bearing_details_are_scrubbed() {
-        let long = "x ".repeat(1000);
-        assert!(scrub(&long).chars().count() <= MAX_DETAIL_CHARS + 1);
-        assert_eq!(
-            scrub("bad key ek_123 and \"sk-proj-9\" here"),
-            "bad key [redacted] and [redacted] here"
-        );
-    }
-
-    #[test]
     fn answers_must_be_sdp() {
         let sdp = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n";
         assert_eq!(parse_answer(&HeaderMap::new(), sdp).unwrap(), sdp);
@@ -609,17 +151,5 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("application/json"), "{err}");
-    }
-
-    #[test]
-    fn endpoint_joins_without_double_slash() {
-        assert_eq!(
-            endpoint("https://api.openai.com/v1/", "realtime/calls"),
-            "https://api.openai.com/v1/realtime/calls"
-        );
-        assert_eq!(
-            endpoint("http://127.0.0.1:9/v1", "realtime/calls"),
-            "http://127.0.0.1:9/v1/realtime/calls"
-        );
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde::{Deserialize, Serialize};
 
-use super::calls::{CallError, Op, bearer, endpoint, send};
+use super::http::{CallError, HttpClient, KeyOrigin, Op, bearer, endpoint, send};
 use super::protocol::Session;
 use jarvis_config::OpenAiConfig;
 use jarvis_config::secrets::{Secret, SecretError};
@@ -29,26 +29,6 @@ pub enum Credentials {
     ApiKey(Secret),
     /// A token broker at `openai.token_url`, with the kiosk's bearer credential.
     Broker { url: String, credential: Secret },
-}
-
-/// Which credential an ephemeral key came from: decides what an HTTP 401 tells a person to fix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyOrigin {
-    ApiKey,
-    Broker,
-}
-
-impl KeyOrigin {
-    /// The config key to check when OpenAI or the broker refuses a credential.
-    pub fn fix_hint(self) -> &'static str {
-        match self {
-            KeyOrigin::ApiKey => "the OpenAI API key in the file named by openai.api_key_file",
-            KeyOrigin::Broker => {
-                "the kiosk credential in openai.token_credential_file and the token broker at \
-                 openai.token_url"
-            }
-        }
-    }
 }
 
 /// Why the credentials could not be loaded.
@@ -175,7 +155,7 @@ struct SessionEcho {
 
 /// Mints an ephemeral key for one session, bounded by `openai.connect_timeout_s`.
 pub async fn mint(
-    http: &reqwest::Client,
+    http: &HttpClient,
     cfg: &OpenAiConfig,
     creds: &Credentials,
     request: &ClientSecretRequest,

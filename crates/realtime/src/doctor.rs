@@ -80,7 +80,7 @@ fn dns_failure(host: &str, why: &str) -> Check {
 }
 
 async fn reach(cfg: &OpenAiConfig, url: &Url, host: &str, port: u16, wait: Duration) -> Check {
-    let client = match crate::calls::http_client(cfg) {
+    let client = match crate::http::http_client(cfg) {
         Ok(c) => c,
         Err(e) => return Check::fail(HTTPS, e.to_string(), "see the message"),
     };

@@ -22,7 +22,6 @@
 use rusqlite::{Connection, params};
 
 use super::error::{StoreError, to_i64, to_u64};
-use super::outbox::insert_event;
 use jarvis_core::events::{EventPayload, Importance, KioskEvent, Severity};
 
 /// Accounted bytes per outbox row on top of its payload JSON: the other columns, the ids as
@@ -98,17 +97,18 @@ fn set_meta(tx: &Connection, key: &str, value: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Enforces the bound inside the caller's write transaction. Cheap when under the bound
-/// (one meta read). `max_bytes == 0` means no bound is known (never from a valid config).
+/// Enforces the bound inside the caller's write transaction; returns the pressure alert to
+/// record when events were dropped and the last alert is old enough. Cheap when under the
+/// bound (one meta read). `max_bytes == 0` means no bound is known (never from a valid config).
 pub(crate) fn enforce(
     tx: &Connection,
     max_bytes: u64,
     now_ms: i64,
     alert_interval_ms: i64,
-) -> Result<(), StoreError> {
+) -> Result<Option<KioskEvent>, StoreError> {
     if max_bytes == 0 {
         // A store opened by a CLI command before the daemon ever recorded its bound.
-        return Ok(());
+        return Ok(None);
     }
     let mut bytes = to_u64(meta(tx, "outbox_bytes")?);
     let was_over = meta(tx, "over_bound")? != 0;
@@ -116,7 +116,7 @@ pub(crate) fn enforce(
         if was_over {
             set_meta(tx, "over_bound", 0)?;
         }
-        return Ok(());
+        return Ok(None);
     }
     let target = drop_target(max_bytes);
     let mut outcome = DropOutcome::default();
@@ -192,10 +192,10 @@ pub(crate) fn enforce(
                 message,
             },
         );
-        insert_event(tx, &alert)?;
         set_meta(tx, "last_pressure_alert_ms", now_ms)?;
+        return Ok(Some(alert));
     }
-    Ok(())
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -281,7 +281,7 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        bound::enforce(&tx, self.max_bytes, now, self.pressure_alert_interval_ms)?;
+        outbox::enforce_bound(&tx, self.max_bytes, now, self.pressure_alert_interval_ms)?;
         tx.commit()?;
         Ok(())
     }

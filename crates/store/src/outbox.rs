@@ -90,6 +90,20 @@ pub(crate) fn stored_importance(payload: &EventPayload) -> Importance {
     }
 }
 
+/// Enforces `storage.max_bytes` inside the caller's transaction and records the pressure
+/// alert it asks for.
+pub(crate) fn enforce_bound(
+    tx: &Connection,
+    max_bytes: u64,
+    now_ms: i64,
+    alert_interval_ms: i64,
+) -> Result<(), StoreError> {
+    if let Some(alert) = bound::enforce(tx, max_bytes, now_ms, alert_interval_ms)? {
+        insert_event(tx, &alert)?;
+    }
+    Ok(())
+}
+
 /// Inserts one event and updates the session roll-up, inside the caller's transaction.
 ///
 /// Appending an event id that is already stored with the same content returns its seq and
@@ -223,7 +237,7 @@ impl Store {
         for ev in events {
             seqs.push(insert_event(&tx, ev)?.seq());
         }
-        bound::enforce(&tx, self.max_bytes, now, self.pressure_alert_interval_ms)?;
+        enforce_bound(&tx, self.max_bytes, now, self.pressure_alert_interval_ms)?;
         tx.commit()?;
         Ok(seqs)
     }
