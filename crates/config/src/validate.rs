@@ -238,6 +238,9 @@ impl Config {
 }
 
 /// The password part of a URL, if any (`postgres://user:secret@host`).
+///
+/// Split by hand rather than with a URL parser: libpq's multi-host URLs (`@host1:5432,host2`)
+/// and URLs a parser rejects must still have their password found and refused.
 fn url_password(url: &str) -> Option<&str> {
     let rest = url.split_once("://")?.1;
     let authority = rest.split(['/', '?']).next()?;
@@ -272,5 +275,29 @@ mod tests {
             "{}",
             issues[0]
         );
+    }
+
+    #[test]
+    fn url_password_finds_a_non_empty_password_even_where_a_url_parser_gives_up() {
+        let cases = [
+            ("postgres://user:secret@host/db", Some("secret")),
+            (
+                "postgresql://user:secret@host:5432/db?sslmode=require",
+                Some("secret"),
+            ),
+            ("postgres://user:p@ss@host/db", Some("p@ss")),
+            ("postgres://user@host/db", None),
+            ("postgres://host/db", None),
+            ("postgres://user:@host/db", None),
+            ("postgres://", None),
+            ("postgresql://user:pw@host1:5432,host2:5432/db", Some("pw")),
+            ("postgres://user:pw@host:notaport/db", Some("pw")),
+            ("postgres://user:pw@/db", Some("pw")),
+            ("postgres://user:pw@ho st/db", Some("pw")),
+            ("not a url", None),
+        ];
+        for (url, want) in cases {
+            assert_eq!(url_password(url), want, "{url}");
+        }
     }
 }
