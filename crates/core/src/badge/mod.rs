@@ -6,6 +6,7 @@ pub mod cached;
 pub mod frame;
 pub mod id;
 pub mod member;
+pub mod normalize;
 
 pub use cached::{BadgeHash, CacheStoreError, CachedMember, MemberCacheStore};
 pub use id::Badge;

@@ -1,0 +1,52 @@
+//! Connecting to the Realtime API: the connect time, its timeout, and events for another session.
+
+use super::*;
+
+#[test]
+fn connected_records_connect_ms_from_the_scan() {
+    let mut k = Kiosk::new();
+    k.scan("BADGE-A");
+    k.mono += 120;
+    k.resolve(BadgeLookup::Found(member(MembershipStatus::Active)));
+    k.mono += 80;
+    let session_id = k.session();
+    let ds = k.send(Input::RealtimeConnected { session_id });
+    assert_eq!(
+        payloads(&ds),
+        vec![&EventPayload::SessionConnected { connect_ms: 200 }]
+    );
+    assert_eq!(ds.last(), Some(&Decision::Lifecycle(Lifecycle::Live)));
+}
+
+#[test]
+fn connect_timeout_ends_with_connect_failed_and_apologises() {
+    let mut k = Kiosk::new();
+    k.scan("BADGE-A");
+    k.resolve(BadgeLookup::Found(member(MembershipStatus::Active)));
+    assert!(k.wait(9_999).is_empty());
+    let ds = k.wait(1);
+    assert_eq!(ended(&ds), Some(EndReason::ConnectFailed));
+    assert_eq!(prompts(&ds), vec![Prompt::Apology]);
+    assert_eq!(k.m.lifecycle(), Lifecycle::Cooldown);
+}
+
+#[test]
+fn stale_connected_and_failures_are_ignored() {
+    let mut k = Kiosk::new();
+    k.scan("BADGE-A");
+    k.resolve(BadgeLookup::Found(member(MembershipStatus::Active)));
+    let other = Uuid::from_u128(u128::MAX);
+    assert!(
+        k.send(Input::RealtimeConnected { session_id: other })
+            .is_empty()
+    );
+    assert!(
+        k.send(Input::RealtimeFailed {
+            session_id: other,
+            kind: FailureKind::ConnectionLost,
+            reason: "x".into()
+        })
+        .is_empty()
+    );
+    assert_eq!(k.m.lifecycle(), Lifecycle::Connecting);
+}

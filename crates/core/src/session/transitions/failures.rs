@@ -1,0 +1,94 @@
+//! Failures: the Realtime connection, the circuit breaker and the audio devices.
+
+use super::*;
+
+#[test]
+fn realtime_failures_table() {
+    // (connected first?, failure, end reason)
+    let cases = [
+        (false, FailureKind::ConnectFailed, EndReason::ConnectFailed),
+        (false, FailureKind::ConnectionLost, EndReason::ConnectFailed),
+        (false, FailureKind::Error, EndReason::ConnectFailed),
+        (true, FailureKind::ConnectionLost, EndReason::ConnectionLost),
+        (true, FailureKind::ConnectFailed, EndReason::ConnectFailed),
+        (true, FailureKind::Error, EndReason::RealtimeError),
+    ];
+    for (connected, kind, want) in cases {
+        let mut k = Kiosk::new();
+        if connected {
+            k.live("BADGE-A");
+        } else {
+            k.scan("BADGE-A");
+            k.resolve(BadgeLookup::Found(member(MembershipStatus::Active)));
+        }
+        let ds = k.fail(kind);
+        assert_eq!(ended(&ds), Some(want), "{connected} {kind:?}");
+        assert_eq!(prompts(&ds), vec![Prompt::Apology]);
+        assert!(ds.iter().any(|d| matches!(
+            d,
+            Decision::HangUp { detail: Some(d), .. } if d == "ice timeout"
+        )));
+    }
+}
+
+#[test]
+fn connection_lost_while_ending_keeps_the_reason_without_apology() {
+    let mut k = Kiosk::new();
+    k.live("BADGE-A");
+    k.signal(Signal::OutputAudioStarted);
+    k.signal(Signal::EndSessionCalled {
+        call_id: "c".into(),
+    });
+    let ds = k.fail(FailureKind::ConnectionLost);
+    assert_eq!(ended(&ds), Some(EndReason::Goodbye));
+    assert!(prompts(&ds).is_empty());
+}
+
+#[test]
+fn open_breaker_degrades_and_refuses_with_unavailable() {
+    let mut k = Kiosk::new();
+    let ds = k.send(Input::BreakerOpen(true));
+    assert_eq!(ds, vec![Decision::Lifecycle(Lifecycle::Degraded)]);
+    let ds = k.scan("BADGE-A");
+    assert_eq!(refused(&ds), Some("breaker_open"));
+    assert_eq!(prompts(&ds), vec![Prompt::Unavailable]);
+    let ds = k.send(Input::BreakerOpen(false));
+    assert_eq!(ds, vec![Decision::Lifecycle(Lifecycle::Idle)]);
+}
+
+#[test]
+fn breaker_opening_during_lookup_refuses_at_resolve() {
+    let mut k = Kiosk::new();
+    k.scan("BADGE-A");
+    k.send(Input::BreakerOpen(true));
+    let ds = k.resolve(BadgeLookup::Found(member(MembershipStatus::Active)));
+    assert_eq!(refused(&ds), Some("breaker_open"));
+    assert_eq!(k.m.lifecycle(), Lifecycle::Degraded);
+}
+
+#[test]
+fn audio_lost_ends_the_session_and_degrades_until_restored() {
+    let mut k = Kiosk::new();
+    k.live("BADGE-A");
+    let ds = k.send(Input::AudioLost);
+    assert_eq!(ended(&ds), Some(EndReason::AudioLost));
+    assert!(prompts(&ds).is_empty());
+    let ds = k.wait(3_000);
+    assert_eq!(ds, vec![Decision::Lifecycle(Lifecycle::Degraded)]);
+    let ds = k.scan("BADGE-B");
+    assert_eq!(refused(&ds), Some("audio_unavailable"));
+    assert_eq!(prompts(&ds), vec![Prompt::Unavailable]);
+    assert_eq!(
+        k.send(Input::AudioRestored),
+        vec![Decision::Lifecycle(Lifecycle::Idle)]
+    );
+}
+
+#[test]
+fn audio_lost_during_lookup_drops_it() {
+    let mut k = Kiosk::new();
+    k.scan("BADGE-A");
+    let ds = k.send(Input::AudioLost);
+    assert_eq!(ds, vec![Decision::Lifecycle(Lifecycle::Degraded)]);
+    assert_eq!(k.m.pending_scan(), None);
+}
