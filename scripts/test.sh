@@ -15,6 +15,8 @@ echo "==> crate graph (ARCHITECTURE.md: core without I/O, one owner per I/O crat
 scripts/check-crate-graph.sh
 echo "==> cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> cargo doc (intra-doc links must resolve)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 echo "==> cargo bench --no-run (benchmarks must build; run them with scripts/bench.sh)"
 cargo bench --workspace --no-run --locked
 echo "==> cargo test --workspace"

@@ -1,6 +1,6 @@
 //! `/metrics`: the status report in the OpenMetrics text format Prometheus scrapes.
 //!
-//! The values live in [`HealthSnapshot`] and the store; a scrape turns one
+//! The values live in [`jarvis_core::health::HealthSnapshot`] and the store; a scrape turns one
 //! [`StatusReport`] into metrics through a `prometheus-client` collector, so the daemon
 //! keeps a single source of truth and the encoder handles names, escaping and `# EOF`.
 

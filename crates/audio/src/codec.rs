@@ -43,7 +43,7 @@ pub struct OpusEncoder {
 }
 
 impl OpusEncoder {
-    /// Opens a 48 kHz mono `Voip` encoder with in-band FEC at [`BITRATE_BPS`].
+    /// Opens a 48 kHz mono `Voip` encoder with in-band FEC at `BITRATE_BPS`.
     pub fn new() -> Result<Self, CodecError> {
         let mut enc =
             opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip)?;
@@ -79,7 +79,7 @@ impl OpusDecoder {
         })
     }
 
-    /// Decodes one packet into `out` (at least [`MAX_PACKET_SAMPLES`] long); returns samples.
+    /// Decodes one packet into `out` (at least `MAX_PACKET_SAMPLES` long); returns samples.
     pub fn decode(&mut self, packet: &[u8], out: &mut [f32]) -> Result<usize, CodecError> {
         Ok(self.dec.decode_float(packet, out, false)?)
     }

@@ -2,10 +2,10 @@
 //! The frame parser and the member types are the core's (`jarvis_core::badge`).
 //!
 //! Data flow: a reader thread (serial or HID) turns device bytes into [`Scan`]s with the
-//! pure [`frame::FrameParser`] and sends them on a bounded tokio channel; the lifecycle core
+//! pure [`jarvis_core::badge::frame::FrameParser`] and sends them on a bounded tokio channel; the lifecycle core
 //! receives them, applies debounce and rate limits, and asks [`cache::MemberLookup`] who the
 //! member is. Raw badge values stay inside [`Badge`] (masked when printed); anything stored
-//! or logged uses the keyed [`BadgeHash`].
+//! or logged uses the keyed [`jarvis_core::badge::BadgeHash`].
 
 pub mod cache;
 pub mod devices;

@@ -3,7 +3,7 @@
 //! scans, warnings and counters.
 //!
 //! The schedule and the log rule are pure so they are tested without a device; the two
-//! adapters (serial, HID) only say how to open and read their device ([`ScannerDevice`]).
+//! adapters (serial, HID) only say how to open and read their device (`ScannerDevice`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,4 +1,4 @@
-//! HTTP to OpenAI and the token broker: one client, one [`send`] with its timeout, and every
+//! HTTP to OpenAI and the token broker: one client, one `send` with its timeout, and every
 //! failure classified ([`CallError`]) so the breaker and the lead can act on it: bad
 //! credentials are permanent and name the config key to fix, 429 carries the server's
 //! `Retry-After`, 5xx, connect errors and timeouts are transient.

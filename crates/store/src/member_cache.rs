@@ -80,7 +80,7 @@ impl Store {
 }
 
 /// The daemon's member cache: the badge module's sync trait over the store thread. Reads wait
-/// at most [`CACHE_READ_TIMEOUT`]; writes are queued and never wait (a cache write must not
+/// at most `CACHE_READ_TIMEOUT`; writes are queued and never wait (a cache write must not
 /// delay a greeting).
 impl MemberCacheStore for StoreHandle {
     fn get(&self, key: &BadgeHash) -> Result<Option<CachedMember>, CacheStoreError> {

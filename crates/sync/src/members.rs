@@ -11,7 +11,7 @@ use jarvis_core::events::MembershipStatus;
 use jarvis_core::sync_policy::{FailureClass, classify};
 
 /// Member lookups over one lazily opened connection (reopened after it drops). The caller
-/// ([`jarvis_badge::cache::MemberLookup`]) bounds each lookup with its own timeout.
+/// (`jarvis_badge::MemberLookup`) bounds each lookup with its own timeout.
 pub struct CentralDirectory {
     target: CentralTarget,
     conn: Mutex<Option<Writer>>,

@@ -44,7 +44,7 @@ pub enum DirectoryError {
 
 /// Looks members up by badge. Implemented by the central-sync module against Postgres (one
 /// member of the kiosk's own gym by badge, never a list); wrapped by
-/// [`jarvis_badge::cache::MemberLookup`] for caching and timeouts.
+/// `jarvis_badge::MemberLookup` for caching and timeouts.
 ///
 /// The implementation receives the raw badge because the central function needs it; it
 /// must not log it (log `badge` with `Display`, which is masked).
