@@ -2,7 +2,6 @@
 //! cache (the store's `member_cache`, through its handle) when it cannot answer, and the
 //! per-fleet HMAC as the badge's only identity outside this process.
 
-use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 
 use anyhow::Context;
@@ -86,9 +85,9 @@ pub fn badge_hasher(cfg: &jarvis_config::Config) -> anyhow::Result<BadgeHasher> 
     let path = jarvis_badge::hash::per_kiosk_key_path(&cfg.storage.path);
     if !path.exists() {
         let mut key = [0u8; 32];
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut key))
-            .context("reading /dev/urandom for a badge hash key")?;
+        getrandom::fill(&mut key).map_err(|e| {
+            anyhow::anyhow!("no system randomness for a per-kiosk badge hash key: {e}")
+        })?;
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
