@@ -21,7 +21,8 @@ const SECONDS: usize = 20;
 const PLAYBACK_AHEAD_MS: f64 = 10.0;
 
 fn speech(rate: u32) -> Vec<f32> {
-    let w = wav::parse(include_bytes!("../assets/prompts/unavailable.wav")).expect("prompt");
+    let w =
+        wav::decode_mono_f32(include_bytes!("../assets/prompts/unavailable.wav")).expect("prompt");
     // Simple linear interpolation is enough to make bench input at any rate.
     let step = f64::from(w.sample_rate) / f64::from(rate);
     let one: Vec<f32> = (0..((w.samples.len() as f64) / step) as usize)

@@ -82,9 +82,10 @@ fn silence(rate: usize, secs: f32) -> Vec<f32> {
     vec![0.0; (rate as f32 * secs) as usize]
 }
 
+/// Interleaved S16_LE, clipped to [-1, 1].
 fn i16_bytes(frames: &[Vec<f32>]) -> Vec<u8> {
     interleave(frames)
-        .flat_map(|s| wav::f32_to_i16(s).to_le_bytes())
+        .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes())
         .collect()
 }
 
@@ -195,7 +196,7 @@ fn native_44k1_f32_stereo_tone_is_downmixed_and_round_trips() {
 #[test]
 fn native_16k_i16_mono_speech_round_trips() {
     // An espeak-ng phrase (the shipped "Merci de vous adresser à l'accueil" prompt, 16 kHz).
-    let speech = wav::parse(include_bytes!("../assets/prompts/front_desk.wav")).unwrap();
+    let speech = wav::decode_mono_f32(include_bytes!("../assets/prompts/front_desk.wav")).unwrap();
     assert_eq!(speech.sample_rate, 16_000);
     let rate = 16_000;
     let mono = [

@@ -135,7 +135,7 @@ impl PromptSet {
 }
 
 fn decode(bytes: &[u8]) -> Result<Arc<[f32]>, String> {
-    let w = wav::parse(bytes).map_err(|e| e.to_string())?;
+    let w = wav::decode_mono_f32(bytes).map_err(|e| e.to_string())?;
     resample_clip(&w.samples, w.sample_rate, SAMPLE_RATE)
         .map(Arc::from)
         .map_err(|e| e.to_string())
@@ -146,7 +146,7 @@ fn load_file(path: &Path) -> Result<Arc<[f32]>, PromptError> {
         path: path.to_owned(),
         source,
     })?;
-    let w = wav::parse(&bytes).map_err(|source| PromptError::Format {
+    let w = wav::decode_mono_f32(&bytes).map_err(|source| PromptError::Format {
         path: path.to_owned(),
         source,
     })?;
@@ -184,11 +184,17 @@ mod tests {
     #[test]
     fn overrides_replace_and_bad_overrides_fall_back() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("error.wav"),
-            wav::encode_i16(8_000, &[0.5; 8_000]),
-        )
-        .unwrap();
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(dir.path().join("error.wav"), spec).unwrap();
+        for _ in 0..8_000 {
+            w.write_sample(16_384i16).unwrap();
+        }
+        w.finalize().unwrap();
         std::fs::write(dir.path().join("front_desk.wav"), b"not a wav").unwrap();
         let (set, errors) = PromptSet::load(Some(dir.path()));
         assert_eq!(
@@ -199,7 +205,9 @@ mod tests {
         assert_eq!(errors.len(), 1);
         let msg = errors[0].to_string();
         assert!(
-            msg.contains("front_desk.wav") && msg.contains("audio.prompts_dir"),
+            msg.contains("front_desk.wav")
+                && msg.contains("no RIFF tag")
+                && msg.contains("audio.prompts_dir"),
             "{msg}"
         );
         assert!(
