@@ -237,7 +237,7 @@ fn open_status_socket(
     }
     match health::socket::bind(runtime_dir) {
         Ok(listener) => Ok(Some(listener)),
-        Err(e @ health::socket::BindError::AlreadyRunning { .. }) => Err(e.into()),
+        Err(e @ health::socket::SocketBindError::AlreadyRunning { .. }) => Err(e.into()),
         Err(e) => {
             tracing::warn!("{e}; `jarvis-kiosk status` will not see this daemon");
             health.record_error(e.to_string());

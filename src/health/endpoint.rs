@@ -33,15 +33,15 @@ const ESSENTIAL: [&str; 4] = ["scanner", "audio", "realtime", "store"];
     "health.listen: cannot listen on {addr}: {source} (another program holds the port? pick \
      another 127.0.0.1 port, or remove health.listen to turn the endpoint off)"
 )]
-pub struct BindError {
+pub struct EndpointBindError {
     addr: SocketAddr,
     source: std::io::Error,
 }
 
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, EndpointBindError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| BindError { addr, source })
+        .map_err(|source| EndpointBindError { addr, source })
 }
 
 /// Serves until `shutdown`.

@@ -26,7 +26,7 @@ pub fn path(runtime_dir: &Path) -> PathBuf {
 
 /// Why the daemon could not open its status socket.
 #[derive(Debug, thiserror::Error)]
-pub enum BindError {
+pub enum SocketBindError {
     #[error(
         "another jarvis-kiosk is already running on this kiosk (it answers on {}{}): \
          stop it first (systemctl stop jarvis-kiosk), two daemons would fight over the scanner",
@@ -44,9 +44,9 @@ pub enum BindError {
 
 /// Binds the socket, replacing one left by a daemon that died, and lets the service's group
 /// (technicians added to it) connect.
-pub fn bind(runtime_dir: &Path) -> Result<UnixListener, BindError> {
+pub fn bind(runtime_dir: &Path) -> Result<UnixListener, SocketBindError> {
     let path = path(runtime_dir);
-    let io_err = |source| BindError::Io {
+    let io_err = |source| SocketBindError::Io {
         path: path.clone(),
         source,
     };
@@ -55,7 +55,7 @@ pub fn bind(runtime_dir: &Path) -> Result<UnixListener, BindError> {
             let pid = read_report(stream, Duration::from_secs(1))
                 .ok()
                 .map(|r| r.health.pid);
-            return Err(BindError::AlreadyRunning { path, pid });
+            return Err(SocketBindError::AlreadyRunning { path, pid });
         }
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
             std::fs::remove_file(&path).map_err(io_err)?;
@@ -265,7 +265,7 @@ mod tests {
             .unwrap()
             .unwrap_err();
         assert!(
-            matches!(&err, BindError::AlreadyRunning { pid: Some(p), .. } if *p == std::process::id()),
+            matches!(&err, SocketBindError::AlreadyRunning { pid: Some(p), .. } if *p == std::process::id()),
             "{err}"
         );
         assert!(err.to_string().contains("systemctl stop jarvis-kiosk"));

@@ -252,25 +252,37 @@ async fn terminated_backends_are_survived() {
     let mut terminated = 0;
     for _ in 0..8 {
         sent.extend(append(&store, sessions(5, 48)).await);
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        terminated += db
-            .psql(&format!(
-                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{}') t",
-                k.role
-            ))
-            .parse::<usize>()
-            .unwrap();
+        // Terminate only once the worker holds a connection: it reconnects to ship what was
+        // just appended, so every round cuts a live backend.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let n = db
+                .psql(&format!(
+                    "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{}') t",
+                    k.role
+                ))
+                .parse::<usize>()
+                .unwrap();
+            if n > 0 {
+                terminated += n;
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the worker did not reconnect within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
     wait_drained(&store, 60).await;
     stop(worker).await;
-    assert!(terminated >= 3, "only {terminated} backends terminated");
-    assert!(
-        health
-            .snapshot()
-            .last_errors
-            .iter()
-            .any(|e| e.contains("central"))
-    );
+    assert!(terminated >= 8, "only {terminated} backends terminated");
+    let reconnects = health
+        .snapshot()
+        .counters
+        .get(jarvis_sync::COUNTER_RECONNECTS)
+        .copied();
+    assert!(reconnects >= Some(1), "reconnects: {reconnects:?}");
     assert_central_matches(&db, &k.kiosk_id, &sent);
 }
 

@@ -28,7 +28,7 @@ pub struct DeviceInfo {
 
 /// Everything the audio host sees.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DeviceList {
+pub struct SoundCardList {
     pub host: String,
     pub default_input: Option<String>,
     pub default_output: Option<String>,
@@ -47,7 +47,7 @@ fn default_text(c: Result<cpal::SupportedStreamConfig, cpal::Error>) -> Option<S
 }
 
 /// Lists the devices of the default host (ALSA on Linux).
-pub fn list() -> Result<DeviceList, DeviceError> {
+pub fn list() -> Result<SoundCardList, DeviceError> {
     let _alsa = super::alsa_messages::AlsaMessages::capture();
     let host = cpal::default_host();
     let devices = host.devices().map_err(|source| DeviceError::Backend {
@@ -79,7 +79,7 @@ pub fn list() -> Result<DeviceList, DeviceError> {
             output,
         });
     }
-    Ok(DeviceList {
+    Ok(SoundCardList {
         host: host.id().name().to_owned(),
         default_input: host.default_input_device().map(|d| device::device_name(&d)),
         default_output: host
@@ -89,7 +89,7 @@ pub fn list() -> Result<DeviceList, DeviceError> {
     })
 }
 
-impl fmt::Display for DeviceList {
+impl fmt::Display for SoundCardList {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "audio host: {}", self.host)?;
         let none = "none".to_string();
@@ -129,7 +129,7 @@ mod tests {
 
     #[test]
     fn formats_a_list() {
-        let list = DeviceList {
+        let list = SoundCardList {
             host: "ALSA".into(),
             default_input: Some("USB mic (alsa:hw:1)".into()),
             default_output: None,
@@ -145,7 +145,7 @@ mod tests {
         let text = list.to_string();
         assert!(text.contains("default output: none"), "{text}");
         assert!(text.contains("USB mic (alsa:hw:1)\n  input   default i16 48000 Hz 1 ch\n          supports i16 1 ch 16000-48000 Hz"), "{text}");
-        let empty = DeviceList {
+        let empty = SoundCardList {
             devices: vec![],
             ..list
         };

@@ -47,7 +47,7 @@ pub struct InputDeviceEntry {
 
 /// Everything `devices` prints.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct DeviceList {
+pub struct ScannerDeviceList {
     pub serial: Vec<SerialPortEntry>,
     pub input: Vec<InputDeviceEntry>,
     /// Enumeration failures worth showing (they do not stop the listing).
@@ -55,8 +55,8 @@ pub struct DeviceList {
 }
 
 /// Lists the devices on this machine.
-pub fn list_devices() -> DeviceList {
-    let mut list = DeviceList::default();
+pub fn list_devices() -> ScannerDeviceList {
+    let mut list = ScannerDeviceList::default();
     match serialport::available_ports() {
         Ok(ports) => {
             list.serial = serial_entries(ports, &links_by_target(Path::new(BY_ID_DIR)));
@@ -156,7 +156,7 @@ pub fn serial_entries(
     out
 }
 
-impl fmt::Display for DeviceList {
+impl fmt::Display for ScannerDeviceList {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "Serial ports (for badge.serial.path):")?;
         if self.serial.is_empty() {
@@ -251,7 +251,7 @@ mod tests {
         assert_eq!(usb.usb.as_ref().unwrap().vid, 0x0c2e);
         let link_only = entries.iter().find(|e| e.kind == "link").unwrap();
         assert_eq!(link_only.by_id, vec![by_id.join("test-pty")]);
-        let list = DeviceList {
+        let list = ScannerDeviceList {
             serial: entries,
             input: vec![InputDeviceEntry {
                 path: "/dev/input/event3".into(),
@@ -280,7 +280,7 @@ mod tests {
 
     #[test]
     fn empty_lists_say_so() {
-        let text = DeviceList::default().to_string();
+        let text = ScannerDeviceList::default().to_string();
         assert!(text.contains("Serial ports (for badge.serial.path):\n  none found"));
         assert!(text.contains("group `input`"));
     }

@@ -25,5 +25,5 @@ pub use load::{ConfigError, ConfigSource, DEFAULT_CONFIG_PATH, ENV_PREFIX};
 pub use types::{
     AudioConfig, BadgeConfig, BadgeSource, CentralConfig, Config, EchoControl, HealthConfig,
     HidConfig, KeyboardLayout, KioskConfig, LogConfig, OpenAiConfig, Parity, SampleFormat,
-    SerialConfig, SessionConfig, StorageConfig, TurnDetection,
+    SerialConfig, SessionConfig, StorageConfig, TurnDetectionMode,
 };

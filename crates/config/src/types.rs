@@ -232,7 +232,7 @@ impl Default for AudioConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum TurnDetection {
+pub enum TurnDetectionMode {
     SemanticVad,
     ServerVad,
 }
@@ -251,7 +251,7 @@ pub struct OpenAiConfig {
     pub voice: String,
     /// Instructions template; `{first_name}`, `{language}`, `{membership}` are filled in.
     pub instructions_file: Option<PathBuf>,
-    pub turn_detection: TurnDetection,
+    pub turn_detection: TurnDetectionMode,
     pub transcription_model: String,
     /// Transcript phrases that end the session if the model does not call `end_session`.
     pub goodbye_phrases: Vec<String>,
@@ -273,7 +273,7 @@ impl Default for OpenAiConfig {
             model: core.model,
             voice: "marin".into(),
             instructions_file: None,
-            turn_detection: TurnDetection::SemanticVad,
+            turn_detection: TurnDetectionMode::SemanticVad,
             transcription_model: core.transcription_model,
             goodbye_phrases: core.goodbye_phrases,
             connect_timeout_s: core.connect_timeout_ms / 1000,

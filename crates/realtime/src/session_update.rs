@@ -233,9 +233,9 @@ pub fn end_session_tool() -> Tool {
 }
 
 /// Turn detection as `openai.turn_detection` asks; both create and interrupt responses.
-pub fn turn_detection(kind: jarvis_config::TurnDetection) -> TurnDetection {
+pub fn turn_detection(kind: jarvis_config::TurnDetectionMode) -> TurnDetection {
     match kind {
-        jarvis_config::TurnDetection::ServerVad => TurnDetection::ServerVad {
+        jarvis_config::TurnDetectionMode::ServerVad => TurnDetection::ServerVad {
             threshold: Some(0.6),
             prefix_padding_ms: Some(300),
             silence_duration_ms: Some(500),
@@ -243,7 +243,7 @@ pub fn turn_detection(kind: jarvis_config::TurnDetection) -> TurnDetection {
             interrupt_response: Some(true),
             idle_timeout_ms: None,
         },
-        jarvis_config::TurnDetection::SemanticVad => TurnDetection::SemanticVad {
+        jarvis_config::TurnDetectionMode::SemanticVad => TurnDetection::SemanticVad {
             eagerness: Some(Eagerness::Auto),
             create_response: Some(true),
             interrupt_response: Some(true),
@@ -307,7 +307,7 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jarvis_config::TurnDetection as Td;
+    use jarvis_config::TurnDetectionMode as Td;
 
     fn member(name: Option<&str>) -> MemberContext<'_> {
         MemberContext {
