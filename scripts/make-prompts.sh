@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the spoken and synthesised prompts in assets/prompts/ (embedded in the binary by
-# src/audio/prompts.rs). Needs espeak-ng and sox:
+# crates/audio/src/prompts.rs). Needs espeak-ng and sox:
 #     apt-get install -y --no-install-recommends espeak-ng sox
 # Output: mono, 16 kHz, signed 16-bit WAV, peak-normalised to -3 dBFS.
 set -euo pipefail

@@ -1,4 +1,4 @@
-//! Integration tests of the local store (`src/store/`) against real SQLite files, in one test
+//! Integration tests of the local store (`crates/store`) against real SQLite files, in one test
 //! binary: each binary links the whole crate, so one instead of four saves build time and disk.
 
 #[path = "store/bound.rs"]

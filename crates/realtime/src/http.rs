@@ -4,13 +4,14 @@
 //! `Retry-After`, 5xx, connect errors and timeouts are transient.
 
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 
 use jarvis_config::OpenAiConfig;
 use jarvis_config::secrets::Secret;
 use jarvis_core::breaker::Failure;
+use jarvis_core::clock;
 
 /// Which credential an ephemeral key came from: decides what an HTTP 401 tells a person to fix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,7 +187,7 @@ pub(crate) async fn send(
             &headers,
             &body,
             origin,
-            SystemTime::now(),
+            clock::wall_ms(),
         ));
     }
     Ok((headers, body))
@@ -221,14 +222,15 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-/// Classifies a non-2xx answer. Pure: `now` only turns an HTTP-date `Retry-After` into a delay.
+/// Classifies a non-2xx answer. Pure: `now_ms` (wall clock) only turns an HTTP-date
+/// `Retry-After` into a delay.
 pub fn classify(
     op: Op,
     status: u16,
     headers: &HeaderMap,
     body: &str,
     origin: KeyOrigin,
-    now: SystemTime,
+    now_ms: i64,
 ) -> CallError {
     let (code, message) = error_envelope(body);
     let detail = match (&code, &message) {
@@ -245,7 +247,7 @@ pub fn classify(
         },
         429 => CallError::RateLimited {
             op,
-            retry_after: retry_after(headers, now),
+            retry_after: retry_after(headers, now_ms),
             detail,
         },
         500..=599 => CallError::Server { op, status, detail },
@@ -308,7 +310,7 @@ fn scrub(text: &str) -> String {
 
 /// The delay a 429 asks for: `retry-after-ms`, else `Retry-After` in seconds or as an
 /// HTTP-date; capped at [`MAX_RETRY_AFTER`].
-pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+pub fn retry_after(headers: &HeaderMap, now_ms: i64) -> Option<Duration> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let from_ms = header("retry-after-ms")
         .and_then(|v| v.trim().parse::<f64>().ok())
@@ -318,8 +320,11 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
         match v.parse::<f64>() {
             Ok(secs) => Duration::try_from_secs_f64(secs).ok(),
             Err(_) => {
-                let at = UNIX_EPOCH + Duration::from_secs(parse_http_date(v)?);
-                Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+                let at_ms = i64::try_from(parse_http_date(v)?)
+                    .ok()?
+                    .saturating_mul(1000);
+                let ahead = u64::try_from(at_ms.saturating_sub(now_ms)).unwrap_or(0);
+                Some(Duration::from_millis(ahead))
             }
         }
     })?;
@@ -379,7 +384,7 @@ pub(crate) mod tests {
 
     #[test]
     fn retry_after_in_every_form() {
-        let now = UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        let now: i64 = 784_111_777_000; // Sun, 06 Nov 1994 08:49:37 GMT
         assert_eq!(
             retry_after(&headers(&[("retry-after", "7")]), now),
             Some(Duration::from_secs(7))
@@ -431,7 +436,7 @@ pub(crate) mod tests {
 
     #[test]
     fn statuses_are_classified() {
-        let now = SystemTime::now();
+        let now = clock::wall_ms();
         let body = r#"{"error":{"message":"Incorrect API key provided: sk-abc***xyz.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#;
         let e = classify(
             Op::Exchange,
