@@ -14,11 +14,11 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use crate::badge::id::Badge;
 use crate::badge::normalize::trim_frame;
-pub use crate::badge::normalize::{Charset, DiscardReason, FrameRules, LeadingZeros, LetterCase};
+pub use crate::badge::normalize::{
+    Charset, DiscardReason, FrameKind, FrameRules, Framing, LeadingZeros, LetterCase,
+};
 
 const STX: u8 = 0x02;
 const ETX: u8 = 0x03;
@@ -26,28 +26,6 @@ const ETX: u8 = 0x03;
 /// frame within a few milliseconds (9600 baud is about 1 ms per byte), so a longer silence
 /// means the rest was lost; without this, the next scan would be glued to the fragment.
 pub const DEFAULT_IDLE_RESET: Duration = Duration::from_millis(500);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Framing {
-    /// Frames end with CR, LF or CRLF.
-    Line,
-    /// Frames are STX (0x02) ... ETX (0x03).
-    StxEtx,
-    /// Every `badge.fixed_len` bytes are one frame.
-    Fixed,
-}
-
-/// How frames are delimited on the wire (from `badge.framing` and `badge.fixed_len`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FrameKind {
-    /// Ends with CR, LF or CRLF.
-    Line,
-    /// STX (0x02) ... ETX (0x03); bytes outside are noise.
-    StxEtx,
-    /// Every `n` bytes are one frame; whitespace between frames is skipped.
-    Fixed(usize),
-}
 
 /// One discarded run of input: log it once, count it once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

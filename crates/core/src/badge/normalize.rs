@@ -1,5 +1,5 @@
-//! Badge normalisation: one frame's bytes, delimiters removed, to a valid badge or the reason
-//! it is not one. Apart from the parser because it defines a valid badge on its own, whatever
+//! The frame rules: how frames are delimited on the wire, and badge normalisation (one
+//! frame's bytes, delimiters removed, to a valid badge or the reason it is not one). Apart from the parser because it defines a valid badge on its own, whatever
 //! the framing: [`FrameRules::accepts`] is the invariant the parser guarantees and its
 //! property tests and fuzzer check.
 
@@ -8,8 +8,30 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::badge::frame::FrameKind;
 use crate::badge::id::Badge;
+
+/// `badge.framing`: how the scanner delimits frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Framing {
+    /// Frames end with CR, LF or CRLF.
+    Line,
+    /// Frames are STX (0x02) ... ETX (0x03).
+    StxEtx,
+    /// Every `badge.fixed_len` bytes are one frame.
+    Fixed,
+}
+
+/// How frames are delimited on the wire (from `badge.framing` and `badge.fixed_len`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// Ends with CR, LF or CRLF.
+    Line,
+    /// STX (0x02) ... ETX (0x03); bytes outside are noise.
+    StxEtx,
+    /// Every `n` bytes are one frame; whitespace between frames is skipped.
+    Fixed(usize),
+}
 
 /// Whitespace a frame may carry around its content on top of prefix and suffix before it
 /// counts as overlong.
