@@ -69,7 +69,7 @@ impl Supervisor {
         let span = tracing::info_span!("adapter", adapter = name);
         self.tasks.spawn(
             async move {
-                let mut delays = RetryPolicy::ADAPTER_RESTART.delays();
+                let mut backoff = RetryPolicy::ADAPTER_RESTART.backoff();
                 let mut last_error = String::new();
                 loop {
                     let started = Instant::now();
@@ -92,9 +92,9 @@ impl Supervisor {
                     ctx.health.add(&format!("{name}_restarts"), 1);
                     ctx.degraded(error);
                     if started.elapsed() >= STABLE_AFTER {
-                        delays = RetryPolicy::ADAPTER_RESTART.delays();
+                        backoff.reset();
                     }
-                    let delay = delays.next().unwrap_or(Duration::from_secs(30));
+                    let delay = backoff.next_delay();
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
                         () = ctx.shutdown.cancelled() => return,

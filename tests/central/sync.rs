@@ -271,6 +271,7 @@ async fn terminated_backends_are_survived() {
                 std::time::Instant::now() < deadline,
                 "the worker did not reconnect within 30 s"
             );
+            // Only the poll interval of the wait above: the condition is the backend itself.
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }

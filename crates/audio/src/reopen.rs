@@ -106,7 +106,7 @@ fn run<W: StreamWorker>(worker: &W, stop: &AtomicBool) {
     let dir = W::DIRECTION;
     let side = side(dir);
     let status = worker.status();
-    let mut backoff = RetryPolicy::SOUND_CARD_REOPEN.delays();
+    let mut backoff = RetryPolicy::SOUND_CARD_REOPEN.backoff();
     let mut opened_before = false;
     let mut last_error = String::new();
     let mut alsa = AlsaMessages::capture();
@@ -120,7 +120,7 @@ fn run<W: StreamWorker>(worker: &W, stop: &AtomicBool) {
                 opened_before = true;
                 status.up(dir);
                 last_error.clear();
-                backoff = RetryPolicy::SOUND_CARD_REOPEN.delays();
+                backoff.reset();
                 match worker.pump(running) {
                     End::Stop => break,
                     End::Failed(reason) => {
@@ -143,7 +143,7 @@ fn run<W: StreamWorker>(worker: &W, stop: &AtomicBool) {
             }
         }
         worker.between_attempts();
-        let wait = backoff.next().unwrap_or(Duration::from_secs(10));
+        let wait = backoff.next_delay();
         sleep_unless_stopped(stop, wait);
     }
 }

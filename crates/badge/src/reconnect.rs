@@ -164,11 +164,11 @@ fn run<D: ScannerDevice>(
     stop: &AtomicBool,
 ) {
     let stopped = || stop.load(Ordering::Relaxed) || scans.is_closed();
-    let mut delays = RetryPolicy::SCANNER_REOPEN.delays();
+    let mut backoff = RetryPolicy::SCANNER_REOPEN.backoff();
     while !stopped() {
         match device.open() {
             Ok((port, opened)) => {
-                delays = RetryPolicy::SCANNER_REOPEN.delays();
+                backoff.reset();
                 reporter.up(&opened);
                 let end = read_until_error(&mut device, port, &reporter, scans, &stopped);
                 // A half frame must never be glued to the first frame after a re-plug.
@@ -187,9 +187,7 @@ fn run<D: ScannerDevice>(
             }
             Err(error) => reporter.down(&error),
         }
-        let delay = delays
-            .next()
-            .unwrap_or(RetryPolicy::SCANNER_REOPEN.max_delay);
+        let delay = backoff.next_delay();
         if !sleep_unless(delay, stopped) {
             return;
         }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 
 /// Delays between attempts: `min_delay` growing by `factor` up to `max_delay`, forever.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,13 +38,17 @@ impl RetryPolicy {
         }
     }
 
-    /// An endless series of delays; start a new series after a success.
-    pub fn delays(&self) -> impl Iterator<Item = Duration> + Send + use<> {
-        self.builder().build()
+    /// A new series of delays, for one retrying loop.
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            policy: *self,
+            delays: self.builder().build(),
+        }
     }
 
-    /// The same series with a fixed jitter seed, for reproducible tests.
-    pub fn delays_seeded(&self, seed: u64) -> impl Iterator<Item = Duration> + Send + use<> {
+    /// The series with a fixed jitter seed, for reproducible tests.
+    #[cfg(test)]
+    fn delays_seeded(&self, seed: u64) -> ExponentialBackoff {
         self.builder().with_jitter_seed(seed).build()
     }
 
@@ -55,6 +59,25 @@ impl RetryPolicy {
             .with_factor(self.factor.max(1.0))
             .without_max_times();
         if self.jitter { b.with_jitter() } else { b }
+    }
+}
+
+/// One retrying loop's position in its [`RetryPolicy`]'s series.
+#[derive(Debug)]
+pub struct Backoff {
+    policy: RetryPolicy,
+    delays: ExponentialBackoff,
+}
+
+impl Backoff {
+    /// The wait before the next attempt; the series never ends (it stays at `max_delay`).
+    pub fn next_delay(&mut self) -> Duration {
+        self.delays.next().unwrap_or(self.policy.max_delay)
+    }
+
+    /// Back to the shortest delay, after a success.
+    pub fn reset(&mut self) {
+        *self = self.policy.backoff();
     }
 }
 
@@ -80,12 +103,11 @@ mod tests {
 
     #[test]
     fn scanner_delays_double_from_100ms_and_cap_at_1s_exactly() {
-        let d: Vec<u128> = RetryPolicy::SCANNER_REOPEN
-            .delays()
-            .take(8)
-            .map(|d| d.as_millis())
-            .collect();
+        let mut b = RetryPolicy::SCANNER_REOPEN.backoff();
+        let d: Vec<u128> = (0..8).map(|_| b.next_delay().as_millis()).collect();
         assert_eq!(d, [100, 200, 400, 800, 1000, 1000, 1000, 1000]);
+        b.reset();
+        assert_eq!(b.next_delay(), Duration::from_millis(100));
     }
 
     #[test]

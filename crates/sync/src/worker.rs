@@ -22,7 +22,7 @@ use jarvis_config::Config;
 use jarvis_core::clock;
 use jarvis_core::events::{EventKind, EventPayload, KioskEvent, Severity};
 use jarvis_core::health::{AdapterState, Health};
-use jarvis_core::retry::RetryPolicy;
+use jarvis_core::retry::{Backoff, RetryPolicy};
 use jarvis_core::sync_policy::{BatchDecision, BatchPolicy, FailureClass, classify};
 use jarvis_store::{StoreHandle, StoredEvent};
 
@@ -142,7 +142,7 @@ struct Worker {
     connected_once: bool,
     /// Schema and identity checked on the current connection.
     checked: bool,
-    delays: Box<dyn Iterator<Item = Duration> + Send>,
+    backoff: Backoff,
     next_heartbeat: Instant,
     last_problem: Option<String>,
 }
@@ -151,7 +151,7 @@ impl Worker {
     fn new(settings: SyncSettings, store: StoreHandle, health: Health) -> Self {
         health.set_adapter(ADAPTER, AdapterState::Starting);
         Worker {
-            delays: Box::new(settings.retry.delays()),
+            backoff: settings.retry.backoff(),
             next_heartbeat: Instant::now(),
             settings,
             store,
@@ -195,7 +195,7 @@ impl Worker {
             }
             Err(Stall::Transient(msg)) => {
                 self.degraded(msg);
-                self.delays.next().unwrap_or(self.settings.retry.max_delay)
+                self.backoff.next_delay()
             }
         }
     }
@@ -328,7 +328,7 @@ impl Worker {
                         .add("central_events_duplicate", n.saturating_sub(inserted));
                     self.health
                         .set_gauge("central_last_sync_ms", clock::wall_ms());
-                    self.delays = Box::new(self.settings.retry.delays());
+                    self.backoff.reset();
                 }
                 Ok(Err(e)) => match classify(sqlstate(&e)) {
                     FailureClass::Poison => {
