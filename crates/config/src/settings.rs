@@ -54,22 +54,21 @@ impl OpenAiConfig {
 impl Config {
     /// What the session core needs, in milliseconds and nano-dollars.
     pub fn session_settings(&self) -> Settings {
-        let cfg = self;
-        let s = &cfg.session;
+        let s = &self.session;
         Settings {
-            model: cfg.openai.model.clone(),
-            transcription_model: cfg.openai.transcription_model.clone(),
+            model: self.openai.model.clone(),
+            transcription_model: self.openai.transcription_model.clone(),
             max_duration_ms: s.max_duration_s.saturating_mul(1000),
             idle_timeout_ms: s.idle_timeout_s.saturating_mul(1000),
             max_cost: s.max_cost_usd.0,
             daily_budget: s.daily_budget_usd.0,
             cooldown_ms: s.cooldown_s.saturating_mul(1000),
-            debounce_ms: cfg.badge.debounce_s.saturating_mul(1000),
-            max_sessions_per_hour: cfg.badge.max_sessions_per_hour,
-            on_scan_during_session: cfg.badge.on_scan_during_session,
-            unknown_member: cfg.badge.unknown_member,
-            goodbye_phrases: cfg.openai.goodbye_phrases.clone(),
-            connect_timeout_ms: cfg.openai.connect_timeout_s.saturating_mul(1000),
+            debounce_ms: self.badge.debounce_s.saturating_mul(1000),
+            max_sessions_per_hour: self.badge.max_sessions_per_hour,
+            on_scan_during_session: self.badge.on_scan_during_session,
+            unknown_member: self.badge.unknown_member,
+            goodbye_phrases: self.openai.goodbye_phrases.clone(),
+            connect_timeout_ms: self.openai.connect_timeout_s.saturating_mul(1000),
             lookup_timeout_ms: DEFAULT_LOOKUP_TIMEOUT_MS,
             goodbye_grace_ms: DEFAULT_GOODBYE_GRACE_MS,
             hangup_delay_ms: DEFAULT_HANGUP_DELAY_MS,
