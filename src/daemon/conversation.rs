@@ -28,6 +28,8 @@ use jarvis_realtime::session_update::{self, InstructionsTemplate, MemberContext}
 
 /// Microphone frames that may wait for the peer (100 ms); older ones are dropped, not delayed.
 const AUDIO_QUEUE: usize = 5;
+/// How long a hang-up waits for the usage of responses still running.
+const USAGE_GRACE: Duration = Duration::from_secs(2);
 
 /// Everything a conversation needs that outlives it.
 pub struct RealtimeDeps {
@@ -155,7 +157,7 @@ async fn run(
         }
     };
 
-    let mut translator = match Translator::new(
+    let translator = match Translator::new(
         deps.pricing.clone(),
         &deps.cfg.model,
         &deps.cfg.transcription_model,
@@ -172,8 +174,14 @@ async fn run(
         }
     };
     let mut open = false;
-    let mut malformed = 0u64;
-    let mut unknown = 0u64;
+    let mut inbox = Inbox {
+        deps: &deps,
+        session_id,
+        reports: &reports,
+        translator,
+        malformed: 0,
+        unknown: 0,
+    };
     loop {
         tokio::select! {
             ev = events.recv() => {
@@ -194,31 +202,7 @@ async fn run(
                         report(ConversationEvent::Connect(Ok(()))).await;
                         report(ConversationEvent::Input(Input::RealtimeConnected { session_id })).await;
                     }
-                    PeerEvent::Message(text) => match protocol::decode(&text) {
-                        Decoded::Event(event) => {
-                            for signal in translator.translate(&event) {
-                                if let Some((speaker, text)) = transcript_to_log(&signal, deps.log_transcripts) {
-                                    tracing::info!(speaker, text, "transcript");
-                                }
-                                for r in to_reports(session_id, signal, &deps.playback) {
-                                    report(r).await;
-                                }
-                            }
-                        }
-                        Decoded::Ignored { .. } => {}
-                        Decoded::Unknown { kind } => {
-                            unknown += 1;
-                            deps.health.add("realtime_unknown_events", 1);
-                            tracing::debug!(kind, "unknown Realtime event ignored");
-                        }
-                        Decoded::Malformed { error } => {
-                            malformed += 1;
-                            deps.health.add("realtime_malformed_events", 1);
-                            if malformed == 1 {
-                                tracing::warn!(error = %error, "malformed Realtime event ignored (further ones are counted)");
-                            }
-                        }
-                    },
+                    PeerEvent::Message(text) => inbox.on_message(&text).await,
                     PeerEvent::Audio(frame) => {
                         deps.playback.push_rtp(frame.seq as u16, frame.rtp_time as u32, &frame.payload);
                     }
@@ -244,16 +228,88 @@ async fn run(
                     Err(e) => tracing::error!(error = %e, "cannot encode a client event"),
                 },
                 Some(Command::HangUp) | None => {
+                    inbox.await_usage_in_flight(&mut events).await;
                     hang_up(&deps, &peer, call_id.as_deref()).await;
                     break;
                 }
             },
         }
     }
-    if malformed > 0 || unknown > 0 {
-        tracing::info!(malformed, unknown, "Realtime events ignored this session");
+    if inbox.malformed > 0 || inbox.unknown > 0 {
+        tracing::info!(
+            malformed = inbox.malformed,
+            unknown = inbox.unknown,
+            "Realtime events ignored this session"
+        );
     }
     deps.playback.flush();
+}
+
+/// The data channel's messages, decoded, metered and reported to the driver.
+struct Inbox<'a> {
+    deps: &'a RealtimeDeps,
+    session_id: Uuid,
+    reports: &'a mpsc::Sender<ConversationEvent>,
+    translator: Translator,
+    malformed: u64,
+    unknown: u64,
+}
+
+impl Inbox<'_> {
+    async fn on_message(&mut self, text: &str) {
+        match protocol::decode(text) {
+            Decoded::Event(event) => {
+                for signal in self.translator.translate(&event) {
+                    if let Some((speaker, text)) =
+                        transcript_to_log(&signal, self.deps.log_transcripts)
+                    {
+                        tracing::info!(speaker, text, "transcript");
+                    }
+                    for r in to_reports(self.session_id, signal, &self.deps.playback) {
+                        let _ = self.reports.send(r).await;
+                    }
+                }
+            }
+            Decoded::Ignored { .. } => {}
+            Decoded::Unknown { kind } => {
+                self.unknown += 1;
+                self.deps.health.add("realtime_unknown_events", 1);
+                tracing::debug!(kind, "unknown Realtime event ignored");
+            }
+            Decoded::Malformed { error } => {
+                self.malformed += 1;
+                self.deps.health.add("realtime_malformed_events", 1);
+                if self.malformed == 1 {
+                    tracing::warn!(error = %error, "malformed Realtime event ignored (further ones are counted)");
+                }
+            }
+        }
+    }
+
+    /// OpenAI bills a response as generated, even when nobody hears it: before closing, read
+    /// on until every started response has its `response.done` (its usage goes to the
+    /// ended session) or [`USAGE_GRACE`] passes. Audio arriving meanwhile is not played.
+    async fn await_usage_in_flight(&mut self, events: &mut mpsc::Receiver<PeerEvent>) {
+        let deadline = tokio::time::Instant::now() + USAGE_GRACE;
+        while self.translator.responses_in_flight() > 0 {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some(PeerEvent::Message(text))) => self.on_message(&text).await,
+                Ok(Some(PeerEvent::Closed { .. }) | None) => break,
+                Ok(Some(_)) => {}
+                Err(_) => {
+                    tracing::warn!(
+                        responses = self.translator.responses_in_flight(),
+                        "hung up before the usage of running responses arrived: their cost is not recorded"
+                    );
+                    self.deps.health.record_error(
+                        "Realtime: a response's usage did not arrive within 2 s of hang-up; its cost is missing"
+                            .to_string(),
+                    );
+                    break;
+                }
+            }
+        }
+    }
 }
 
 type Connected = (PeerHandle, mpsc::Receiver<PeerEvent>, Option<String>);

@@ -99,6 +99,8 @@ pub struct Translator {
     model: String,
     transcription_model: String,
     ended_calls: Vec<String>,
+    /// Responses created and not yet done: their usage is still to come (and billed).
+    in_flight: Vec<String>,
 }
 
 impl Translator {
@@ -115,7 +117,14 @@ impl Translator {
             model: model.to_owned(),
             transcription_model: transcription_model.to_owned(),
             ended_calls: Vec::new(),
+            in_flight: Vec::new(),
         })
+    }
+
+    /// Responses the server started and has not finished: after a hang-up, their
+    /// `response.done` (billed by OpenAI) is still worth waiting for.
+    pub fn responses_in_flight(&self) -> usize {
+        self.in_flight.len()
     }
 
     /// The signals one event produces, in the order to apply them (usage before end_session).
@@ -183,7 +192,13 @@ impl Translator {
                 ..
             } if name == END_SESSION_TOOL => self.end_session(call_id, arguments, &mut out),
             ServerEvent::OutputItemDone { item, .. } => self.end_session_item(item, &mut out),
+            ServerEvent::ResponseCreated { response, .. } => {
+                if !self.in_flight.contains(&response.id) {
+                    self.in_flight.push(response.id.clone());
+                }
+            }
             ServerEvent::ResponseDone { response, .. } => {
+                self.in_flight.retain(|id| *id != response.id);
                 if let Some(usage) = &response.usage {
                     let model = self.model.clone();
                     let raw_usage = usage.raw.clone();
@@ -238,7 +253,6 @@ impl Translator {
             }
             ServerEvent::Error { error, .. } => out.push(error_signal(error)),
             ServerEvent::FunctionCallArgumentsDone { .. }
-            | ServerEvent::ResponseCreated { .. }
             | ServerEvent::OutputAudioTranscriptDelta { .. }
             | ServerEvent::RateLimitsUpdated { .. } => {}
         }

@@ -632,3 +632,27 @@ proptest! {
         prop_assert_eq!(cost.cost.model_total(), NanoUsd(expected));
     }
 }
+
+#[test]
+fn responses_are_in_flight_from_created_to_done() {
+    let mut t = translator("gpt-realtime", "gpt-4o-mini-transcribe");
+    let created = |id: &str| {
+        event(json!({"type": "response.created", "response": {
+            "object": "realtime.response", "id": id, "status": "in_progress", "output": [], "usage": null}}))
+    };
+    assert_eq!(t.responses_in_flight(), 0);
+    t.translate(&created("resp_D1kq6aB2cD3eF4gH5iJ6k"));
+    t.translate(&created("resp_other"));
+    t.translate(&created("resp_other"));
+    assert_eq!(t.responses_in_flight(), 2, "a repeated created counts once");
+    let signals = t.translate(&event(goodbye_response_done()));
+    assert!(matches!(
+        signals.first(),
+        Some(RealtimeSignal::ResponseUsage { .. })
+    ));
+    assert_eq!(t.responses_in_flight(), 1);
+    let mut done = goodbye_response_done();
+    done["response"]["id"] = json!("resp_other");
+    t.translate(&event(done));
+    assert_eq!(t.responses_in_flight(), 0);
+}
