@@ -63,6 +63,12 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
             "local store open"
         );
         health.set_adapter("store", AdapterState::Up);
+        let crashed = store.call(|s| s.end_crashed_sessions()).await.context("ending sessions a crash left open")?;
+        for ended in &crashed {
+            let cost = match &ended.payload { jarvis_core::events::EventPayload::SessionEnded { cost, .. } => cost.total(), _ => Default::default() };
+            health.session_ended("crashed", cost);
+            health.record_error(format!("session {} was left open by a crash (kill -9, power cut): ended as `crashed` with {cost} recorded", ended.session_id.unwrap_or_default()));
+        }
 
         let mut supervisor = Supervisor::new(health.clone(), shutdown.clone());
         let spent_today = {
