@@ -72,7 +72,9 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
 
         let mut supervisor = Supervisor::new(health.clone(), shutdown.clone());
         let spent_today = {
-            let day_start = jarvis_core::session::limits::utc_day(clock::wall_ms()) * 86_400_000;
+            let calendar = cfg.kiosk.calendar();
+            health.set_budget_time_zone(calendar.zone());
+            let day_start = calendar.day_start_ms(calendar.day(clock::wall_ms()));
             store
                 .call(move |s| s.spent_since(day_start))
                 .await
