@@ -4,11 +4,15 @@
 mod central_support;
 mod support;
 
+#[path = "central/crashed.rs"]
+mod crashed;
 #[path = "central/directory.rs"]
 mod directory;
 #[path = "central/schema.rs"]
 mod schema;
 #[path = "central/security.rs"]
 mod security;
+#[path = "central/setup_stall.rs"]
+mod setup_stall;
 #[path = "central/sync.rs"]
 mod sync;

@@ -5,6 +5,8 @@
 mod bound;
 #[path = "store/crash.rs"]
 mod crash;
+#[path = "store/crashed_sessions.rs"]
+mod crashed_sessions;
 #[path = "store/member_cache.rs"]
 mod member_cache;
 #[path = "store/outbox.rs"]

@@ -138,7 +138,7 @@ fn print_health(s: &HealthSnapshot, now_ms: i64) {
         s.pid, s.version, up_s
     );
     println!("lifecycle: {}", s.lifecycle);
-    println!("spent today (UTC): {}", s.spent_today);
+    println!("spent today ({}): {}", s.budget_time_zone, s.spent_today);
     if !s.adapters.is_empty() {
         println!("adapters:");
         for (name, state) in &s.adapters {

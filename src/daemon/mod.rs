@@ -63,10 +63,18 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
             "local store open"
         );
         health.set_adapter("store", AdapterState::Up);
+        let crashed = store.call(|s| s.end_crashed_sessions()).await.context("ending sessions a crash left open")?;
+        for ended in &crashed {
+            let cost = match &ended.payload { jarvis_core::events::EventPayload::SessionEnded { cost, .. } => cost.total(), _ => Default::default() };
+            health.session_ended("crashed", cost);
+            health.record_error(format!("session {} was left open by a crash (kill -9, power cut): ended as `crashed` with {cost} recorded", ended.session_id.unwrap_or_default()));
+        }
 
         let mut supervisor = Supervisor::new(health.clone(), shutdown.clone());
         let spent_today = {
-            let day_start = jarvis_core::session::limits::utc_day(clock::wall_ms()) * 86_400_000;
+            let calendar = cfg.kiosk.calendar();
+            health.set_budget_time_zone(calendar.zone());
+            let day_start = calendar.day_start_ms(calendar.day(clock::wall_ms()));
             store
                 .call(move |s| s.spent_since(day_start))
                 .await

@@ -154,8 +154,18 @@ impl Collector for ReportCollector {
         one(
             &mut e,
             "spent_today_usd",
-            "OpenAI spend recorded today (UTC), bounded by session.daily_budget_usd.",
+            "OpenAI spend recorded today (the day of budget_time_zone_info), bounded by \
+             session.daily_budget_usd.",
             ConstGauge::new(usd(h.spent_today)),
+        )?;
+        family(
+            &mut e,
+            "budget_time_zone_info",
+            "The time zone whose midnight resets the daily budget (kiosk.timezone; always 1).",
+            [(
+                vec![("zone", h.budget_time_zone.clone())],
+                ConstGauge::new(1),
+            )],
         )?;
         if let Some(o) = &r.outbox {
             one(
@@ -262,6 +272,7 @@ mod tests {
             }),
             sessions_cost: NanoUsd(1_500_000_000),
             spent_today: NanoUsd(2_250_000_000),
+            budget_time_zone: "Europe/Paris".into(),
             ..Default::default()
         };
         h.sessions_ended.insert("member_goodbye".into(), 3);
@@ -318,6 +329,10 @@ mod tests {
             ),
             ("jarvis_kiosk_sessions_cost_usd_total", 1.5),
             ("jarvis_kiosk_spent_today_usd", 2.25),
+            (
+                r#"jarvis_kiosk_budget_time_zone_info{zone="Europe/Paris"}"#,
+                1.0,
+            ),
             ("jarvis_kiosk_session_live", 1.0),
             ("jarvis_kiosk_session_cost_usd", 0.0125),
             ("jarvis_kiosk_outbox_backlog", 12.0),

@@ -106,22 +106,30 @@ fn pressure_alerts_are_rate_limited_not_per_event() {
 }
 
 #[test]
-fn already_synced_events_are_dropped_before_unsynced_ones() {
+fn already_synced_events_are_dropped_before_unsynced_ones_whatever_their_importance() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open_bounded(&dir, MAX);
-    let synced: Vec<i64> = (0..30)
-        .map(|i| store.append(&alert(i, 1_000)).unwrap())
+    // Synced normal alerts and synced critical costs (days old: not today's budget).
+    let synced: Vec<(i64, bool)> = (0..30)
+        .map(|i| {
+            let critical = i % 2 == 1;
+            let ev = if critical {
+                usage(Uuid::now_v7(), i, cost(1, 2))
+            } else {
+                alert(i, 1_000)
+            };
+            (store.append(&ev).unwrap(), critical)
+        })
         .collect();
-    store.mark_synced(&synced).unwrap();
-    let unsynced: Vec<i64> = (0..25)
+    let seqs: Vec<i64> = synced.iter().map(|(seq, _)| *seq).collect();
+    store.mark_synced(&seqs).unwrap();
+    let unsynced: Vec<i64> = (0..35)
         .map(|i| store.append(&heartbeat(100 + i, 1_000)).unwrap())
         .collect();
     let stats = store.stats().unwrap();
-    assert!(stats.dropped_normal > 0, "{stats:?}");
-    assert_eq!(
-        stats.dropped_low, 0,
-        "unsynced low events outrank synced normal ones"
-    );
+    assert_eq!(stats.dropped, 0, "nothing lost: {stats:?}");
+    assert!(stats.synced < 30, "synced rows made room: {stats:?}");
+    assert!(stats.bytes <= MAX, "{stats:?}");
     let pending: Vec<i64> = store
         .pending(1_000)
         .unwrap()
@@ -131,6 +139,43 @@ fn already_synced_events_are_dropped_before_unsynced_ones() {
     for seq in &unsynced {
         assert!(pending.contains(seq), "unsynced {seq} kept");
     }
+    let raw = Connection::open(dir.path().join("kiosk.db")).unwrap();
+    let critical_gone = synced.iter().filter(|(seq, critical)| {
+        let n: i64 = raw
+            .query_row("SELECT count(*) FROM outbox WHERE seq = ?1", [seq], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        *critical && n == 0
+    });
+    assert!(critical_gone.count() > 0, "synced critical rows go too");
+}
+
+#[test]
+fn synced_costs_of_the_last_day_stay_for_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open_bounded(&dir, MAX);
+    let now = test_clock();
+    let recent: Vec<i64> = (0..20)
+        .map(|i| {
+            store
+                .append(&usage(
+                    Uuid::now_v7(),
+                    now - 3_600_000 + i,
+                    cost(1_000, 2_000),
+                ))
+                .unwrap()
+        })
+        .collect();
+    store.mark_synced(&recent).unwrap();
+    let spent = store.spent_since(now - 86_400_000).unwrap();
+    for i in 0..120 {
+        store.append(&heartbeat(now + i, 1_000)).unwrap();
+    }
+    let stats = store.stats().unwrap();
+    assert!(stats.dropped_low > 0, "{stats:?}");
+    assert_eq!(stats.synced, 20, "today's synced costs are kept: {stats:?}");
+    assert_eq!(store.spent_since(now - 86_400_000).unwrap(), spent);
 }
 
 #[test]
@@ -220,7 +265,7 @@ mod properties {
         #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
 
         #[test]
-        fn critical_events_are_never_dropped_and_the_bound_holds(
+        fn unsynced_critical_events_are_never_dropped_and_the_bound_holds(
             batches in steps(),
             sync_every in 2usize..6,
         ) {
@@ -229,34 +274,43 @@ mod properties {
             let max = 24 * 1024;
             let mut store = open_bounded(&dir, max);
             let mut critical = Vec::new();
-            let mut others = 0u64;
+            let mut others = Vec::new();
+            let mut synced = std::collections::BTreeSet::new();
             let mut i = 0;
             for (n, batch) in batches.iter().enumerate() {
                 let evs: Vec<_> = batch.iter().map(|(k, pad)| { i += 1; make(*k, *pad, i) }).collect();
                 for (ev, (k, _)) in evs.iter().zip(batch) {
-                    if *k == 0 { critical.push(ev.event_id.to_string()) } else { others += 1 }
+                    let id = ev.event_id.to_string();
+                    if *k == 0 { critical.push(id) } else { others.push(id) }
                 }
                 store.append_batch(&evs).unwrap();
                 if n % sync_every == 0 {
-                    let seqs: Vec<i64> = store.pending(10_000).unwrap().iter().map(|e| e.seq).collect();
+                    let pending = store.pending(10_000).unwrap();
+                    synced.extend(pending.iter().map(|e| e.event.event_id.to_string()));
+                    let seqs: Vec<i64> = pending.iter().map(|e| e.seq).collect();
                     store.mark_synced(&seqs).unwrap();
                 }
             }
             let stats = store.stats().unwrap();
             let raw = Connection::open(&path).unwrap();
+            let present = |id: &str| -> i64 {
+                raw.query_row("SELECT count(*) FROM outbox WHERE event_id = ?1", [id], |r| r.get(0)).unwrap()
+            };
             for id in &critical {
-                let n: i64 = raw.query_row("SELECT count(*) FROM outbox WHERE event_id = ?1", [id], |r| r.get(0)).unwrap();
-                prop_assert_eq!(n, 1, "critical event {} lost", id);
+                prop_assert!(present(id) == 1 || synced.contains(id), "unsynced critical event {} lost", id);
             }
+            // Synced rows here are all old (not today's budget): every one is droppable.
             let (accounted, droppable_left): (i64, i64) = raw.query_row(
-                "SELECT coalesce(sum(size_bytes), 0), coalesce(sum(importance < 2), 0) FROM outbox",
+                "SELECT coalesce(sum(size_bytes), 0),
+                        coalesce(sum(importance < 2 OR synced_at_ms IS NOT NULL), 0) FROM outbox",
                 [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
             prop_assert_eq!(accounted as u64, stats.bytes, "trigger accounting drifted");
             prop_assert!(stats.bytes <= max || stats.over_bound, "{:?}", stats);
             if stats.over_bound {
                 prop_assert_eq!(droppable_left, 0, "over the bound while droppable events remain");
             }
-            prop_assert_eq!(stats.dropped, others - droppable_left as u64);
+            let lost = others.iter().filter(|id| present(id) == 0 && !synced.contains(*id)).count();
+            prop_assert_eq!(stats.dropped, lost as u64, "dropped counts losses only");
         }
     }
 }

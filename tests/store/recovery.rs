@@ -22,7 +22,7 @@ fn garbage(len: usize, mut seed: u64) -> Vec<u8> {
 
 fn recovered_alerts(store: &mut Store) -> Vec<(Severity, String)> {
     store
-        .pending(1_000)
+        .pending(1_000_000)
         .unwrap()
         .into_iter()
         .filter_map(|e| match e.event.payload {
@@ -139,4 +139,106 @@ fn an_empty_file_is_a_new_store_not_a_corrupt_one() {
     let (_store, report) = Store::open_with(options(&path)).unwrap();
     assert!(report.recovered.is_none());
     assert_eq!(report.migrated_from, 0);
+}
+
+#[test]
+fn readable_rows_of_a_damaged_store_are_salvaged_with_their_ids_and_the_loss_is_named() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kiosk.db");
+    let now = test_clock();
+    let day_ms = 24 * 3600 * 1000;
+    let (mut unsynced, mut old_synced, mut recent_costs) =
+        (BTreeMap::new(), BTreeSet::new(), BTreeMap::new());
+    {
+        let mut store = Store::open_with(options(&path)).unwrap().0;
+        let old: Vec<_> = (0..300)
+            .map(|i| heartbeat(now - 3 * day_ms + i, 200))
+            .collect();
+        let seqs = store.append_batch(&old).unwrap();
+        store.mark_synced(&seqs).unwrap();
+        old_synced.extend(old.iter().map(|e| e.event_id));
+        let sid = uuid::Uuid::now_v7();
+        let costs: Vec<_> = (0..60)
+            .map(|i| usage(sid, now - 3_600_000 + i, cost(1_000, 2_000)))
+            .collect();
+        let seqs = store.append_batch(&costs).unwrap();
+        store.mark_synced(&seqs).unwrap();
+        recent_costs.extend(seqs.into_iter().zip(costs));
+        let mut fresh = Vec::new();
+        for i in 0..400 {
+            let sid = uuid::Uuid::now_v7();
+            fresh.push(started(sid, now - 1_000_000 + i * 10));
+            fresh.push(usage(sid, now - 1_000_000 + i * 10 + 1, cost(3, 4)));
+            fresh.push(ended(sid, now - 1_000_000 + i * 10 + 2, 2));
+            fresh.push(heartbeat(now - 1_000_000 + i * 10 + 3, 200));
+        }
+        let seqs = store.append_batch(&fresh).unwrap();
+        unsynced.extend(seqs.into_iter().zip(fresh));
+    }
+    let len = std::fs::metadata(&path).unwrap().len();
+    damage_pages(&path, len / 4096 / 2, 12);
+
+    let (mut store, report) = Store::open_with(options(&path)).unwrap();
+    let rec = report.recovered.expect("damage detected");
+    let s = &rec.salvaged;
+    assert_eq!(s.failed, None);
+    assert!(s.unreadable_rows > 0, "the damage hit outbox rows: {s:?}");
+    let lost = |seq: i64| s.unreadable.iter().any(|(a, b)| (*a..=*b).contains(&seq));
+
+    let pending: BTreeMap<uuid::Uuid, jarvis_core::events::KioskEvent> = store
+        .pending(100_000)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.event.event_id, e.event))
+        .collect();
+    // Every unsynced event is either back, unchanged and under its own id, or named as lost.
+    let mut back = 0;
+    for (seq, ev) in &unsynced {
+        match pending.get(&ev.event_id) {
+            Some(copy) => {
+                assert_eq!(copy, ev);
+                back += 1;
+            }
+            None => assert!(lost(*seq), "seq {seq} neither salvaged nor reported lost"),
+        }
+    }
+    assert!(back > 0);
+    assert_eq!(s.pending, back);
+    // Synced events are central's: old ones stay behind, today's costs return as synced.
+    assert!(old_synced.iter().all(|id| !pending.contains_key(id)));
+    assert!(
+        recent_costs
+            .values()
+            .all(|e| !pending.contains_key(&e.event_id))
+    );
+    let costs_back = recent_costs.keys().filter(|seq| !lost(**seq)).count() as u64;
+    assert_eq!(s.synced_costs, costs_back);
+    let spent_before: u64 = 3 + 4 + 7 + 11;
+    let spent = store.spent_since(now - day_ms).unwrap().0;
+    let pending_costs = unsynced
+        .values()
+        .filter(|e| pending.contains_key(&e.event_id))
+        .filter(|e| e.kind() == jarvis_core::events::EventKind::ResponseUsage)
+        .count() as u64;
+    assert_eq!(
+        spent,
+        costs_back * (1_000 + 2_000 + 7 + 11) + pending_costs * spent_before,
+        "today's budget still counts what was salvaged"
+    );
+
+    // The loss is reported: the alert names how many rows and which.
+    let alerts = recovered_alerts(&mut store);
+    assert_eq!(alerts.len(), 1);
+    let text = &alerts[0].1;
+    assert!(
+        text.contains(&format!("{} rows were unreadable", s.unreadable_rows)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("salvaged {back} unsynced events")),
+        "{text}"
+    );
+    let (a, _) = s.unreadable[0];
+    assert!(text.contains(&format!("outbox seq {a}")), "{text}");
 }

@@ -192,6 +192,31 @@ pub fn write_config(dir: &Path, kiosk_id: &str, base_url: &str, extra: &str) -> 
     config
 }
 
+/// Starts the daemon on `dir/config.toml` and waits for READY.
+fn spawn_daemon(
+    dir: &Path,
+    notify: &NotifySocket,
+    mic: &Microphone,
+    env: &[(&str, &str)],
+) -> Child {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jarvis-kiosk"));
+    cmd.arg("--config")
+        .arg(dir.join("config.toml"))
+        .args(["--log", "json", "run"])
+        .env("NOTIFY_SOCKET", &notify.path)
+        .env("RUST_LOG", "info,str0m=warn")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap());
+    sound_card_env(&mut cmd, mic, &dir.join("speaker.raw"));
+    let child = cmd.spawn().unwrap();
+    notify
+        .wait_for("READY=1", Duration::from_secs(20))
+        .expect("daemon READY");
+    child
+}
+
 /// The real daemon, configured for the virtual devices above and a Realtime emulator.
 pub struct Kiosk {
     pub dir: tempfile::TempDir,
@@ -216,22 +241,10 @@ impl Kiosk {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let scanner = Scanner::plug(&d.join("ttyBADGE"));
-        let config = write_config(d, kiosk_id, &emulator.base_url, extra);
+        write_config(d, kiosk_id, &emulator.base_url, extra);
         let mic = Microphone::start(d, Vec::new());
         let notify = NotifySocket::bind(d);
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jarvis-kiosk"));
-        cmd.args(["--config", config.to_str().unwrap(), "--log", "json", "run"])
-            .env("NOTIFY_SOCKET", &notify.path)
-            .env("RUST_LOG", "info,str0m=warn")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("daemon.log")).unwrap());
-        sound_card_env(&mut cmd, &mic, &d.join("speaker.raw"));
-        let child = cmd.spawn().unwrap();
-        notify
-            .wait_for("READY=1", Duration::from_secs(20))
-            .expect("daemon READY");
+        let child = spawn_daemon(d, &notify, &mic, env);
         Kiosk {
             dir,
             _notify: notify,
@@ -239,6 +252,17 @@ impl Kiosk {
             _mic: mic,
             scanner,
         }
+    }
+
+    /// SIGKILLs the daemon (all a power cut is to the process: no signal handler, no flush)
+    /// and starts it again on the same directory, store, devices and `env`. The killed
+    /// daemon's log is kept as `daemon-killed.log`.
+    pub fn kill_and_restart(&mut self, env: &[(&str, &str)]) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let d = self.dir.path();
+        std::fs::rename(d.join("daemon.log"), d.join("daemon-killed.log")).unwrap();
+        self.child = spawn_daemon(d, &self._notify, &self._mic, env);
     }
 
     /// A `jarvis-kiosk` command against this kiosk's config (`status`, `doctor`...).

@@ -9,8 +9,11 @@
 //! - `load`: file and environment layered into a [`Config`], and back out as TOML.
 //! - `validate`: what the types alone cannot check, each problem naming its key.
 //! - `settings`: the sections mapped onto the settings the core takes.
+//! - `calendar`: `kiosk.timezone` read from the system's time zone database into the core's
+//!   `Calendar` (the daily budget's day).
 //! - [`secrets`]: the files named by `*_file` keys.
 
+mod calendar;
 mod load;
 pub mod secrets;
 mod settings;

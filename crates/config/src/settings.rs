@@ -62,6 +62,7 @@ impl Config {
             idle_timeout_ms: s.idle_timeout_s.saturating_mul(1000),
             max_cost: s.max_cost_usd.0,
             daily_budget: s.daily_budget_usd.0,
+            calendar: self.kiosk.calendar(),
             cooldown_ms: s.cooldown_s.saturating_mul(1000),
             debounce_ms: self.badge.debounce_s.saturating_mul(1000),
             max_sessions_per_hour: self.badge.max_sessions_per_hour,
@@ -149,6 +150,12 @@ mod tests {
 
     #[test]
     fn defaults_are_the_session_cores() {
-        assert_eq!(Config::default().session_settings(), Settings::default());
+        // But the calendar: the core knows no zone, the config defaults to the system's.
+        let cfg = Config::default();
+        let expected = Settings {
+            calendar: cfg.kiosk.calendar(),
+            ..Settings::default()
+        };
+        assert_eq!(cfg.session_settings(), expected);
     }
 }

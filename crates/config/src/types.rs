@@ -34,6 +34,9 @@ pub struct Config {
 pub struct KioskConfig {
     /// This kiosk's id, as in the central `kiosks` table. Required.
     pub id: String,
+    /// The gym's IANA time zone (`Europe/Paris`): its midnight resets the daily budget.
+    /// Unset = the system's zone.
+    pub timezone: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -23,6 +23,9 @@ impl Config {
                 "required: this kiosk's id as in the central `kiosks` table".into(),
             );
         }
+        if let Err(problem) = self.kiosk.time_zone() {
+            bad("kiosk.timezone", problem);
+        }
         if let Err(e) = self
             .log
             .level
@@ -118,11 +121,16 @@ impl Config {
             );
         }
         let o = &self.openai;
-        if !(o.base_url.starts_with("https://") || o.base_url.starts_with("http://")) {
-            bad(
-                "openai.base_url",
-                format!("`{}` is not an http(s) URL", o.base_url),
-            );
+        let urls = [
+            ("openai.base_url", Some(&o.base_url)),
+            ("openai.token_url", o.token_url.as_ref()),
+        ];
+        for (key, url) in urls {
+            if let Some(url) = url
+                && let Err(problem) = check_key_url(url)
+            {
+                bad(key, problem);
+            }
         }
         match (&o.api_key_file, &o.token_url) {
             (Some(_), Some(_)) => bad(
@@ -157,6 +165,16 @@ impl Config {
         let s = &self.session;
         if s.max_duration_s == 0 {
             bad("session.max_duration_s", "must be at least 1 second".into());
+        }
+        if s.max_duration_s > MAX_REALTIME_SESSION_S {
+            bad(
+                "session.max_duration_s",
+                format!(
+                    "{} s is above {MAX_REALTIME_SESSION_S} s, the longest session OpenAI's \
+                     Realtime API allows: set at most {MAX_REALTIME_SESSION_S}",
+                    s.max_duration_s
+                ),
+            );
         }
         if s.idle_timeout_s == 0 {
             bad("session.idle_timeout_s", "must be at least 1 second".into());
@@ -237,6 +255,38 @@ impl Config {
     }
 }
 
+/// OpenAI ends a Realtime session after 60 minutes, so a longer limit could never be reached.
+pub const MAX_REALTIME_SESSION_S: u64 = 3600;
+
+/// A URL a key or credential is sent to: `https://`, or plain `http://` only to a loopback host
+/// (127.0.0.0/8, `::1`, `localhost`), so a key never crosses a network in clear.
+fn check_key_url(url: &str) -> Result<(), String> {
+    if url.starts_with("https://") {
+        return Ok(());
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(format!("`{url}` is not an https:// URL"));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or(v6, |(h, _)| h),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{url}` is plain http to `{host}`, which would send the key in clear: use https://, \
+             or http:// only to a loopback host (127.0.0.1, ::1, localhost)"
+        ))
+    }
+}
+
 /// The password part of a URL, if any (`postgres://user:secret@host`).
 ///
 /// Split by hand rather than with a URL parser: libpq's multi-host URLs (`@host1:5432,host2`)
@@ -275,6 +325,58 @@ mod tests {
             "{}",
             issues[0]
         );
+    }
+
+    #[test]
+    fn plain_http_is_refused_unless_the_host_is_loopback() {
+        let mut cfg = Config::default();
+        cfg.kiosk.id = "k1".into();
+        let allowed = [
+            "https://api.openai.com/v1",
+            "http://127.0.0.1:8080/v1",
+            "http://127.9.8.7/v1",
+            "http://localhost:9000",
+            "http://LOCALHOST/v1",
+            "http://[::1]:8080/v1",
+            "http://user@127.0.0.1:1/v1",
+        ];
+        for url in allowed {
+            cfg.openai.base_url = url.into();
+            cfg.openai.token_url = Some(url.into());
+            cfg.openai.token_credential_file = Some(crate::secrets::SecretPath("/run/cred".into()));
+            assert!(cfg.validate().is_empty(), "{url}: {:?}", cfg.validate());
+        }
+        let refused = [
+            "http://api.openai.com/v1",
+            "http://10.0.0.1:8080/v1",
+            "http://localhost.evil.com/v1",
+            "http://127.0.0.1.nip.io/v1",
+            "http://[::2]/v1",
+            "http://127.0.0.1@broker.example/v1",
+            "ftp://127.0.0.1/v1",
+            "api.openai.com",
+        ];
+        for url in refused {
+            cfg.openai.base_url = url.into();
+            cfg.openai.token_url = Some(url.into());
+            let issues = cfg.validate();
+            let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+            assert_eq!(keys, ["openai.base_url", "openai.token_url"], "{url}");
+            assert!(issues[0].problem.contains(url), "{}", issues[0]);
+        }
+    }
+
+    #[test]
+    fn max_duration_above_openais_session_limit_is_refused_naming_it() {
+        let mut cfg = Config::default();
+        cfg.kiosk.id = "k1".into();
+        cfg.session.max_duration_s = 3600;
+        assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
+        cfg.session.max_duration_s = 3601;
+        let issues = cfg.validate();
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].key, "session.max_duration_s");
+        assert!(issues[0].problem.contains("3600"), "{}", issues[0]);
     }
 
     #[test]

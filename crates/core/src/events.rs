@@ -186,6 +186,9 @@ pub enum EndReason {
     ConnectionLost,
     AudioLost,
     RealtimeError,
+    /// The process died during the session (kill -9, power cut): closed at the next start-up
+    /// with the cost recorded so far and the time up to its last recorded event.
+    Crashed,
 }
 
 impl EndReason {
@@ -203,6 +206,7 @@ impl EndReason {
             EndReason::ConnectionLost => "connection_lost",
             EndReason::AudioLost => "audio_lost",
             EndReason::RealtimeError => "realtime_error",
+            EndReason::Crashed => "crashed",
         }
     }
 }

@@ -63,8 +63,11 @@ pub struct HealthSnapshot {
     pub sessions_ended: BTreeMap<String, u64>,
     /// What the sessions ended since start-up cost.
     pub sessions_cost: NanoUsd,
-    /// Spend recorded today (UTC), the quantity `session.daily_budget_usd` bounds.
+    /// Spend recorded today, the quantity `session.daily_budget_usd` bounds.
     pub spent_today: NanoUsd,
+    /// Whose day "today" is: `kiosk.timezone` (or the system's zone).
+    #[serde(default)]
+    pub budget_time_zone: String,
 }
 
 /// The session in progress, as `status` shows it.
@@ -125,6 +128,11 @@ impl Health {
 
     pub fn set_current_session(&self, session: Option<CurrentSession>) {
         self.lock().current_session = session;
+    }
+
+    /// Names the zone whose midnight resets the daily budget, for `status` and `/metrics`.
+    pub fn set_budget_time_zone(&self, zone: &str) {
+        self.lock().budget_time_zone = zone.to_owned();
     }
 
     pub fn set_spent_today(&self, spent: NanoUsd) {

@@ -31,8 +31,14 @@ pub enum MoneyError {
 impl NanoUsd {
     pub const ZERO: NanoUsd = NanoUsd(0);
 
-    pub fn saturating_add(self, other: NanoUsd) -> NanoUsd {
-        NanoUsd(self.0.saturating_add(other.0))
+    /// The sum, or `None` when it does not fit: an amount is never silently capped.
+    pub fn checked_add(self, other: NanoUsd) -> Option<NanoUsd> {
+        self.0.checked_add(other.0).map(NanoUsd)
+    }
+
+    /// `count` units at `rate` nano-dollars each, or `None` when it does not fit.
+    pub fn checked_mul(count: u64, rate: u64) -> Option<NanoUsd> {
+        count.checked_mul(rate).map(NanoUsd)
     }
 
     /// The amount as a decimal string with all nine decimals, for SQL `numeric` columns.
@@ -41,16 +47,21 @@ impl NanoUsd {
     }
 }
 
+/// Running totals (a session's cost, today's spend) add amounts pricing has already checked:
+/// every priced usage is at most `metering::MAX_USAGE_COST` ($1M) and a larger one raises a
+/// critical alert instead of being added, so a total would need eighteen million such usages
+/// to reach `u64::MAX`. Totals therefore stay exact; the bound only keeps a bug from panicking
+/// the lifecycle loop.
 impl std::ops::Add for NanoUsd {
     type Output = NanoUsd;
     fn add(self, other: NanoUsd) -> NanoUsd {
-        self.saturating_add(other)
+        NanoUsd(self.0.saturating_add(other.0))
     }
 }
 
 impl std::ops::AddAssign for NanoUsd {
     fn add_assign(&mut self, other: NanoUsd) {
-        *self = self.saturating_add(other);
+        *self = *self + other;
     }
 }
 
@@ -180,7 +191,33 @@ mod tests {
         assert_eq!(NanoUsd(1).to_decimal_string(), "0.000000001");
     }
 
+    #[test]
+    fn checked_arithmetic_refuses_what_does_not_fit() {
+        assert_eq!(NanoUsd(u64::MAX).checked_add(NanoUsd(1)), None);
+        assert_eq!(NanoUsd(2).checked_add(NanoUsd(3)), Some(NanoUsd(5)));
+        assert_eq!(NanoUsd::checked_mul(u64::MAX, 2), None);
+        assert_eq!(NanoUsd::checked_mul(7, 400), Some(NanoUsd(2_800)));
+    }
+
     proptest! {
+        #[test]
+        fn checked_add_is_exact_or_none(a in any::<u64>(), b in any::<u64>()) {
+            let exact = u128::from(a) + u128::from(b);
+            match NanoUsd(a).checked_add(NanoUsd(b)) {
+                Some(sum) => prop_assert_eq!(u128::from(sum.0), exact),
+                None => prop_assert!(exact > u128::from(u64::MAX)),
+            }
+        }
+
+        #[test]
+        fn checked_mul_is_exact_or_none(count in any::<u64>(), rate in any::<u64>()) {
+            let exact = u128::from(count) * u128::from(rate);
+            match NanoUsd::checked_mul(count, rate) {
+                Some(p) => prop_assert_eq!(u128::from(p.0), exact),
+                None => prop_assert!(exact > u128::from(u64::MAX)),
+            }
+        }
+
         #[test]
         fn decimal_string_round_trips(n in any::<u64>()) {
             prop_assert_eq!(NanoUsd(n).to_decimal_string().parse::<NanoUsd>(), Ok(NanoUsd(n)));

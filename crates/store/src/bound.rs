@@ -8,16 +8,18 @@
 //!
 //! When an append takes the outbox over the bound, events are dropped down to 90 % of it (so
 //! the next appends do not each pay for a drop), in this order:
-//! 1. already-synced non-critical events (they are safe centrally: dropping them loses nothing),
-//!    `Low` before `Normal`, oldest first;
+//! 1. already-synced events, whatever their importance, oldest first: central holds them, so
+//!    dropping them loses nothing. Only the synced cost rows of the last [`BUDGET_KEEP_MS`]
+//!    stay, because `spent_since` sums them for today's budget after a restart;
 //! 2. unsynced `Low` events, oldest first;
 //! 3. unsynced `Normal` events, oldest first.
 //!
-//! `Critical` events (session start/end, costs, and the store's own `buffer_pressure` and
-//! `store_recovered` alerts, which tell support what was lost) are never dropped: if they alone exceed the
-//! bound they are kept and `over_bound` is set (loud, not lossy). Drop episodes append one
-//! `buffer_pressure` alert at most every [`PRESSURE_ALERT_INTERVAL_MS`]; entering the
-//! over-bound state always appends one (critical severity).
+//! Unsynced `Critical` events (session start/end, costs, and the store's own `buffer_pressure`
+//! and `store_recovered` alerts, which tell support what was lost) are never dropped: if they
+//! and the kept cost rows alone exceed the bound they are kept and `over_bound` is set (loud,
+//! not lossy). `dropped_low` / `dropped_normal` count losses only (unsynced drops). Drop
+//! episodes append one `buffer_pressure` alert at most every [`PRESSURE_ALERT_INTERVAL_MS`];
+//! entering the over-bound state always appends one (critical severity).
 
 use rusqlite::{Connection, params};
 
@@ -33,6 +35,18 @@ pub const PRESSURE_ALERT_INTERVAL_MS: i64 = 10 * 60 * 1000;
 
 /// Code of the alert appended when events are dropped or critical ones exceed the bound.
 pub const PRESSURE_ALERT_CODE: &str = "buffer_pressure";
+
+/// How far back synced cost rows are kept for the daily budget: 26 hours cover the longest
+/// local day (25 hours on a DST change) in any time zone, so whatever `kiosk.timezone` says
+/// "today" is, its costs are still summable.
+pub const BUDGET_KEEP_MS: i64 = 26 * 3600 * 1000;
+
+/// The drop passes in order; `?1` is the chunk size, `?2` the oldest cost row kept.
+const DROP_PASSES: [&str; 3] = [
+    "synced_at_ms IS NOT NULL AND NOT (cost_nusd > 0 AND occurred_at_ms >= ?2) ORDER BY seq",
+    "synced_at_ms IS NULL AND importance = 0 AND ?2 = ?2 ORDER BY seq",
+    "synced_at_ms IS NULL AND importance = 1 AND ?2 = ?2 ORDER BY seq",
+];
 
 /// Rows fetched per step while choosing what to drop.
 const DROP_CHUNK: i64 = 256;
@@ -51,6 +65,8 @@ pub(crate) fn pressure_alert_due(last_alert_ms: i64, now_ms: i64, interval_ms: i
 /// What one enforcement pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct DropOutcome {
+    /// Already-synced events removed (no loss: central has them).
+    pub synced: u64,
     pub low: u64,
     pub normal: u64,
     pub bytes_after: u64,
@@ -63,9 +79,16 @@ pub(crate) fn pressure_message(o: &DropOutcome, max_bytes: u64, pending: u64) ->
         "local store reached storage.max_bytes = {max_bytes} bytes with {pending} events waiting \
          for sync"
     );
+    if o.synced > 0 {
+        msg.push_str(&format!(
+            "; removed {} events already synced to central (nothing lost)",
+            o.synced
+        ));
+    }
     if o.low + o.normal > 0 {
         msg.push_str(&format!(
-            "; dropped {} low and {} normal importance events (never session or cost events)",
+            "; dropped {} low and {} normal importance events not yet synced (never session or \
+             cost events)",
             o.low, o.normal
         ));
     }
@@ -120,18 +143,16 @@ pub(crate) fn enforce(
     }
     let target = drop_target(max_bytes);
     let mut outcome = DropOutcome::default();
-    let passes = [
-        "synced_at_ms IS NOT NULL AND importance < 2 ORDER BY importance, seq",
-        "synced_at_ms IS NULL AND importance = 0 ORDER BY seq",
-        "synced_at_ms IS NULL AND importance = 1 ORDER BY seq",
-    ];
-    'passes: for pass in passes {
+    let keep_costs_since = now_ms.saturating_sub(BUDGET_KEEP_MS);
+    'passes: for (index, pass) in DROP_PASSES.iter().enumerate() {
         loop {
             let chunk: Vec<(i64, i64, i64)> = tx
                 .prepare_cached(&format!(
                     "SELECT seq, size_bytes, importance FROM outbox WHERE {pass} LIMIT ?1"
                 ))?
-                .query_map([DROP_CHUNK], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .query_map(params![DROP_CHUNK, keep_costs_since], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
                 .collect::<rusqlite::Result<_>>()?;
             if chunk.is_empty() {
                 continue 'passes;
@@ -140,7 +161,9 @@ pub(crate) fn enforce(
             for (seq, size, importance) in chunk {
                 delete.execute([seq])?;
                 bytes = bytes.saturating_sub(to_u64(size));
-                if importance == Importance::Low as i64 {
+                if index == 0 {
+                    outcome.synced += 1;
+                } else if importance == Importance::Low as i64 {
                     outcome.low += 1;
                 } else {
                     outcome.normal += 1;
@@ -153,7 +176,7 @@ pub(crate) fn enforce(
     }
     outcome.bytes_after = bytes;
     outcome.over_bound = bytes > max_bytes;
-    if outcome.low + outcome.normal > 0 {
+    if outcome.synced + outcome.low + outcome.normal > 0 {
         add_meta(tx, "dropped_low", to_i64("dropped_low", outcome.low)?)?;
         add_meta(
             tx,
@@ -173,6 +196,7 @@ pub(crate) fn enforce(
         )?;
         let message = pressure_message(&outcome, max_bytes, to_u64(pending));
         tracing::warn!(
+            removed_synced = outcome.synced,
             dropped_low = outcome.low,
             dropped_normal = outcome.normal,
             over_bound = outcome.over_bound,
@@ -215,6 +239,7 @@ mod tests {
     #[test]
     fn message_says_what_was_dropped_and_what_to_do() {
         let o = DropOutcome {
+            synced: 0,
             low: 3,
             normal: 1,
             bytes_after: 10,
@@ -237,7 +262,110 @@ mod tests {
         assert!(!m.contains("dropped"), "{m}");
     }
 
+    /// One outbox row as the model sees it.
+    #[derive(Debug, Clone)]
+    struct Row {
+        importance: i64,
+        synced: bool,
+        size: u64,
+        cost: bool,
+        age_ms: i64,
+    }
+
+    fn row() -> impl Strategy<Value = Row> {
+        (
+            0i64..3,
+            any::<bool>(),
+            300u64..3_000,
+            any::<bool>(),
+            0i64..3 * BUDGET_KEEP_MS,
+        )
+            .prop_map(|(importance, synced, size, cost, age_ms)| Row {
+                importance,
+                synced,
+                size,
+                cost,
+                age_ms,
+            })
+    }
+
+    /// The order of the module's doc, written as plainly as possible: the seqs (1-based)
+    /// that survive.
+    fn model(rows: &[Row], max: u64, now: i64) -> Vec<i64> {
+        let mut bytes: u64 = rows.iter().map(|r| r.size).sum();
+        let mut kept = vec![true; rows.len()];
+        if bytes > max {
+            let budget_row = |r: &Row| r.cost && now - r.age_ms >= now - BUDGET_KEEP_MS;
+            let passes: [&dyn Fn(&Row) -> bool; 3] = [
+                &|r| r.synced && !budget_row(r),
+                &|r| !r.synced && r.importance == 0,
+                &|r| !r.synced && r.importance == 1,
+            ];
+            'passes: for pass in passes {
+                for (i, r) in rows.iter().enumerate() {
+                    if kept[i] && pass(r) {
+                        kept[i] = false;
+                        bytes -= r.size;
+                        if bytes <= drop_target(max) {
+                            break 'passes;
+                        }
+                    }
+                }
+            }
+        }
+        (1..=rows.len() as i64)
+            .filter(|seq| kept[*seq as usize - 1])
+            .collect()
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// A real (in-memory) SQLite outbox keeps exactly the rows the model keeps: synced rows
+        /// go first whatever their importance, today's cost rows stay, unsynced critical rows
+        /// are never dropped.
+        #[test]
+        fn drops_match_the_model(
+            rows in prop::collection::vec(row(), 1..120),
+            max in 20_000u64..120_000,
+        ) {
+            let now: i64 = 10 * BUDGET_KEEP_MS;
+            let mut conn = Connection::open_in_memory().unwrap();
+            crate::schema::migrate(&mut conn, std::path::Path::new(":memory:")).unwrap();
+            for (i, r) in rows.iter().enumerate() {
+                // `size_bytes` is what the triggers account, so the payload's length is moot.
+                conn.execute(
+                    "INSERT INTO outbox(event_id, kind, importance, occurred_at_ms, payload,
+                                        cost_nusd, size_bytes, synced_at_ms)
+                     VALUES (?1, 'alert', ?2, ?3, '{}', ?4, ?5, ?6)",
+                    params![
+                        format!("e{i}"),
+                        r.importance,
+                        now - r.age_ms,
+                        i64::from(r.cost) * 1_000,
+                        r.size as i64,
+                        r.synced.then_some(now - 1),
+                    ],
+                )
+                .unwrap();
+            }
+            let tx = conn.transaction().unwrap();
+            enforce(&tx, max, now, PRESSURE_ALERT_INTERVAL_MS).unwrap();
+            let kept: Vec<i64> = tx
+                .prepare("SELECT seq FROM outbox ORDER BY seq")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            prop_assert_eq!(&kept, &model(&rows, max, now));
+            for (i, r) in rows.iter().enumerate() {
+                if !r.synced && r.importance == 2 {
+                    prop_assert!(kept.contains(&(i as i64 + 1)), "unsynced critical row {} dropped", i + 1);
+                }
+            }
+        }
+
         #[test]
         fn drop_target_is_below_the_bound_and_near_it(max in 1u64..u64::MAX) {
             let t = drop_target(max);

@@ -17,6 +17,7 @@ mod handle;
 mod member_cache;
 mod outbox;
 mod recovery;
+mod salvage;
 mod schema;
 mod sessions;
 
@@ -35,6 +36,7 @@ pub use error::StoreError;
 pub use handle::StoreHandle;
 pub use outbox::{DeadLetter, OutboxStats, StoredEvent, retention_cutoff_ms};
 pub use recovery::{IntegrityCheck, Recovery};
+pub use salvage::Salvage;
 pub use schema::SCHEMA_VERSION;
 pub use sessions::SessionSummary;
 
@@ -170,18 +172,23 @@ impl Store {
         let recovered = match recovered {
             None => None,
             Some((reason, moved_to, moved_files)) => {
-                let alert_seq = store.append_store_recovered(&reason, &moved_to)?;
+                let salvaged = salvage::salvage(&moved_to, &mut store, (opts.clock)())?;
+                let alert_seq = store.append_store_recovered(&reason, &moved_to, &salvaged)?;
                 tracing::error!(
                     path = %path.display(),
                     moved_to = %moved_to.display(),
                     reason = %reason,
-                    "local store was corrupt: moved it aside and started a fresh one"
+                    salvaged = salvaged.pending + salvaged.synced_costs,
+                    unreadable = salvaged.unreadable_rows,
+                    "local store was corrupt: moved it aside and started a fresh one; {}",
+                    salvaged.summary()
                 );
                 Some(Recovery {
                     reason,
                     moved_to,
                     moved_files,
                     alert_seq,
+                    salvaged,
                 })
             }
         };
@@ -258,7 +265,12 @@ impl Store {
         Ok(())
     }
 
-    fn append_store_recovered(&mut self, reason: &str, moved_to: &Path) -> Result<i64, StoreError> {
+    fn append_store_recovered(
+        &mut self,
+        reason: &str,
+        moved_to: &Path,
+        salvaged: &Salvage,
+    ) -> Result<i64, StoreError> {
         let ev = KioskEvent::new(
             None,
             (self.clock)(),
@@ -267,9 +279,10 @@ impl Store {
                 severity: Severity::Critical,
                 message: format!(
                     "the local store {} was unreadable ({reason}); it was moved to {} and a fresh \
-                     store was started. Events not yet synced from it are still in the moved file.",
+                     store was started: {}.",
                     self.path.display(),
-                    moved_to.display()
+                    moved_to.display(),
+                    salvaged.summary()
                 ),
             },
         );

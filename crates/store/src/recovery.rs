@@ -1,6 +1,7 @@
 //! Corruption handling at open: tell a damaged file from an unusable environment, and move a
 //! damaged file (with its `-wal` and `-shm`) aside so the kiosk starts with a fresh store instead
-//! of crash-looping. The moved file is kept for support: it may hold events not yet synced.
+//! of crash-looping. What is readable in the moved file is then salvaged into the fresh one
+//! (`salvage`); the moved file is kept for support.
 
 use std::path::{Path, PathBuf};
 
@@ -41,6 +42,8 @@ pub struct Recovery {
     pub moved_files: Vec<PathBuf>,
     /// Sequence number of the `store_recovered` alert in the fresh store.
     pub alert_seq: i64,
+    /// What was copied from the moved file into the fresh store, and what was unreadable.
+    pub salvaged: crate::salvage::Salvage,
 }
 
 /// True when an SQLite error means the file's content is damaged (move it aside), as opposed

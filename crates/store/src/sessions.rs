@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::Store;
 use super::error::{StoreError, to_i64, to_u64};
-use jarvis_core::events::{CostBreakdown, EventPayload, KioskEvent, TokenCounts};
+use jarvis_core::events::{CostBreakdown, EndReason, EventPayload, KioskEvent, TokenCounts};
 use jarvis_core::money::NanoUsd;
 
 /// One session as `status` shows it.
@@ -159,6 +159,21 @@ fn add_usage(
     Ok(())
 }
 
+/// The columns [`summary_row`] reads, in its order.
+const SUMMARY_COLUMNS: &str = "session_id, started_at_ms, member_id, membership, model, \
+    connect_ms, ended_at_ms, end_reason, duration_ms, responses, \
+    input_text_tokens, input_audio_tokens, input_image_tokens, \
+    cached_text_tokens, cached_audio_tokens, cached_image_tokens, \
+    output_text_tokens, output_audio_tokens, \
+    input_audio_nusd, output_audio_nusd, input_text_nusd, output_text_nusd, transcription_nusd";
+
+fn parse_session_id(sid: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(sid).map_err(|e| StoreError::Decode {
+        seq: 0,
+        reason: format!("sessions row `{sid}` has a bad session id: {e}"),
+    })
+}
+
 fn summary_row(r: &Row<'_>) -> rusqlite::Result<(String, SessionSummary)> {
     let u = |i: usize| -> rusqlite::Result<u64> { Ok(to_u64(r.get(i)?)) };
     let opt_u =
@@ -202,28 +217,69 @@ fn summary_row(r: &Row<'_>) -> rusqlite::Result<(String, SessionSummary)> {
 impl Store {
     /// The `n` most recent sessions (by first event), newest first, with tokens and costs.
     pub fn recent_sessions(&self, n: usize) -> Result<Vec<SessionSummary>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT session_id, started_at_ms, member_id, membership, model, connect_ms,
-                    ended_at_ms, end_reason, duration_ms, responses,
-                    input_text_tokens, input_audio_tokens, input_image_tokens,
-                    cached_text_tokens, cached_audio_tokens, cached_image_tokens,
-                    output_text_tokens, output_audio_tokens,
-                    input_audio_nusd, output_audio_nusd, input_text_nusd, output_text_nusd,
-                    transcription_nusd
-             FROM sessions ORDER BY first_event_at_ms DESC, session_id DESC LIMIT ?1",
-        )?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {SUMMARY_COLUMNS}
+             FROM sessions ORDER BY first_event_at_ms DESC, session_id DESC LIMIT ?1"
+        ))?;
         let rows = stmt
             .query_map([to_i64("n", n as u64)?], summary_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter()
             .map(|(sid, mut s)| {
-                s.session_id = Uuid::parse_str(&sid).map_err(|e| StoreError::Decode {
-                    seq: 0,
-                    reason: format!("sessions row `{sid}` has a bad session id: {e}"),
-                })?;
+                s.session_id = parse_session_id(&sid)?;
                 Ok(s)
             })
             .collect()
+    }
+
+    /// Ends every session that started and never ended: the process died during it (kill -9,
+    /// power cut, a panic). Each gets a `session_ended` with reason `crashed`, the tokens and
+    /// cost recorded so far, and a duration up to its last recorded event (the end is stamped
+    /// at that event, the last moment the kiosk knew it was live). Returns the events appended,
+    /// in one transaction. Call at start-up, before any session can be live; central derives
+    /// the row from the event like any other end.
+    pub fn end_crashed_sessions(&mut self) -> Result<Vec<KioskEvent>, StoreError> {
+        let open: Vec<(SessionSummary, i64)> = {
+            let mut stmt = self.conn.prepare(&format!(
+                "SELECT {SUMMARY_COLUMNS},
+                        coalesce((SELECT max(o.occurred_at_ms) FROM outbox o
+                                   WHERE o.session_id = sessions.session_id),
+                                 first_event_at_ms)
+                 FROM sessions
+                 WHERE started_at_ms IS NOT NULL AND ended_at_ms IS NULL
+                 ORDER BY first_event_at_ms, session_id"
+            ))?;
+            let rows = stmt
+                .query_map([], |r| Ok((summary_row(r)?, r.get::<_, i64>(23)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter()
+                .map(|((sid, mut summary), last_at)| {
+                    summary.session_id = parse_session_id(&sid)?;
+                    Ok((summary, last_at))
+                })
+                .collect::<Result<_, StoreError>>()?
+        };
+        let ends: Vec<KioskEvent> = open
+            .into_iter()
+            .map(|(s, last_at)| {
+                let started = s.started_at_ms.unwrap_or(last_at);
+                let ended_at = last_at.max(started);
+                KioskEvent::new(
+                    Some(s.session_id),
+                    ended_at,
+                    EventPayload::SessionEnded {
+                        reason: EndReason::Crashed,
+                        duration_ms: to_u64(ended_at - started),
+                        tokens: s.tokens,
+                        cost: s.cost,
+                    },
+                )
+            })
+            .collect();
+        if !ends.is_empty() {
+            self.append_batch(&ends)?;
+        }
+        Ok(ends)
     }
 
     /// Everything metered (responses and transcriptions) since `since_ms`, for

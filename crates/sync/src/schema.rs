@@ -19,6 +19,7 @@ pub struct Requirement {
 const EVENTS: &str = "0003_kiosk_events.sql";
 const DERIVED: &str = "0004_derived_tables.sql";
 const SECURITY: &str = "0005_security.sql";
+const USAGE_ONCE: &str = "0007_usage_once.sql";
 
 /// Everything the sync and the member lookup use, in migration order.
 pub const REQUIRED: &[Requirement] = &[
@@ -70,6 +71,10 @@ pub const REQUIRED: &[Requirement] = &[
         object: "function kiosk_lookup_member(text)",
         migration: SECURITY,
     },
+    Requirement {
+        object: "index kiosk_events_usage_once",
+        migration: USAGE_ONCE,
+    },
 ];
 
 /// One query (simple protocol, pooler-safe) listing which required objects exist, one name
@@ -84,7 +89,8 @@ SELECT c.relname || '.' || a.attname FROM pg_catalog.pg_attribute a \
 UNION ALL SELECT 'function current_kiosk_id()' WHERE to_regprocedure('public.current_kiosk_id()') IS NOT NULL \
 UNION ALL SELECT 'function kiosk_lookup_member(text)' WHERE to_regprocedure('public.kiosk_lookup_member(text)') IS NOT NULL \
 UNION ALL SELECT 'trigger ' || t.tgname FROM pg_catalog.pg_trigger t \
- WHERE t.tgrelid = to_regclass('public.kiosk_events') AND t.tgname = 'kiosk_events_derive'";
+ WHERE t.tgrelid = to_regclass('public.kiosk_events') AND t.tgname = 'kiosk_events_derive' \
+UNION ALL SELECT 'index kiosk_events_usage_once' WHERE to_regclass('public.kiosk_events_usage_once') IS NOT NULL";
 
 /// The requirements absent from `found` (the rows of [`PROBE_SQL`]).
 pub fn missing(found: &BTreeSet<String>) -> Vec<Requirement> {
@@ -174,7 +180,8 @@ mod tests {
             let name = r
                 .object
                 .trim_start_matches("function ")
-                .trim_start_matches("trigger ");
+                .trim_start_matches("trigger ")
+                .trim_start_matches("index ");
             let name = name.split('(').next().unwrap();
             let needle = name.rsplit('.').next().unwrap();
             assert!(

@@ -5,8 +5,10 @@
 //! events and let [`BatchPolicy`] decide whether to send. A batch is one statement; its
 //! events are marked synced only after it committed. Failures follow [`classify`]:
 //! transient ones retry the same events with backoff, poisoned batches are bisected
-//! ([`Isolation`]) so only the refused event is dead-lettered (with an alert event), set-up
-//! problems (missing migration, unregistered role) degrade `central` and are re-checked.
+//! ([`Isolation`]) so only the event refused for its own content is dead-lettered (with an
+//! alert event); set-up problems (missing migration, unregistered role, a revoked grant, a
+//! failing trigger) stall the sync, degrade `central` with the cause and its fix, raise one
+//! critical `central_setup` alert, and are re-checked.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -28,6 +30,8 @@ use jarvis_store::{StoreHandle, StoredEvent};
 
 /// The health adapter name of the sync.
 pub const ADAPTER: &str = "central";
+/// Code of the critical alert raised when central refuses inserts for its set-up.
+pub const SETUP_ALERT_CODE: &str = "central_setup";
 /// Health counter: connections to central made again after one was lost.
 pub const COUNTER_RECONNECTS: &str = "central_reconnects";
 
@@ -145,6 +149,8 @@ struct Worker {
     backoff: Backoff,
     next_heartbeat: Instant,
     last_problem: Option<String>,
+    /// The set-up cause last alerted on, so a stall raises one alert, not one per retry.
+    last_setup_alert: Option<String>,
 }
 
 impl Worker {
@@ -161,6 +167,7 @@ impl Worker {
             connected_once: false,
             checked: false,
             last_problem: None,
+            last_setup_alert: None,
         }
     }
 
@@ -338,10 +345,9 @@ impl Worker {
                     }
                     FailureClass::Setup => {
                         self.checked = false;
-                        return Err(Stall::Setup(format!(
-                            "central refused the insert: {}; run scripts/central-migrate.sh on the central database",
-                            pg_error(&e)
-                        )));
+                        let why = setup_fix(&e);
+                        self.alert_setup(&why).await;
+                        return Err(Stall::Setup(why));
                     }
                     FailureClass::Transient => {
                         let msg = pg_error(&e);
@@ -408,6 +414,28 @@ impl Worker {
         Ok(())
     }
 
+    /// Records a critical alert the first time a set-up cause stalls the sync (not on every
+    /// retry): it lands centrally once the cause is fixed, and shows locally meanwhile.
+    async fn alert_setup(&mut self, why: &str) {
+        if self.last_setup_alert.as_deref() == Some(why) {
+            return;
+        }
+        self.last_setup_alert = Some(why.to_owned());
+        tracing::error!(problem = why, "central sync stalled on a set-up problem");
+        let alert = KioskEvent::new(
+            None,
+            clock::wall_ms(),
+            EventPayload::Alert {
+                code: SETUP_ALERT_CODE.into(),
+                severity: Severity::Critical,
+                message: why.to_owned(),
+            },
+        );
+        if let Err(e) = self.store.call(move |s| s.append(&alert)).await {
+            tracing::warn!(error = %e, "cannot record the central set-up alert");
+        }
+    }
+
     /// Appends a heartbeat event when one is due (also while central is unreachable).
     async fn heartbeat_if_due(&mut self) {
         if Instant::now() < self.next_heartbeat {
@@ -449,6 +477,7 @@ impl Worker {
     }
 
     fn up(&mut self) {
+        self.last_setup_alert = None;
         if self.last_problem.take().is_some() {
             tracing::info!("central sync recovered");
         }
@@ -464,6 +493,34 @@ impl Worker {
         self.health
             .set_adapter(ADAPTER, AdapterState::Degraded(msg));
     }
+}
+
+/// What to fix on central when it refused an insert for its set-up rather than the data:
+/// the server's message, where it was raised (the function of a failing trigger), and the fix.
+fn setup_fix(e: &tokio_postgres::Error) -> String {
+    let code = sqlstate(e).unwrap_or_default();
+    let place = e
+        .as_db_error()
+        .and_then(|d| d.where_())
+        .map(|w| format!(" (raised in {})", w.replace('\n', "; ")))
+        .unwrap_or_default();
+    let fix = if code == "42501" {
+        "the kiosk's login role lacks a privilege or a row-level security policy refuses its own \
+         rows: restore kiosk_service's grants and the policy kiosk_events_insert_own (re-run \
+         scripts/central-migrate.sh: 0005_security.sql) and check the login role is a member of \
+         kiosk_service"
+    } else if code.starts_with("42") || code.starts_with("0A") {
+        "the central schema does not match this kiosk: run scripts/central-migrate.sh on the \
+         central database"
+    } else {
+        "a trigger or function on kiosk_events fails for every event, not for one event's \
+         content: fix or drop it on the central database"
+    };
+    format!(
+        "central refused the insert: {}{place}; {fix}. No event was dead-lettered: events stay \
+         buffered and are sent once this is fixed",
+        pg_error(e)
+    )
 }
 
 fn sqlstate(e: &tokio_postgres::Error) -> Option<&str> {

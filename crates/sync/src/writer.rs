@@ -17,8 +17,10 @@ use super::schema::PROBE_SQL;
 use jarvis_core::events::{EventPayload, KioskEvent};
 
 /// Inserts a JSON array of events in one statement (so one transaction) and returns how
-/// many were new. `ON CONFLICT (event_id) DO NOTHING` makes a retried batch harmless; the
-/// central trigger derives sessions, heartbeats and alerts from the rows really inserted.
+/// many were new. `ON CONFLICT DO NOTHING` (every unique index: the event id, and
+/// `kiosk_events_usage_once` on `(session_id, response_id)` of usage) makes a retried batch or
+/// a usage recorded twice harmless; the central trigger derives sessions, heartbeats and
+/// alerts from the rows really inserted.
 pub const INSERT_SQL: &str = "\
 WITH ins AS ( \
   INSERT INTO public.kiosk_events (event_id, kiosk_id, session_id, seq, kind, occurred_at, payload) \
@@ -26,7 +28,7 @@ WITH ins AS ( \
          timestamptz 'epoch' + r.occurred_at_ms * interval '1 millisecond', r.payload \
     FROM jsonb_to_recordset($1::text::jsonb) AS r(event_id uuid, kiosk_id text, session_id uuid, \
          seq bigint, kind text, occurred_at_ms bigint, payload jsonb) \
-  ON CONFLICT (event_id) DO NOTHING RETURNING 1) \
+  ON CONFLICT DO NOTHING RETURNING 1) \
 SELECT count(*) FROM ins";
 
 /// One event as it travels to central: the `kiosk_events` columns, payload as JSON.

@@ -9,7 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::pricing::{AudioSeconds, Billing, MeteringError, Pricing, Rates, not_billed};
+use super::pricing::{
+    AudioSeconds, Billing, MAX_USAGE_COST, MeteringError, Pricing, Rates, not_billed,
+};
 use crate::events::{CostBreakdown, TokenCounts};
 use crate::money::NanoUsd;
 
@@ -57,13 +59,26 @@ pub struct TranscriptionInputDetails {
     pub audio_tokens: u64,
 }
 
-fn mul(tokens: u64, rate: u64) -> NanoUsd {
-    NanoUsd(tokens.saturating_mul(rate))
+/// Exact sums of products `count × rate`, or `None` past [`MAX_USAGE_COST`].
+fn priced(terms: &[(u64, u64)]) -> Option<NanoUsd> {
+    terms
+        .iter()
+        .try_fold(NanoUsd::ZERO, |sum, &(count, rate)| {
+            sum.checked_add(NanoUsd::checked_mul(count, rate)?)
+        })
+        .filter(|n| *n <= MAX_USAGE_COST)
 }
 
 impl Rates {
     /// Prices token counts into the four seed categories. Pure and linear in the counts.
-    pub fn price_tokens(&self, t: &TokenCounts) -> ResponseCost {
+    ///
+    /// `Err(Overflow)` when a category or the total would exceed [`MAX_USAGE_COST`]: checked
+    /// arithmetic, never a capped figure.
+    pub fn price_tokens(
+        &self,
+        model: &str,
+        t: &TokenCounts,
+    ) -> Result<ResponseCost, MeteringError> {
         let clamped_cached = t.cached_text > t.input_text
             || t.cached_audio > t.input_audio
             || t.cached_image > t.input_image;
@@ -73,23 +88,49 @@ impl Rates {
             cached_image: t.cached_image.min(t.input_image),
             ..*t
         };
-        let image = mul(tokens.input_image - tokens.cached_image, self.image_in)
-            + mul(tokens.cached_image, self.image_cached);
+        let overflow = |what| MeteringError::Overflow {
+            model: model.to_owned(),
+            what,
+            counts: format!("{t:?}"),
+        };
+        let category = |what, terms: &[(u64, u64)]| priced(terms).ok_or_else(|| overflow(what));
         let cost = CostBreakdown {
-            input_text_nusd: mul(tokens.input_text - tokens.cached_text, self.text_in)
-                + mul(tokens.cached_text, self.text_cached)
-                + image,
-            input_audio_nusd: mul(tokens.input_audio - tokens.cached_audio, self.audio_in)
-                + mul(tokens.cached_audio, self.audio_cached),
-            output_text_nusd: mul(tokens.output_text, self.text_out),
-            output_audio_nusd: mul(tokens.output_audio, self.audio_out),
+            input_text_nusd: category(
+                "input text and image",
+                &[
+                    (tokens.input_text - tokens.cached_text, self.text_in),
+                    (tokens.cached_text, self.text_cached),
+                    (tokens.input_image - tokens.cached_image, self.image_in),
+                    (tokens.cached_image, self.image_cached),
+                ],
+            )?,
+            input_audio_nusd: category(
+                "input audio",
+                &[
+                    (tokens.input_audio - tokens.cached_audio, self.audio_in),
+                    (tokens.cached_audio, self.audio_cached),
+                ],
+            )?,
+            output_text_nusd: category("output text", &[(tokens.output_text, self.text_out)])?,
+            output_audio_nusd: category("output audio", &[(tokens.output_audio, self.audio_out)])?,
             transcription_nusd: NanoUsd::ZERO,
         };
-        ResponseCost {
+        let total = [
+            cost.input_audio_nusd,
+            cost.output_audio_nusd,
+            cost.output_text_nusd,
+        ]
+        .into_iter()
+        .try_fold(cost.input_text_nusd, NanoUsd::checked_add)
+        .filter(|n| *n <= MAX_USAGE_COST);
+        if total.is_none() {
+            return Err(overflow("the response"));
+        }
+        Ok(ResponseCost {
             cost,
             tokens,
             clamped_cached,
-        }
+        })
     }
 }
 
@@ -103,7 +144,7 @@ impl Pricing {
         model: &str,
         tokens: &TokenCounts,
     ) -> Result<ResponseCost, MeteringError> {
-        Ok(self.require_realtime(model)?.price_tokens(tokens))
+        self.require_realtime(model)?.price_tokens(model, tokens)
     }
 
     /// Prices one input transcription usage into `transcription_nusd` (other fields 0).
@@ -130,9 +171,16 @@ impl Pricing {
                     text_tokens: 0,
                     audio_tokens: input_tokens,
                 });
-                mul(d.audio_tokens, r.audio_in)
-                    + mul(d.text_tokens, r.text_in)
-                    + mul(output_tokens, r.text_out)
+                priced(&[
+                    (d.audio_tokens, r.audio_in),
+                    (d.text_tokens, r.text_in),
+                    (output_tokens, r.text_out),
+                ])
+                .ok_or_else(|| MeteringError::Overflow {
+                    model: model.to_owned(),
+                    what: "the transcription",
+                    counts: format!("{usage:?}"),
+                })?
             }
             TranscriptionUsage::Duration { seconds } => {
                 if !r.bills_minutes() {
@@ -140,7 +188,15 @@ impl Pricing {
                 }
                 let scaled = u128::from(r.per_minute.0) * seconds.0.as_nanos();
                 let rounded = (scaled + NANOS_PER_MINUTE / 2) / NANOS_PER_MINUTE;
-                NanoUsd(u64::try_from(rounded).unwrap_or(u64::MAX))
+                u64::try_from(rounded)
+                    .ok()
+                    .map(NanoUsd)
+                    .filter(|n| *n <= MAX_USAGE_COST)
+                    .ok_or_else(|| MeteringError::Overflow {
+                        model: model.to_owned(),
+                        what: "the transcription",
+                        counts: format!("{usage:?}"),
+                    })?
             }
         };
         Ok(CostBreakdown {
@@ -379,6 +435,52 @@ mod tests {
         assert_eq!(m.tokens().output_audio, 182);
     }
 
+    #[test]
+    fn absurd_usage_is_an_overflow_error_naming_the_raw_counts_never_a_capped_cost() {
+        let p = pricing();
+        let absurd = TokenCounts {
+            output_audio: u64::MAX / 2,
+            ..TokenCounts::default()
+        };
+        let err = p.price_response("gpt-realtime", &absurd).unwrap_err();
+        assert!(matches!(err, MeteringError::Overflow { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains(&(u64::MAX / 2).to_string()), "{text}");
+        assert!(text.contains("gpt-realtime"), "{text}");
+        // Just above the ceiling in one category, and in the total across categories.
+        let audio_out = p.rates("gpt-realtime").unwrap().audio_out;
+        let over = MAX_USAGE_COST.0 / audio_out + 1;
+        let one = TokenCounts {
+            output_audio: over,
+            ..TokenCounts::default()
+        };
+        assert!(p.price_response("gpt-realtime", &one).is_err());
+        let split = TokenCounts {
+            output_audio: over / 2 + 1,
+            input_audio: 0,
+            output_text: MAX_USAGE_COST.0 / p.rates("gpt-realtime").unwrap().text_out / 2 + 1,
+            ..TokenCounts::default()
+        };
+        assert!(p.price_response("gpt-realtime", &split).is_err());
+        let huge_minutes = TranscriptionUsage::Duration {
+            seconds: AudioSeconds(Duration::MAX),
+        };
+        assert!(matches!(
+            p.price_transcription("whisper-1", &huge_minutes),
+            Err(MeteringError::Overflow { .. })
+        ));
+        let huge_tokens = TranscriptionUsage::Tokens {
+            input_tokens: u64::MAX,
+            output_tokens: 0,
+            total_tokens: u64::MAX,
+            input_token_details: None,
+        };
+        assert!(matches!(
+            p.price_transcription("gpt-4o-transcribe", &huge_tokens),
+            Err(MeteringError::Overflow { .. })
+        ));
+    }
+
     /// Consistent usage: cached counts never exceed input counts.
     fn usage() -> impl Strategy<Value = TokenCounts> {
         (
@@ -424,6 +526,50 @@ mod tests {
             let whole = p.price_response(m, &summed).unwrap();
             prop_assert_eq!(meter.cost(), whole.cost);
             prop_assert_eq!(meter.tokens(), summed);
+        }
+
+        /// Against an exact u128 model: priced exactly when within the ceiling, an error
+        /// otherwise; never a capped figure.
+        #[test]
+        fn any_usage_is_priced_exactly_or_refused(
+            m in model(),
+            counts in prop::array::uniform8(prop_oneof![
+                0u64..1_000_000,
+                any::<u64>(),
+                (u64::MAX / 100_000)..(u64::MAX / 1_000),
+            ]),
+        ) {
+            let t = TokenCounts {
+                input_text: counts[0],
+                input_audio: counts[1],
+                input_image: counts[2],
+                cached_text: counts[3].min(counts[0]),
+                cached_audio: counts[4].min(counts[1]),
+                cached_image: counts[5].min(counts[2]),
+                output_text: counts[6],
+                output_audio: counts[7],
+            };
+            let p = pricing();
+            let r = p.rates(m).unwrap();
+            let w = |n: u64, rate: u64| u128::from(n) * u128::from(rate);
+            let exact = w(t.input_text - t.cached_text, r.text_in)
+                + w(t.cached_text, r.text_cached)
+                + w(t.input_audio - t.cached_audio, r.audio_in)
+                + w(t.cached_audio, r.audio_cached)
+                + w(t.input_image - t.cached_image, r.image_in)
+                + w(t.cached_image, r.image_cached)
+                + w(t.output_text, r.text_out)
+                + w(t.output_audio, r.audio_out);
+            match p.price_response(m, &t) {
+                Ok(c) => {
+                    prop_assert!(exact <= u128::from(MAX_USAGE_COST.0));
+                    prop_assert_eq!(u128::from(c.cost.model_total().0), exact);
+                }
+                Err(e) => {
+                    prop_assert!(matches!(e, MeteringError::Overflow { .. }), "{}", e);
+                    prop_assert!(exact > u128::from(MAX_USAGE_COST.0));
+                }
+            }
         }
 
         #[test]

@@ -15,4 +15,6 @@ mod cost;
 mod pricing;
 
 pub use cost::{ResponseCost, SessionMeter, TranscriptionUsage};
-pub use pricing::{AudioSeconds, MeteringError, ModelPricing, Pricing, Rates, shipped_defaults};
+pub use pricing::{
+    AudioSeconds, MAX_USAGE_COST, MeteringError, ModelPricing, Pricing, Rates, shipped_defaults,
+};

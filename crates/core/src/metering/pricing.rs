@@ -55,9 +55,28 @@ pub enum MeteringError {
          session's cost or the daily budget"
     )]
     NoUsage,
+    /// A usage whose cost does not fit, or exceeds [`MAX_USAGE_COST`]: never capped to a
+    /// figure that looks real. The raw counts go into the alert so the bill can be checked.
+    #[error(
+        "usage on model `{model}` is absurd: {what} costs more than {max} (counts as reported: \
+         {counts}); it is not counted in the session's cost or the daily budget, check it \
+         against OpenAI's usage dashboard",
+        max = MAX_USAGE_COST
+    )]
+    Overflow {
+        model: String,
+        what: &'static str,
+        counts: String,
+    },
     #[error("invalid pricing:\n{}", .0.iter().map(|i| format!("  - {i}")).collect::<Vec<_>>().join("\n"))]
     InvalidPricing(Vec<ConfigIssue>),
 }
+
+/// The most one usage event (one response, one transcription) may cost: $1,000,000. Real
+/// responses cost cents; anything above is a corrupt or absurd report, and keeping every
+/// priced amount this small keeps session and daily totals far from any integer limit and
+/// within the stores' signed 64-bit columns.
+pub const MAX_USAGE_COST: NanoUsd = NanoUsd(1_000_000 * crate::money::NANOS_PER_USD);
 
 /// One model's prices in nano-dollars per token (and per minute of audio for duration-billed
 /// transcription). Whole nano-dollars per token keep every cost an exact integer.

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::decisions::{Decision, Lifecycle, Prompt, RealtimeCommand, SessionContext};
 use super::goodbye::GoodbyeMatcher;
 use super::inputs::{BadgeKey, BadgeLookup, FailureKind, Input, Member, Now, ScanId, Signal};
-use super::limits::DailyBudget;
+use super::limits::{Calendar, DailyBudget};
 use super::rate::BadgeGate;
 use crate::events::{
     CostBreakdown, EndReason, EventPayload, KioskEvent, MembershipStatus, Severity, TokenCounts,
@@ -71,8 +71,10 @@ pub struct Settings {
     pub idle_timeout_ms: u64,
     /// `session.max_cost_usd`: one session's model + transcription cost.
     pub max_cost: NanoUsd,
-    /// `session.daily_budget_usd`, per UTC day.
+    /// `session.daily_budget_usd`, per day of `calendar`.
     pub daily_budget: NanoUsd,
+    /// `kiosk.timezone`: whose midnight resets the daily budget.
+    pub calendar: Calendar,
     /// `session.cooldown_s`, after every ended session.
     pub cooldown_ms: u64,
     /// `badge.debounce_s`.
@@ -105,6 +107,7 @@ impl Default for Settings {
             idle_timeout_ms: 60_000,
             max_cost: NanoUsd(1_000_000_000),
             daily_budget: NanoUsd(20_000_000_000),
+            calendar: Calendar::utc(),
             cooldown_ms: 3_000,
             debounce_ms: 3_000,
             max_sessions_per_hour: 6,
@@ -205,7 +208,7 @@ pub struct SessionMachine {
 
 impl SessionMachine {
     /// A machine with these settings. `spent_today` is what the store already recorded for
-    /// the current UTC day (so a restart does not reset the daily budget).
+    /// the current day of `settings.calendar` (so a restart does not reset the daily budget).
     pub fn new(
         settings: Settings,
         spent_today: NanoUsd,
@@ -215,7 +218,11 @@ impl SessionMachine {
         SessionMachine {
             goodbye: GoodbyeMatcher::new(&settings.goodbye_phrases),
             gate: BadgeGate::new(settings.debounce_ms, settings.max_sessions_per_hour),
-            budget: DailyBudget::new(settings.daily_budget, spent_today, now.wall_ms),
+            budget: DailyBudget::new(
+                settings.daily_budget,
+                spent_today,
+                settings.calendar.day(now.wall_ms),
+            ),
             settings,
             ids: Box::new(ids),
             state: State::Idle,
@@ -236,7 +243,7 @@ impl SessionMachine {
             mono_ms: now.mono_ms.max(self.now.mono_ms),
             wall_ms: now.wall_ms,
         };
-        self.budget.roll(now.wall_ms);
+        self.budget.roll(self.settings.calendar.day(now.wall_ms));
         self.gate.prune(self.now.mono_ms);
         while self.fire_timer() {}
         match input {
@@ -258,10 +265,11 @@ impl SessionMachine {
         while self.fire_timer() {}
         if self.budget.take_alert() {
             let message = format!(
-                "daily OpenAI budget reached: {} spent today (UTC) of {}; new scans are refused \
-                 until midnight UTC (raise session.daily_budget_usd to allow more)",
+                "daily OpenAI budget reached: {} spent today ({zone}) of {}; new scans are \
+                 refused until midnight {zone} (raise session.daily_budget_usd to allow more)",
                 self.budget.spent(),
-                self.budget.budget()
+                self.budget.budget(),
+                zone = self.settings.calendar.zone(),
             );
             self.record(
                 None,
