@@ -277,6 +277,45 @@ impl Kiosk {
         );
     }
 
+    /// Sends `signal` to the daemon.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        super::send_signal(&self.child, signal);
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
+    /// `status --json` through the daemon's socket (`None` while it does not answer).
+    pub fn status(&self) -> Option<serde_json::Value> {
+        let out = self.command(&["status", "--json"]).output().ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// Waits for `needle` in the daemon's log.
+    pub fn wait_log(&self, needle: &str, limit: Duration) -> String {
+        super::wait_until(&format!("`{needle}` in the daemon log"), limit, || {
+            let log = self.log();
+            log.contains(needle).then_some(log)
+        })
+    }
+
+    /// Stops the daemon with `signal` (SIGTERM, SIGINT, SIGQUIT) and returns its log.
+    pub fn stop_with(mut self, signal: nix::sys::signal::Signal) -> String {
+        super::send_signal(&self.child, signal);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "no exit within 5 s of {signal}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let log = self.log();
+        assert!(status.success(), "{status:?}\n{log}");
+        log
+    }
+
     pub fn stop(mut self) -> String {
         let status = terminate(&mut self.child, Duration::from_secs(5)).expect("stops within 5 s");
         let log = self.log();
