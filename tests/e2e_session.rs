@@ -376,7 +376,7 @@ fn a_terminating_signal_ends_the_live_session_as_shutdown() {
     use nix::sys::signal::Signal;
     for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT] {
         let emulator = Emulator::start("live_until_idle.toml", &[]);
-        let kiosk = Kiosk::start(&emulator, "kiosk-e2e", "[session]\nidle_timeout_s = 600\n");
+        let mut kiosk = Kiosk::start(&emulator, "kiosk-e2e", "[session]\nidle_timeout_s = 600\n");
         kiosk.scanner.scan("0012345678");
         let live = wait_live(&kiosk);
         let db = kiosk.db();
@@ -522,7 +522,7 @@ fn a_full_disk_stops_new_sessions_until_the_store_records_again() {
     );
 
     std::fs::remove_file(filler).unwrap();
-    kiosk.wait_log("the local store records again", Duration::from_secs(10));
+    kiosk.wait_log("records again; sessions resume", Duration::from_secs(10));
     kiosk.scanner.scan("0055555555");
     let ended = ended_sessions_in(&kiosk, &db, 2, Duration::from_secs(40));
     let reasons: Vec<_> = ended
@@ -541,5 +541,8 @@ fn a_full_disk_stops_new_sessions_until_the_store_records_again() {
         jarvis_core::events::EventPayload::ScanRefused { cause } if cause == "store_unavailable")));
     assert!(events.iter().any(|p| matches!(p,
         jarvis_core::events::EventPayload::Alert { code, .. } if code == "store_write_failed")));
-    kiosk.stop();
+    drop(store);
+    let mut kiosk = kiosk;
+    let log = kiosk.stop_with(nix::sys::signal::Signal::SIGTERM);
+    assert!(log.contains("stopped"), "{log}");
 }

@@ -93,6 +93,20 @@ impl NotifySocket {
 }
 
 impl NotifySocket {
+    /// Keeps reading (and discarding) in a thread until the socket file is removed, as
+    /// systemd does: a queue nobody reads fills up and blocks the daemon's next notify.
+    pub fn drain_in_background(self) {
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 4096];
+            self.sock
+                .set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            while self.path.exists() {
+                let _ = self.sock.recv(&mut buf);
+            }
+        });
+    }
+
     /// Every datagram received during `window`, each with when it arrived.
     pub fn collect(&self, window: Duration) -> Vec<(Instant, String)> {
         let deadline = Instant::now() + window;

@@ -195,7 +195,6 @@ pub fn write_config(dir: &Path, kiosk_id: &str, base_url: &str, extra: &str) -> 
 /// The real daemon, configured for the virtual devices above and a Realtime emulator.
 pub struct Kiosk {
     pub dir: tempfile::TempDir,
-    _notify: NotifySocket,
     child: Child,
     _mic: Microphone,
     pub scanner: Scanner,
@@ -232,9 +231,9 @@ impl Kiosk {
         notify
             .wait_for("READY=1", Duration::from_secs(20))
             .expect("daemon READY");
+        notify.drain_in_background();
         Kiosk {
             dir,
-            _notify: notify,
             child,
             _mic: mic,
             scanner,
@@ -301,14 +300,18 @@ impl Kiosk {
     }
 
     /// Stops the daemon with `signal` (SIGTERM, SIGINT, SIGQUIT) and returns its log.
-    pub fn stop_with(mut self, signal: nix::sys::signal::Signal) -> String {
+    pub fn stop_with(&mut self, signal: nix::sys::signal::Signal) -> String {
         super::send_signal(&self.child, signal);
         let deadline = Instant::now() + Duration::from_secs(5);
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 break status;
             }
-            assert!(Instant::now() < deadline, "no exit within 5 s of {signal}");
+            assert!(
+                Instant::now() < deadline,
+                "no exit within 5 s of {signal}:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         let log = self.log();
