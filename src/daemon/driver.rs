@@ -607,3 +607,47 @@ fn prompt_sound(p: Prompt) -> PromptSound {
         Prompt::Apology => PromptSound::ConnectionLost,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jarvis_core::breaker::{BreakerSettings, Failure};
+
+    #[test]
+    fn the_breaker_refuses_from_the_failure_that_opens_it_and_wakes_the_loop_when_it_ends() {
+        let mut b = Breaker::new(BreakerSettings {
+            failures: 1,
+            open_for: Duration::from_secs(60),
+        });
+        assert!(!breaker_refusing(&b, 1_000));
+        assert_eq!(breaker_reopens_in(&b, 1_000), None);
+        let failure = Failure {
+            cause: "http 503".into(),
+            retry_after: None,
+        };
+        b.record_failure(1_000, &failure);
+        // At once, not on the next tick.
+        assert!(breaker_refusing(&b, 1_000));
+        assert_eq!(breaker_reopens_in(&b, 1_000), Some(Duration::from_secs(60)));
+        assert_eq!(
+            breaker_reopens_in(&b, 60_999),
+            Some(Duration::from_millis(1))
+        );
+        assert!(!breaker_refusing(&b, 61_000));
+        assert_eq!(breaker_reopens_in(&b, 61_000), None);
+    }
+
+    #[tokio::test]
+    async fn a_closed_source_is_never_ready_again() {
+        let (tx, rx) = mpsc::channel::<u8>(1);
+        drop(tx);
+        let mut source = Some(rx);
+        assert_eq!(recv_or_never(&mut source).await, None);
+        source = None;
+        let never = tokio::time::timeout(Duration::from_millis(50), recv_or_never(&mut source));
+        assert!(
+            never.await.is_err(),
+            "a closed source must not wake the loop"
+        );
+    }
+}
