@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use jarvis_badge::serial::{self, SerialSettings};
 use jarvis_badge::{
-    COUNTER_DISCARDED, COUNTER_RECONNECTS, COUNTER_SCANS, GAUGE_LAST_SCAN_MS, HEALTH_ADAPTER,
-    ReaderHandle, Scan,
+    COUNTER_DEVICE_ERRORS, COUNTER_DISCARDED, COUNTER_RECONNECTS, COUNTER_SCANS,
+    GAUGE_LAST_SCAN_MS, HEALTH_ADAPTER, ReaderHandle, Scan,
 };
 use jarvis_config::{Charset, LeadingZeros, LetterCase, Parity};
 use jarvis_core::badge::frame::{DEFAULT_IDLE_RESET, FrameKind, FrameRules};
@@ -20,6 +20,8 @@ const WAIT: Duration = Duration::from_secs(10);
 /// A plugged virtual scanner: the master side is what the "scanner" writes to.
 struct Pty {
     master: OwnedFd,
+    /// Kept open to ask how much input the reader has not consumed yet.
+    slave: OwnedFd,
     links: Vec<PathBuf>,
 }
 
@@ -33,7 +35,6 @@ impl Pty {
         nix::sys::termios::cfmakeraw(&mut t);
         let p = nix::pty::openpty(None, Some(&t)).unwrap();
         let slave = nix::unistd::ttyname(&p.slave).unwrap();
-        drop(p.slave);
         for link in links {
             let tmp = link.with_extension("new");
             std::os::unix::fs::symlink(&slave, &tmp).unwrap();
@@ -41,6 +42,7 @@ impl Pty {
         }
         Pty {
             master: p.master,
+            slave: p.slave,
             links: links.iter().map(|l| l.to_path_buf()).collect(),
         }
     }
@@ -52,11 +54,34 @@ impl Pty {
         }
     }
 
+    /// Waits until the reader has read everything written so far.
+    async fn wait_consumed(&self) {
+        use std::os::fd::AsRawFd;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let mut queued: nix::libc::c_int = 0;
+            // SAFETY: FIONREAD writes one int through the pointer, which outlives the call.
+            let rc = unsafe {
+                nix::libc::ioctl(self.slave.as_raw_fd(), nix::libc::FIONREAD, &mut queued)
+            };
+            assert_eq!(rc, 0, "FIONREAD on the pty");
+            if queued == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the reader left {queued} bytes unread"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// "Unplugs": the links disappear and the device node goes away.
     fn unplug(self) {
         for link in &self.links {
             let _ = std::fs::remove_file(link);
         }
+        drop(self.slave);
         drop(self.master);
     }
 }
@@ -134,6 +159,15 @@ impl Rig {
         scan.badge.expose().to_owned()
     }
 
+    /// Waits until the scanner has failed `n` more opens or reads than `since`.
+    async fn wait_device_errors(&self, since: u64, n: u64) {
+        let deadline = Instant::now() + WAIT;
+        while self.counter(COUNTER_DEVICE_ERRORS) < since + n {
+            assert!(Instant::now() < deadline, "fewer than {n} device errors");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Waits until the scanner's health matches `want`.
     async fn wait_state(&self, want: impl Fn(&AdapterState) -> bool) -> AdapterState {
         let deadline = Instant::now() + WAIT;
@@ -177,7 +211,8 @@ async fn frames_in_chunks_garbage_and_overlong_input() {
     rig.wait_state(up).await;
     for chunk in [&b"00"[..], b"1234", b"5678\r", b"\n0087654321\r\n"] {
         pty.write(chunk);
-        tokio::time::sleep(Duration::from_millis(15)).await;
+        // Each chunk is read on its own before the next is written.
+        pty.wait_consumed().await;
     }
     assert_eq!(rig.next_badge().await, "0012345678");
     assert_eq!(rig.next_badge().await, "0087654321");
@@ -211,8 +246,9 @@ async fn unplug_mid_frame_does_not_merge_and_replug_at_the_same_link_resumes() {
     pty.write(b"4444\r\n");
     assert_eq!(rig.next_badge().await, "4444");
     pty.write(b"0012");
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    pty.wait_consumed().await;
     let errors_before = rig.health.snapshot().last_errors.len();
+    let device_errors = rig.counter(COUNTER_DEVICE_ERRORS);
     pty.unplug();
     let state = rig.wait_state(degraded).await;
     let AdapterState::Degraded(reason) = state else {
@@ -220,8 +256,9 @@ async fn unplug_mid_frame_does_not_merge_and_replug_at_the_same_link_resumes() {
     };
     let prefix = format!("disconnected: {}: ", rig.link().display());
     assert!(reason.starts_with(&prefix), "{reason}");
-    // Several reopen attempts fail while unplugged; each cause is logged once.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Several reopen attempts fail while unplugged (the read, then three reopens); each cause
+    // is logged once.
+    rig.wait_device_errors(device_errors, 4).await;
     let errors = rig.health.snapshot().last_errors;
     let mut unique = errors.clone();
     unique.dedup();
@@ -296,7 +333,8 @@ async fn the_reader_ends_when_the_receiver_is_dropped() {
 async fn stop_is_prompt_while_the_device_is_missing() {
     let rig = start(rules());
     rig.wait_state(degraded).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Stop while the reader waits between reopen attempts.
+    rig.wait_device_errors(0, 2).await;
     let stopped = tokio::task::spawn_blocking(move || rig.reader.stop());
     tokio::time::timeout(WAIT, stopped).await.unwrap().unwrap();
 }

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use support::net::{free_port, http_get};
-use support::{NotifySocket, Scratch, terminate};
+use support::{NotifySocket, Scratch, cpu_time, terminate};
 
 #[test]
 fn starts_notifies_ready_and_stops_cleanly_on_sigterm() {
@@ -214,4 +214,121 @@ fn health_endpoint_serves_healthz_and_metrics() {
     for c in [&mut second, &mut child] {
         assert!(terminate(c, Duration::from_secs(5)).is_some_and(|s| s.success()));
     }
+}
+
+/// With no badge source the reader's channel closes at once; the lifecycle loop must stop
+/// listening to it rather than spin on it. A fault detector, not a performance target: a
+/// spinning loop burns ~50 % of a core, an idle daemon well under 1 %.
+#[test]
+fn an_idle_daemon_without_a_scanner_does_not_spin() {
+    let scratch = Scratch::new("[badge]\nsource = \"none\"\n");
+    let (mut child, _n) = start(&scratch, "a", &[]);
+    let window = Duration::from_secs(3);
+    let before = (cpu_time(child.id()), std::time::Instant::now());
+    // A measurement window, not a synchronisation: the daemon is idle throughout.
+    std::thread::sleep(window);
+    let used = cpu_time(child.id()) - before.0;
+    let share = used.as_secs_f64() / before.1.elapsed().as_secs_f64();
+    eprintln!(
+        "idle CPU with badge.source = none: {:.2} % of a core ({used:?} over {window:?})",
+        share * 100.0
+    );
+    assert!(
+        share < 0.05,
+        "the idle daemon used {:.1} % of a core",
+        share * 100.0
+    );
+    assert!(terminate(&mut child, Duration::from_secs(5)).is_some_and(|s| s.success()));
+}
+
+/// The watchdog is fed by the work: pings flow while the lifecycle loop turns, and stop once
+/// it stalls (a test fault), so systemd restarts a stuck daemon.
+#[test]
+fn the_watchdog_stops_pinging_when_the_lifecycle_loop_stalls() {
+    let scratch = Scratch::new("");
+    let notify = NotifySocket::bind(scratch.path());
+    let mut child = scratch
+        .command(&["run"])
+        .env("NOTIFY_SOCKET", &notify.path)
+        .env("WATCHDOG_USEC", "1000000")
+        .env("JARVIS_KIOSK_TEST_FAULTS", "stall-lifecycle-after-ms=3000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let before = notify
+        .wait_for(
+            "STATUS=test fault: lifecycle stalled",
+            Duration::from_secs(30),
+        )
+        .expect("the stall fault fired");
+    let pings_before = before
+        .iter()
+        .filter(|m| m.lines().any(|l| l == "WATCHDOG=1"))
+        .count();
+    assert!(pings_before >= 2, "pings while the loop turned: {before:?}");
+
+    // The loop's last beat is at most an interval and a tick old when a ping goes out, so
+    // none may arrive after 1 s; watch 4 s.
+    let stalled_at = std::time::Instant::now();
+    let after = notify.collect(Duration::from_secs(4));
+    let late: Vec<_> = after
+        .iter()
+        .filter(|(at, m)| {
+            m.lines().any(|l| l == "WATCHDOG=1")
+                && at.duration_since(stalled_at) > Duration::from_secs(1)
+        })
+        .collect();
+    assert!(late.is_empty(), "pings after the stall: {late:?}");
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("not pinging the systemd watchdog"), "{log}");
+}
+
+/// SIGHUP reloads instead of killing the daemon: an invalid file changes nothing, and the
+/// daemon keeps serving.
+#[test]
+fn sighup_with_an_invalid_file_keeps_the_daemon_running() {
+    let scratch = Scratch::new("[session]\nidle_timeout_s = 30\n");
+    let notify = NotifySocket::bind(scratch.path());
+    let log = scratch.path().join("daemon.log");
+    let mut child = scratch
+        .command(&["run"])
+        .env("NOTIFY_SOCKET", &notify.path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    notify
+        .wait_for("READY=1", Duration::from_secs(20))
+        .expect("READY=1");
+    let body = std::fs::read_to_string(&scratch.config).unwrap();
+    std::fs::write(
+        &scratch.config,
+        body.replace("idle_timeout_s = 30", "idle_timeout_s = 0"),
+    )
+    .unwrap();
+    support::send_signal(&child, nix::sys::signal::Signal::SIGHUP);
+    support::wait_until(
+        "the refused reload in the log",
+        Duration::from_secs(10),
+        || {
+            let text = std::fs::read_to_string(&log).ok()?;
+            text.contains("nothing reloaded").then_some(())
+        },
+    );
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("session.idle_timeout_s"),
+        "the log names the bad key"
+    );
+    std::fs::write(&scratch.config, body).unwrap();
+    let out = scratch.command(&["status", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["daemon"], "running", "the daemon died on SIGHUP: {v}");
+    assert!(terminate(&mut child, Duration::from_secs(5)).is_some_and(|s| s.success()));
 }

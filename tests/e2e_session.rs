@@ -76,9 +76,19 @@ fn scan_converse_goodbye_and_exact_cost() {
 
 /// Waits for `n` ended sessions and returns them, newest first.
 fn ended_sessions(k: &Kiosk, n: usize, limit: Duration) -> Vec<SessionSummary> {
+    ended_sessions_in(k, &k.db(), n, limit)
+}
+
+/// [`ended_sessions`] for a store at `db`.
+fn ended_sessions_in(
+    k: &Kiosk,
+    db: &std::path::Path,
+    n: usize,
+    limit: Duration,
+) -> Vec<SessionSummary> {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
-        if let Ok(store) = Store::open_existing(&k.db())
+        if let Ok(store) = Store::open_existing(db)
             && let Ok(sessions) = store.recent_sessions(10)
         {
             let ended: Vec<_> = sessions
@@ -149,12 +159,14 @@ fn a_scan_while_the_breaker_is_open_gets_the_unavailable_prompt() {
     );
     kiosk.scanner.scan("0012345678");
     ended_sessions(&kiosk, 1, Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(1500)); // cooldown, and a tick to see the breaker
+    // Past the cooldown, the open breaker keeps the kiosk degraded.
+    support::wait_until("lifecycle degraded", Duration::from_secs(10), || {
+        (kiosk.status()?["health"]["lifecycle"] == "degraded").then_some(())
+    });
     kiosk.scanner.scan("0099999999");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while refusals(&kiosk).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    support::wait_until("a refusal", Duration::from_secs(10), || {
+        (!refusals(&kiosk).is_empty()).then_some(())
+    });
     assert_eq!(refusals(&kiosk), ["breaker_open"], "{}", kiosk.log());
     assert_eq!(
         ended_sessions(&kiosk, 1, Duration::from_secs(1)).len(),
@@ -344,4 +356,193 @@ fn a_live_session_shows_in_status_healthz_and_metrics() {
     assert!(v["current_session"].is_null(), "{v}");
     assert_eq!(v["recent_sessions"][0]["session_id"], session_id);
     kiosk.stop();
+}
+
+/// Waits until the kiosk's session is live and metered (the greeting's usage is in).
+fn wait_live(kiosk: &Kiosk) -> String {
+    let status = support::wait_until("a metered live session", Duration::from_secs(20), || {
+        let v = kiosk.status()?;
+        (v["current_session"]["cost_nusd"].as_u64()? > 0).then_some(v)
+    });
+    status["current_session"]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Every terminating signal ends a live session cleanly: reason `shutdown`, usage kept.
+#[test]
+fn a_terminating_signal_ends_the_live_session_as_shutdown() {
+    use nix::sys::signal::Signal;
+    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGQUIT] {
+        let emulator = Emulator::start("live_until_idle.toml", &[]);
+        let mut kiosk = Kiosk::start(&emulator, "kiosk-e2e", "[session]\nidle_timeout_s = 600\n");
+        kiosk.scanner.scan("0012345678");
+        let live = wait_live(&kiosk);
+        let db = kiosk.db();
+        let log = kiosk.stop_with(signal);
+        let store = Store::open_existing(&db).unwrap();
+        let s = store
+            .recent_sessions(5)
+            .unwrap()
+            .into_iter()
+            .find(|s| s.session_id.to_string() == live)
+            .unwrap_or_else(|| panic!("{signal}: no session {live}:\n{log}"));
+        assert_eq!(
+            s.end_reason.as_deref(),
+            Some("shutdown"),
+            "{signal}: {s:?}\n{log}"
+        );
+        assert!(
+            s.total_nusd > NanoUsd(0),
+            "{signal}: the usage is kept: {s:?}"
+        );
+    }
+}
+
+/// SIGHUP reloads the session limits: a live kiosk with a long idle timeout gets a short one
+/// and keeps running; a changed key that cannot be reloaded is named as needing a restart.
+#[test]
+fn sighup_reloads_session_limits_and_names_what_needs_a_restart() {
+    let emulator = Emulator::start("live_until_idle.toml", &[]);
+    let kiosk = Kiosk::start(&emulator, "kiosk-e2e", "[session]\nidle_timeout_s = 600\n");
+    let body = std::fs::read_to_string(kiosk.config()).unwrap();
+    let body = body
+        .replace("idle_timeout_s = 600", "idle_timeout_s = 2")
+        .replace("connect_timeout_s = 5", "connect_timeout_s = 6");
+    std::fs::write(kiosk.config(), body).unwrap();
+    kiosk.signal(nix::sys::signal::Signal::SIGHUP);
+    let log = kiosk.wait_log("SIGHUP: reloading", Duration::from_secs(10));
+    assert!(log.contains("need a restart"), "{log}");
+    let restart = log.lines().find(|l| l.contains("need a restart")).unwrap();
+    assert!(restart.contains("openai.connect_timeout_s"), "{restart}");
+    assert!(!restart.contains("idle_timeout_s"), "{restart}");
+
+    kiosk.scanner.scan("0012345678");
+    let s = kiosk.ended_session(Duration::from_secs(30));
+    assert_eq!(
+        s.end_reason.as_deref(),
+        Some("idle_timeout"),
+        "{s:?}\n{}",
+        kiosk.log()
+    );
+    kiosk.stop();
+}
+
+/// The microphone does not wait on the store: with every append held 500 ms on the store
+/// thread (a slow SD card's fsync), a whole session's frames reach the conversation.
+#[test]
+fn a_slow_store_drops_no_microphone_frames() {
+    let emulator = Emulator::start("kiosk_e2e.toml", &[]);
+    let kiosk = Kiosk::start_with_env(
+        &emulator,
+        "kiosk-e2e",
+        "",
+        &[("JARVIS_KIOSK_TEST_FAULTS", "store-delay-ms=500")],
+    );
+    kiosk.scanner.scan("0012345678");
+    let s = kiosk.ended_session(Duration::from_secs(60));
+    assert_eq!(
+        s.end_reason.as_deref(),
+        Some("goodbye"),
+        "{s:?}\n{}",
+        kiosk.log()
+    );
+    let status = kiosk.status().expect("status");
+    let dropped = status["health"]["counters"]["audio_frames_dropped"]
+        .as_u64()
+        .unwrap_or(0);
+    eprintln!("microphone frames dropped with a 500 ms store delay: {dropped}");
+    assert_eq!(dropped, 0, "{status}");
+    kiosk.stop();
+}
+
+/// A small tmpfs, unmounted when dropped (the tests run as root in a container).
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mount -t tmpfs needs root (or CAP_SYS_ADMIN)");
+        Tmpfs(dir)
+    }
+
+    /// Writes a file until the disk is full.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.path().join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 4096];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+/// A full disk: the session whose start cannot be recorded does not call OpenAI, the kiosk
+/// degrades and refuses scans with the "unavailable" prompt, an alert is raised, and once the
+/// disk has room the kept events are recorded and sessions start again.
+#[test]
+fn a_full_disk_stops_new_sessions_until_the_store_records_again() {
+    let disk = Tmpfs::mount("4m");
+    let db = disk.0.path().join("kiosk.db");
+    let emulator = Emulator::start("kiosk_e2e.toml", &[]);
+    let kiosk = Kiosk::start_with_env(
+        &emulator,
+        "kiosk-e2e",
+        "[session]\ncooldown_s = 1\n",
+        &[("JARVIS_KIOSK__STORAGE__PATH", db.to_str().unwrap())],
+    );
+    let filler = disk.fill();
+    kiosk.scanner.scan("0012345678");
+    kiosk.wait_log("event NOT recorded", Duration::from_secs(20));
+    support::wait_until("lifecycle degraded", Duration::from_secs(10), || {
+        let v = kiosk.status()?;
+        (v["health"]["lifecycle"] == "degraded").then_some(v)
+    });
+    kiosk.scanner.scan("0099999999");
+    kiosk.wait_log("store_unavailable", Duration::from_secs(10));
+    assert!(
+        !kiosk.log().contains("connecting to Realtime"),
+        "no call while costs cannot be recorded:\n{}",
+        kiosk.log()
+    );
+
+    std::fs::remove_file(filler).unwrap();
+    kiosk.wait_log("records again; sessions resume", Duration::from_secs(10));
+    kiosk.scanner.scan("0055555555");
+    let ended = ended_sessions_in(&kiosk, &db, 2, Duration::from_secs(40));
+    let reasons: Vec<_> = ended
+        .iter()
+        .map(|s| s.end_reason.clone().unwrap())
+        .collect();
+    assert_eq!(reasons, ["goodbye", "connect_failed"], "{}", kiosk.log());
+    let mut store = Store::open_existing(&db).unwrap();
+    let events: Vec<_> = store
+        .pending(1000)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event.payload)
+        .collect();
+    assert!(events.iter().any(|p| matches!(p,
+        jarvis_core::events::EventPayload::ScanRefused { cause } if cause == "store_unavailable")));
+    assert!(events.iter().any(|p| matches!(p,
+        jarvis_core::events::EventPayload::Alert { code, .. } if code == "store_write_failed")));
+    drop(store);
+    let mut kiosk = kiosk;
+    let log = kiosk.stop_with(nix::sys::signal::Signal::SIGTERM);
+    assert!(log.contains("stopped"), "{log}");
 }

@@ -100,7 +100,7 @@ pub fn main(cli: Cli) -> ExitCode {
             print!("{}", cfg.to_toml());
             ExitCode::SUCCESS
         }
-        Command::Run => run_daemon(cfg, cli.log, started),
+        Command::Run => run_daemon(cfg, source, cli.log, started),
         Command::Status { json } => status::run(&cfg, json),
         Command::Doctor { json, quiet } => doctor::run(&cfg, json, quiet),
         Command::Devices => doctor::devices(),
@@ -108,7 +108,12 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
-fn run_daemon(cfg: Config, log: LogFormat, started: std::time::Instant) -> ExitCode {
+fn run_daemon(
+    cfg: Config,
+    source: ConfigSource,
+    log: LogFormat,
+    started: std::time::Instant,
+) -> ExitCode {
     let installed = crate::telemetry::init(log, &cfg.log.level, &cfg.kiosk.id);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -121,7 +126,7 @@ fn run_daemon(cfg: Config, log: LogFormat, started: std::time::Instant) -> ExitC
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(crate::daemon::run(cfg, installed, started)) {
+    match runtime.block_on(crate::daemon::run(cfg, source, installed, started)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "daemon failed");

@@ -104,9 +104,10 @@ impl Conversation {
         let _ = self.commands.try_send(Command::HangUp);
     }
 
-    /// Hands one microphone frame over; drops it when the peer is behind (never blocks).
-    pub fn push_audio(&self, frame: OpusFrame) -> bool {
-        self.audio.try_send(frame).is_ok()
+    /// Where microphone frames for this conversation go: the driver's microphone task sends
+    /// with `try_send`, dropping a frame when the peer is behind (never blocks).
+    pub fn audio_sink(&self) -> mpsc::Sender<OpusFrame> {
+        self.audio.clone()
     }
 }
 
@@ -217,8 +218,10 @@ async fn run(
                     }
                 }
             }
-            frame = audio.recv(), if open => {
-                if let Some(frame) = frame {
+            // Frames from before the channel opened are stale: taken and discarded, so the
+            // queue never fills with them and drops count only live audio.
+            Some(frame) = audio.recv() => {
+                if open {
                     let _ = peer.send_audio(frame.data);
                 }
             }
@@ -329,6 +332,7 @@ async fn connect(deps: &RealtimeDeps, member: &MemberContext<'_>) -> Result<Conn
     .await?;
     let options = PeerOptions {
         connect_timeout: Duration::from_secs(deps.cfg.connect_timeout_s),
+        ice_disconnect_grace: Duration::from_secs(deps.cfg.ice_disconnect_grace_s),
         ..PeerOptions::for_base_url(&deps.cfg.base_url)
     };
     let (pending, offer) = Peer::offer(options).map_err(|e| CallError::Client(e.to_string()))?;

@@ -2,14 +2,18 @@
 //!
 //! `run` starts every adapter under the supervisor, tells systemd READY as soon as the
 //! daemon can accept a scan (adapters that are missing hardware report degraded and keep
-//! retrying), and on SIGTERM/SIGINT ends a live session with reason `shutdown`, flushes the
-//! store and exits within [`SHUTDOWN_GRACE`].
+//! retrying), reloads what can change safely on SIGHUP ([`reload`]), and on SIGTERM, SIGINT or
+//! SIGQUIT ends a live session with reason `shutdown`, flushes the store and exits within
+//! [`SHUTDOWN_GRACE`].
 
 pub mod conversation;
 pub mod directory;
 pub mod driver;
+pub mod faults;
 pub mod notify;
+pub mod reload;
 pub mod supervisor;
+pub mod watchdog;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +32,7 @@ use jarvis_core::session::SessionMachine;
 use crate::health;
 use crate::health::report::Observer;
 use crate::telemetry::{self, Installed};
-use jarvis_config::Config;
+use jarvis_config::{Config, ConfigSource};
 use jarvis_core::clock;
 use jarvis_core::health::{AdapterState, Health};
 use jarvis_store::{StoreHandle, StoreOptions};
@@ -38,12 +42,21 @@ pub use supervisor::{AdapterCtx, Supervisor};
 /// systemd's default TimeoutStopSec is 90 s; we promise technicians far less.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 
-/// Runs the daemon until SIGTERM or SIGINT.
-pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow::Result<()> {
+/// Runs the daemon until SIGTERM, SIGINT or SIGQUIT; `source` is re-read on SIGHUP.
+pub async fn run(
+    cfg: Config,
+    source: ConfigSource,
+    installed: Installed,
+    started: Instant,
+) -> anyhow::Result<()> {
     let span = telemetry::kiosk_span(&cfg.kiosk.id, &installed);
     async move {
         if let Installed::HumanFallback(why) = &installed {
             tracing::warn!("{why}");
+        }
+        let faults = faults::TestFaults::from_env().map_err(anyhow::Error::msg)?;
+        if faults.any() {
+            tracing::warn!(?faults, "{} is set: test faults are injected", faults::ENV);
         }
         let health = Health::new(&cfg.kiosk.id, clock::wall_ms());
         let shutdown = CancellationToken::new();
@@ -94,6 +107,8 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
         let (playback, capture, mic) = jarvis_audio::start(&cfg.audio, health.clone());
         let playback = Arc::new(playback);
         let realtime = Arc::new(realtime_deps(&cfg, &health, playback.clone())?);
+        let heartbeat = watchdog::Heartbeat::default();
+        let (reload_tx, reloads) = mpsc::channel(1);
         let driver = driver::Driver {
             machine,
             store: store.clone(),
@@ -102,9 +117,17 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
             realtime,
             playback: playback.clone(),
             breaker: Breaker::new(cfg.openai.breaker_settings()),
+            heartbeat: heartbeat.clone(),
+            faults,
         };
         let driver_stop = CancellationToken::new();
-        let driver_task = tokio::spawn(driver.run(scans, mic, driver_stop.clone()).in_current_span());
+        let inputs = driver::Inputs {
+            scans,
+            mic,
+            reloads,
+        };
+        let driver_task =
+            tokio::spawn(driver.run(inputs, driver_stop.clone()).in_current_span());
         if cfg.central.url.is_some() {
             let (cfg, store) = (cfg.clone(), store.clone());
             supervisor.spawn("central", move |ctx| {
@@ -138,8 +161,12 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
             Some(addr) => start_endpoint(addr, observer, &health, shutdown.clone()).await,
             None => None,
         };
-        let watchdog = notify::watchdog_interval()
-            .map(|every| tokio::spawn(ping_watchdog(every, shutdown.clone())));
+        let watchdog = notify::watchdog_interval().map(|every| {
+            tokio::spawn(
+                watchdog::run(every, heartbeat.clone(), store.clone(), shutdown.clone())
+                    .in_current_span(),
+            )
+        });
 
         // The DTLS certificate takes ~200 ms to generate: make it now, off the runtime, so
         // the first member does not wait for it.
@@ -148,13 +175,25 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
                 tracing::warn!(error = %e, "cannot prepare the WebRTC certificate");
             }
         });
+        // Before READY: a reload or stop sent as soon as systemd sees the daemon up must find
+        // its handler, not the default action (SIGHUP would kill).
+        let mut signals = Signals::install().context("installing signal handlers")?;
         let startup_ms = started.elapsed().as_millis() as u64;
         notify::ready(&format!("ready in {startup_ms} ms; idle"));
         tracing::info!(startup_ms, version = jarvis_core::VERSION, "ready");
 
-        let signal = wait_for_signal()
-            .await
-            .context("installing signal handlers")?;
+        let mut running = cfg.clone();
+        let signal = loop {
+            match signals.next().await {
+                Wake::Reload => {
+                    if let Some(r) = reload::reload(&running, &source, &health, playback.clone()) {
+                        running = r.config;
+                        let _ = reload_tx.send(r.driver).await;
+                    }
+                }
+                Wake::Stop(signal) => break signal,
+            }
+        };
         tracing::info!(signal, "shutting down");
         notify::stopping();
         driver_stop.cancel();
@@ -197,7 +236,7 @@ pub async fn run(cfg: Config, installed: Installed, started: Instant) -> anyhow:
 
 /// The Realtime side's long-lived parts. Missing credentials do not stop the daemon: the
 /// `realtime` adapter shows why, and each scan gets the "unavailable" prompt.
-fn realtime_deps(
+pub(crate) fn realtime_deps(
     cfg: &Config,
     health: &Health,
     playback: Arc<jarvis_audio::Playback>,
@@ -224,14 +263,39 @@ fn realtime_deps(
     })
 }
 
-async fn wait_for_signal() -> std::io::Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// The signals the daemon acts on: SIGHUP reloads, the terminating ones stop it cleanly
+/// (a live session ends `shutdown`, its usage recorded).
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    quit: tokio::signal::unix::Signal,
+}
+
+enum Wake {
+    Reload,
+    Stop(&'static str),
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            hup: signal(SignalKind::hangup())?,
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            quit: signal(SignalKind::quit())?,
+        })
+    }
+
+    async fn next(&mut self) -> Wake {
+        tokio::select! {
+            _ = self.hup.recv() => Wake::Reload,
+            _ = self.term.recv() => Wake::Stop("SIGTERM"),
+            _ = self.int.recv() => Wake::Stop("SIGINT"),
+            _ = self.quit.recv() => Wake::Stop("SIGQUIT"),
+        }
+    }
 }
 
 /// Binds the status socket before anything else opens the scanner or the store, so a second
@@ -299,16 +363,6 @@ async fn prune_synced(
         tokio::select! {
             () = tokio::time::sleep(PRUNE_EVERY) => {}
             () = ctx.shutdown.cancelled() => return Ok(()),
-        }
-    }
-}
-
-async fn ping_watchdog(every: Duration, shutdown: CancellationToken) {
-    loop {
-        notify::watchdog();
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            () = shutdown.cancelled() => return,
         }
     }
 }

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use crate::central_support::{TestDb, free_port};
+use crate::central_support::proxy::Proxy;
+use crate::central_support::{TestDb, free_port, server_addr};
 use jarvis_config::secrets::SecretPath;
 use jarvis_config::{BadgeConfig, Config};
 use jarvis_core::badge::member::{DirectoryAnswer, DirectoryError, MemberDirectory};
@@ -113,4 +114,35 @@ async fn doctor_says_ok_or_names_the_missing_migration() {
     let c = doctor::check(&config_for(&k), Duration::from_secs(10)).await;
     assert_eq!(c.level, Level::Fail);
     assert!(c.detail.contains("0004_derived_tables.sql"), "{}", c.detail);
+}
+
+/// A lookup cut short by its caller's timeout in a network black hole must not leave its
+/// connection behind: the next lookup, once the network is back, answers at once instead of
+/// waiting on a connection nobody will ever answer.
+#[tokio::test]
+async fn a_timed_out_lookup_drops_its_connection() {
+    let db = TestDb::migrated("dir_blackhole");
+    members(&db);
+    let k = db.add_kiosk("k", "gym_a");
+    let proxy = Proxy::start(server_addr()).await;
+    let url = format!("{}&connect_timeout=2", proxy.url_for(&k.url));
+    let dir =
+        CentralDirectory::new(CentralTarget::new(&url, Some(&k.password), None, "k").unwrap());
+    let limit = Duration::from_secs(3);
+    let found = tokio::time::timeout(limit, dir.lookup(&badge("badge1"))).await;
+    assert!(
+        matches!(found, Ok(Ok(DirectoryAnswer::Found(_)))),
+        "{found:?}"
+    );
+
+    proxy.cut();
+    let cut = tokio::time::timeout(limit, dir.lookup(&badge("badge1"))).await;
+    assert!(cut.is_err(), "a black hole cannot answer: {cut:?}");
+
+    proxy.restore_new_only();
+    let again = tokio::time::timeout(limit, dir.lookup(&badge("badge1"))).await;
+    assert!(
+        matches!(again, Ok(Ok(DirectoryAnswer::Found(_)))),
+        "the lookup after the outage reused the dead connection: {again:?}"
+    );
 }

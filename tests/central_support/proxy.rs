@@ -62,6 +62,12 @@ impl Proxy {
         self.cut.send_replace(true);
     }
 
+    /// New connections go through again while the ones cut stay black holes, as after a
+    /// NAT or uplink change that forgot them.
+    pub fn restore_new_only(&self) {
+        self.cut.send_replace(false);
+    }
+
     pub fn restore(&self) {
         self.cut.send_replace(false);
         self.held.lock().unwrap().clear();

@@ -92,6 +92,59 @@ impl NotifySocket {
     }
 }
 
+impl NotifySocket {
+    /// Keeps reading (and discarding) in a thread until the socket file is removed, as
+    /// systemd does: a queue nobody reads fills up and blocks the daemon's next notify.
+    pub fn drain_in_background(self) {
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 4096];
+            self.sock
+                .set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            while self.path.exists() {
+                let _ = self.sock.recv(&mut buf);
+            }
+        });
+    }
+
+    /// Every datagram received during `window`, each with when it arrived.
+    pub fn collect(&self, window: Duration) -> Vec<(Instant, String)> {
+        let deadline = Instant::now() + window;
+        let mut seen = Vec::new();
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return seen;
+            }
+            self.sock.set_read_timeout(Some(left)).unwrap();
+            if let Ok(n) = self.sock.recv(&mut buf) {
+                seen.push((
+                    Instant::now(),
+                    String::from_utf8_lossy(&buf[..n]).into_owned(),
+                ));
+            }
+        }
+    }
+}
+
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) start at state, field 3.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// Sends `signal` to a child process.
+pub fn send_signal(child: &Child, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+}
+
 /// Sends SIGTERM and waits for the exit, at most `limit`.
 pub fn terminate(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);

@@ -193,12 +193,10 @@ pub fn write_config(dir: &Path, kiosk_id: &str, base_url: &str, extra: &str) -> 
 }
 
 /// Starts the daemon on `dir/config.toml` and waits for READY.
-fn spawn_daemon(
-    dir: &Path,
-    notify: &NotifySocket,
-    mic: &Microphone,
-    env: &[(&str, &str)],
-) -> Child {
+fn spawn_daemon(dir: &Path, mic: &Microphone, env: &[(&str, &str)]) -> Child {
+    // A restart binds afresh: the previous socket is being drained by a thread of its own.
+    let _ = std::fs::remove_file(dir.join("notify.sock"));
+    let notify = NotifySocket::bind(dir);
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jarvis-kiosk"));
     cmd.arg("--config")
         .arg(dir.join("config.toml"))
@@ -214,13 +212,13 @@ fn spawn_daemon(
     notify
         .wait_for("READY=1", Duration::from_secs(20))
         .expect("daemon READY");
+    notify.drain_in_background();
     child
 }
 
 /// The real daemon, configured for the virtual devices above and a Realtime emulator.
 pub struct Kiosk {
     pub dir: tempfile::TempDir,
-    _notify: NotifySocket,
     child: Child,
     _mic: Microphone,
     pub scanner: Scanner,
@@ -243,11 +241,9 @@ impl Kiosk {
         let scanner = Scanner::plug(&d.join("ttyBADGE"));
         write_config(d, kiosk_id, &emulator.base_url, extra);
         let mic = Microphone::start(d, Vec::new());
-        let notify = NotifySocket::bind(d);
-        let child = spawn_daemon(d, &notify, &mic, env);
+        let child = spawn_daemon(d, &mic, env);
         Kiosk {
             dir,
-            _notify: notify,
             child,
             _mic: mic,
             scanner,
@@ -262,7 +258,7 @@ impl Kiosk {
         self.child.wait().unwrap();
         let d = self.dir.path();
         std::fs::rename(d.join("daemon.log"), d.join("daemon-killed.log")).unwrap();
-        self.child = spawn_daemon(d, &self._notify, &self._mic, env);
+        self.child = spawn_daemon(d, &self._mic, env);
     }
 
     /// A `jarvis-kiosk` command against this kiosk's config (`status`, `doctor`...).
@@ -299,6 +295,49 @@ impl Kiosk {
             "no session ended within {limit:?}; daemon log:\n{}",
             self.log()
         );
+    }
+
+    /// Sends `signal` to the daemon.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        super::send_signal(&self.child, signal);
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
+    /// `status --json` through the daemon's socket (`None` while it does not answer).
+    pub fn status(&self) -> Option<serde_json::Value> {
+        let out = self.command(&["status", "--json"]).output().ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// Waits for `needle` in the daemon's log.
+    pub fn wait_log(&self, needle: &str, limit: Duration) -> String {
+        super::wait_until(&format!("`{needle}` in the daemon log"), limit, || {
+            let log = self.log();
+            log.contains(needle).then_some(log)
+        })
+    }
+
+    /// Stops the daemon with `signal` (SIGTERM, SIGINT, SIGQUIT) and returns its log.
+    pub fn stop_with(&mut self, signal: nix::sys::signal::Signal) -> String {
+        super::send_signal(&self.child, signal);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no exit within 5 s of {signal}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let log = self.log();
+        assert!(status.success(), "{status:?}\n{log}");
+        log
     }
 
     pub fn stop(mut self) -> String {

@@ -32,6 +32,9 @@ pub const HEALTH_ADAPTER: &str = "scanner";
 pub const COUNTER_DISCARDED: &str = "badge_frames_discarded";
 /// Health counter: badges read from the scanner.
 pub const COUNTER_SCANS: &str = "badge_scans";
+/// Health counter: failed opens and reads of the scanner (each reopen attempt while it is
+/// missing counts one).
+pub const COUNTER_DEVICE_ERRORS: &str = "scanner_device_errors";
 /// Health counter: times the scanner came back after a disconnect.
 pub const COUNTER_RECONNECTS: &str = "scanner_reconnects";
 /// Health gauge: wall-clock time of the last badge read, in Unix milliseconds.
@@ -41,6 +44,8 @@ pub const GAUGE_LAST_SCAN_MS: &str = "scanner_last_scan_ms";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scan {
     pub badge: Badge,
+    /// Monotonic time of the read (`clock::mono_ms`): the session's connect time counts from it.
+    pub read_at_ms: u64,
 }
 
 /// A running reader thread. Dropping it leaves the thread running until the scan receiver

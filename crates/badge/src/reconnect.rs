@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::{
-    COUNTER_DISCARDED, COUNTER_RECONNECTS, COUNTER_SCANS, GAUGE_LAST_SCAN_MS, HEALTH_ADAPTER,
-    ReaderHandle, Scan,
+    COUNTER_DEVICE_ERRORS, COUNTER_DISCARDED, COUNTER_RECONNECTS, COUNTER_SCANS,
+    GAUGE_LAST_SCAN_MS, HEALTH_ADAPTER, ReaderHandle, Scan,
 };
 use jarvis_core::badge::frame::{Discard, FrameEvent};
 use jarvis_core::clock;
@@ -73,6 +73,7 @@ impl Reporter {
     /// The device is unusable: degrade health, log when the cause changed.
     pub fn down(&mut self, error: &str) {
         let reason = format!("disconnected: {}: {error}", self.device);
+        self.health.add(COUNTER_DEVICE_ERRORS, 1);
         if self.errors.changed(error) {
             tracing::warn!(
                 device = %self.device,
@@ -110,7 +111,13 @@ impl Reporter {
                     tracing::debug!(device = %self.device, badge = %badge, "badge read");
                     self.health.add(COUNTER_SCANS, 1);
                     self.health.set_gauge(GAUGE_LAST_SCAN_MS, clock::wall_ms());
-                    if scans.blocking_send(Scan { badge }).is_err() {
+                    if scans
+                        .blocking_send(Scan {
+                            badge,
+                            read_at_ms: clock::mono_ms(),
+                        })
+                        .is_err()
+                    {
                         return Flow::Closed;
                     }
                 }

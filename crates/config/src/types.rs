@@ -259,6 +259,8 @@ pub struct OpenAiConfig {
     /// Transcript phrases that end the session if the model does not call `end_session`.
     pub goodbye_phrases: Vec<String>,
     pub connect_timeout_s: u64,
+    /// How long ICE may stay disconnected (a network hiccup) before the call counts as lost.
+    pub ice_disconnect_grace_s: u64,
     /// Consecutive failures that open the circuit breaker.
     pub breaker_failures: u32,
     /// How long the breaker stays open before a half-open probe.
@@ -280,6 +282,7 @@ impl Default for OpenAiConfig {
             transcription_model: core.transcription_model,
             goodbye_phrases: core.goodbye_phrases,
             connect_timeout_s: core.connect_timeout_ms / 1000,
+            ice_disconnect_grace_s: 5,
             breaker_failures: 3,
             breaker_open_s: 60,
         }

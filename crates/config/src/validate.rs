@@ -156,6 +156,12 @@ impl Config {
                 "must be at least 1 second".into(),
             );
         }
+        if !(1..=30).contains(&o.ice_disconnect_grace_s) {
+            bad(
+                "openai.ice_disconnect_grace_s",
+                "must be between 1 and 30 seconds (a longer outage should end the call)".into(),
+            );
+        }
         if o.breaker_failures == 0 {
             bad("openai.breaker_failures", "must be at least 1".into());
         }
@@ -363,6 +369,22 @@ mod tests {
             let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
             assert_eq!(keys, ["openai.base_url", "openai.token_url"], "{url}");
             assert!(issues[0].problem.contains(url), "{}", issues[0]);
+        }
+    }
+
+    #[test]
+    fn ice_disconnect_grace_is_bounded() {
+        let mut cfg = Config::default();
+        cfg.kiosk.id = "k1".into();
+        for (grace, ok) in [(0, false), (1, true), (5, true), (30, true), (31, false)] {
+            cfg.openai.ice_disconnect_grace_s = grace;
+            let keys: Vec<String> = cfg.validate().into_iter().map(|i| i.key).collect();
+            let want: &[&str] = if ok {
+                &[]
+            } else {
+                &["openai.ice_disconnect_grace_s"]
+            };
+            assert_eq!(keys, want, "{grace}");
         }
     }
 

@@ -11,7 +11,9 @@ use jarvis_core::events::MembershipStatus;
 use jarvis_core::sync_policy::{FailureClass, classify};
 
 /// Member lookups over one lazily opened connection (reopened after it drops). The caller
-/// (`jarvis_badge::MemberLookup`) bounds each lookup with its own timeout.
+/// (`jarvis_badge::MemberLookup`) bounds each lookup with its own timeout; a lookup cut short
+/// by it drops its connection with it, so a connection lost in a network black hole (no RST,
+/// no FIN) is never reused: the next lookup opens a fresh one.
 pub struct CentralDirectory {
     target: CentralTarget,
     conn: Mutex<Option<Writer>>,
@@ -28,26 +30,26 @@ impl CentralDirectory {
 
 impl MemberDirectory for CentralDirectory {
     async fn lookup(&self, badge: &Badge) -> Result<DirectoryAnswer, DirectoryError> {
-        let mut conn = self.conn.lock().await;
-        if conn.as_ref().is_none_or(Writer::is_closed) {
-            let w = Writer::connect(&self.target).await.map_err(|e| {
+        let mut slot = self.conn.lock().await;
+        // Taken out for the query and put back only once it answered: if this future is
+        // dropped mid-query (the caller's timeout), the connection goes with it.
+        let w = match slot.take().filter(|w| !w.is_closed()) {
+            Some(w) => w,
+            None => Writer::connect(&self.target).await.map_err(|e| {
                 DirectoryError::Unavailable(format!(
                     "cannot connect to central {}: {e}",
                     self.target.display()
                 ))
-            })?;
-            *conn = Some(w);
-        }
-        let Some(w) = conn.as_ref() else {
-            return Err(DirectoryError::Unavailable("not connected".into()));
+            })?,
         };
-        match w.lookup_member(badge.expose()).await {
+        let answer = w.lookup_member(badge.expose()).await;
+        if !w.is_closed() {
+            *slot = Some(w);
+        }
+        match answer {
             Ok(None) => Ok(DirectoryAnswer::NotFound),
             Ok(Some(m)) => to_member(m).map(DirectoryAnswer::Found),
             Err(e) => {
-                if w.is_closed() {
-                    *conn = None;
-                }
                 let code = e.code().map(|c| c.code().to_owned());
                 let detail = e
                     .as_db_error()

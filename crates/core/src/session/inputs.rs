@@ -100,10 +100,13 @@ pub enum FailureKind {
 /// One input to [`crate::session::SessionMachine::handle`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
-    /// A badge was read (raw reads: the core debounces).
+    /// A badge was read (raw reads: the core debounces). `read_at_ms` is the monotonic time
+    /// the reader saw it, so `connect_ms` and the lookup timeout count from the scan, not
+    /// from when the daemon got round to feeding it.
     BadgeScanned {
         scan: ScanId,
         badge: BadgeKey,
+        read_at_ms: u64,
     },
     /// The answer to `LookUpMember { scan }`.
     MemberResolved {
@@ -126,6 +129,9 @@ pub enum Input {
     },
     /// The Realtime circuit breaker opened (true) or closed (false).
     BreakerOpen(bool),
+    /// The local store cannot record events (true) or records again (false): no session
+    /// starts while its cost could not be kept.
+    StoreFailing(bool),
     /// Microphone or speaker lost: scans are refused until [`Input::AudioRestored`].
     AudioLost,
     AudioRestored,

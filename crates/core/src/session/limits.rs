@@ -147,6 +147,13 @@ impl DailyBudget {
         self.spent
     }
 
+    /// A new budget from a reload; today's spend is kept, and the alert re-arms if the new
+    /// budget is not exhausted.
+    pub fn set_budget(&mut self, budget: NanoUsd) {
+        self.budget = budget;
+        self.alerted &= self.exhausted();
+    }
+
     pub fn budget(&self) -> NanoUsd {
         self.budget
     }

@@ -199,6 +199,7 @@ pub struct SessionMachine {
     state: State,
     audio_lost: bool,
     breaker_open: bool,
+    store_failing: bool,
     shutting_down: bool,
     recent: VecDeque<Uuid>,
     published: Lifecycle,
@@ -228,6 +229,7 @@ impl SessionMachine {
             state: State::Idle,
             audio_lost: false,
             breaker_open: false,
+            store_failing: false,
             shutting_down: false,
             recent: VecDeque::with_capacity(RECENT_SESSIONS),
             published: Lifecycle::Idle,
@@ -247,7 +249,11 @@ impl SessionMachine {
         self.gate.prune(self.now.mono_ms);
         while self.fire_timer() {}
         match input {
-            Input::BadgeScanned { scan, badge } => self.on_scan(scan, badge),
+            Input::BadgeScanned {
+                scan,
+                badge,
+                read_at_ms,
+            } => self.on_scan(scan, badge, read_at_ms),
             Input::MemberResolved { scan, lookup } => self.on_resolved(scan, lookup),
             Input::RealtimeConnected { session_id } => self.on_connected(session_id),
             Input::Realtime { session_id, signal } => self.on_signal(session_id, signal),
@@ -257,6 +263,7 @@ impl SessionMachine {
                 reason,
             } => self.on_failed(session_id, kind, reason),
             Input::BreakerOpen(open) => self.breaker_open = open,
+            Input::StoreFailing(failing) => self.store_failing = failing,
             Input::AudioLost => self.on_audio_lost(),
             Input::AudioRestored => self.audio_lost = false,
             Input::Tick => {}
@@ -291,7 +298,9 @@ impl SessionMachine {
     /// The current lifecycle state (publish it to health at start-up).
     pub fn lifecycle(&self) -> Lifecycle {
         match &self.state {
-            State::Idle if self.audio_lost || self.breaker_open => Lifecycle::Degraded,
+            State::Idle if self.audio_lost || self.breaker_open || self.store_failing => {
+                Lifecycle::Degraded
+            }
             State::Idle => Lifecycle::Idle,
             State::LookingUp { .. } => Lifecycle::LookingUp,
             State::Connecting { .. } => Lifecycle::Connecting,
@@ -322,6 +331,16 @@ impl SessionMachine {
             State::LookingUp { scan, .. } => Some(*scan),
             _ => None,
         }
+    }
+
+    /// Applies settings reloaded from the config file (SIGHUP). Today's spend, the rate-limit
+    /// history and a session in progress are kept; its limits are the new ones from now on.
+    pub fn reload(&mut self, settings: Settings) {
+        self.goodbye = GoodbyeMatcher::new(&settings.goodbye_phrases);
+        self.gate
+            .set_limits(settings.debounce_ms, settings.max_sessions_per_hour);
+        self.budget.set_budget(settings.daily_budget);
+        self.settings = settings;
     }
 
     /// Spend recorded today (UTC), for health gauges.
@@ -399,7 +418,8 @@ impl SessionMachine {
         true
     }
 
-    fn on_scan(&mut self, scan: ScanId, badge: BadgeKey) {
+    fn on_scan(&mut self, scan: ScanId, badge: BadgeKey, read_at_ms: u64) {
+        let read_at = read_at_ms.min(self.mono());
         if !self.gate.read(&badge, self.mono()) || self.shutting_down {
             return;
         }
@@ -407,12 +427,12 @@ impl SessionMachine {
         match &self.state {
             State::Idle => match self.refusal(&badge) {
                 Some((cause, prompt)) => self.refuse(cause, Some(prompt)),
-                None => self.accept(scan, badge),
+                None => self.accept(scan, badge, read_at),
             },
             State::LookingUp { badge: current, .. } if replace && *current != badge => {
                 match self.refusal(&badge) {
                     Some((cause, _)) => self.refuse(cause, None),
-                    None => self.accept(scan, badge),
+                    None => self.accept(scan, badge, read_at),
                 }
             }
             State::Connecting { session, .. } | State::Live { session, .. }
@@ -422,7 +442,7 @@ impl SessionMachine {
                     Some((cause, _)) => self.refuse(cause, None),
                     None => {
                         self.finish(EndReason::Replaced, None);
-                        self.accept(scan, badge);
+                        self.accept(scan, badge, read_at);
                     }
                 }
             }
@@ -447,6 +467,8 @@ impl SessionMachine {
             Some(("audio_unavailable", Prompt::Unavailable))
         } else if self.breaker_open {
             Some(("breaker_open", Prompt::Unavailable))
+        } else if self.store_failing {
+            Some(("store_unavailable", Prompt::Unavailable))
         } else if self.budget.exhausted() {
             Some(("daily_budget", Prompt::BudgetReached))
         } else {
@@ -466,13 +488,13 @@ impl SessionMachine {
         );
     }
 
-    fn accept(&mut self, scan: ScanId, badge: BadgeKey) {
+    fn accept(&mut self, scan: ScanId, badge: BadgeKey, read_at: u64) {
         self.out.push(Decision::LookUpMember { scan });
         self.out.push(Decision::PlayPrompt(Prompt::Chime));
         self.state = State::LookingUp {
             scan,
             badge,
-            scanned_at: self.mono(),
+            scanned_at: read_at,
         };
     }
 

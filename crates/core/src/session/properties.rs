@@ -305,6 +305,7 @@ impl Run {
                 Input::BadgeScanned {
                     scan: ScanId(self.scans),
                     badge: BadgeKey::new(format!("{RAW}-{b:04}")),
+                    read_at_ms: self.mono,
                 }
             }
             Step::Resolve(kind) => {
@@ -434,6 +435,7 @@ proptest! {
         run.send(Input::BadgeScanned {
             scan: ScanId(scans + 1),
             badge: BadgeKey::new(format!("{RAW}-late")),
+            read_at_ms: run.mono,
         })?;
         run.assert_settled()?;
     }

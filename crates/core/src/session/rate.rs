@@ -29,6 +29,12 @@ impl BadgeGate {
         }
     }
 
+    /// New limits from a reload; the reads and starts already counted still count.
+    pub fn set_limits(&mut self, debounce_ms: u64, max_per_hour: u32) {
+        self.debounce_ms = debounce_ms;
+        self.max_per_hour = max_per_hour;
+    }
+
     /// Notes a read of `badge` at `now_ms` and says whether it is a new scan (`false`: the same
     /// badge was read within the debounce window, so this read is part of the previous scan).
     /// Every read extends the window, so a badge held against the reader stays one scan.

@@ -1,4 +1,5 @@
-//! When a peer connection has failed: the connect deadline, silence on the wire, ICE state.
+//! When a peer connection has failed: the connect deadline, silence on the wire, ICE state
+//! (a disconnect is fatal only if ICE has not reconnected within a grace period).
 //!
 //! Pure state machine: the I/O task feeds it what happened and when, and asks for the next
 //! deadline and whether the connection must be declared closed.
@@ -28,7 +29,13 @@ pub struct Liveness {
     idle_timeout: Duration,
     last_rx: Instant,
     phase: Phase,
+    ice_grace: Duration,
+    /// Since when ICE has been `Disconnected`, until it reconnects.
+    disconnected_since: Option<Instant>,
 }
+
+/// How long ICE may stay `Disconnected` (a Wi-Fi hiccup) before the call counts as lost.
+pub const DEFAULT_ICE_GRACE: Duration = Duration::from_secs(5);
 
 impl Liveness {
     /// Starts the clock at `now` (when the answer was applied).
@@ -39,7 +46,15 @@ impl Liveness {
             idle_timeout,
             last_rx: now,
             phase: Phase::Connecting,
+            ice_grace: DEFAULT_ICE_GRACE,
+            disconnected_since: None,
         }
+    }
+
+    /// Sets how long ICE may stay disconnected before the connection is declared closed.
+    pub fn with_ice_grace(mut self, grace: Duration) -> Self {
+        self.ice_grace = grace;
+        self
     }
 
     /// The current phase.
@@ -71,16 +86,25 @@ impl Liveness {
         true
     }
 
-    /// ICE changed state; a disconnect ends the session.
-    pub fn on_ice(&self, state: IceConnectionState) -> Option<CloseReason> {
-        (state == IceConnectionState::Disconnected).then_some(CloseReason::IceDisconnected)
+    /// ICE changed state at `at`: a disconnect starts the grace period, any other state
+    /// (ICE found a path again) ends it.
+    pub fn on_ice(&mut self, state: IceConnectionState, at: Instant) {
+        if state == IceConnectionState::Disconnected {
+            self.disconnected_since.get_or_insert(at);
+        } else {
+            self.disconnected_since = None;
+        }
     }
 
     /// The instant at which [`Liveness::check`] may next report a failure.
     pub fn next_deadline(&self) -> Instant {
-        match self.phase {
+        let phase = match self.phase {
             Phase::Connecting | Phase::Connected => self.started + self.connect_timeout,
             Phase::Open => self.last_rx + self.idle_timeout,
+        };
+        match self.disconnected_since {
+            Some(since) => phase.min(since + self.ice_grace),
+            None => phase,
         }
     }
 
@@ -88,6 +112,12 @@ impl Liveness {
     pub fn check(&self, now: Instant) -> Option<CloseReason> {
         if now < self.next_deadline() {
             return None;
+        }
+        if self
+            .disconnected_since
+            .is_some_and(|since| now >= since + self.ice_grace)
+        {
+            return Some(CloseReason::IceDisconnected);
         }
         Some(match self.phase {
             Phase::Connecting => CloseReason::ConnectTimeout {
@@ -165,20 +195,43 @@ mod tests {
         );
     }
 
+    const GRACE: Duration = Duration::from_secs(4);
+
+    fn open(t0: Instant) -> Liveness {
+        let mut l = Liveness::new(t0, CT, Duration::from_secs(60)).with_ice_grace(GRACE);
+        l.on_connected();
+        l.on_channel_open();
+        l
+    }
+
     #[test]
-    fn ice_disconnect_closes_other_states_do_not() {
-        let l = Liveness::new(Instant::now(), CT, IT);
-        assert_eq!(
-            l.on_ice(IceConnectionState::Disconnected),
-            Some(CloseReason::IceDisconnected)
+    fn ice_disconnect_closes_only_after_the_grace_period() {
+        let t0 = Instant::now();
+        let mut l = open(t0);
+        let t1 = t0 + Duration::from_secs(1);
+        l.on_ice(IceConnectionState::Disconnected, t1);
+        // A second report of the same state does not restart the grace period.
+        l.on_ice(
+            IceConnectionState::Disconnected,
+            t1 + Duration::from_secs(2),
         );
-        for s in [
-            IceConnectionState::New,
+        assert_eq!(l.next_deadline(), t1 + GRACE);
+        assert_eq!(l.check(t1 + GRACE - Duration::from_millis(1)), None);
+        assert_eq!(l.check(t1 + GRACE), Some(CloseReason::IceDisconnected));
+    }
+
+    #[test]
+    fn ice_reconnecting_within_the_grace_period_keeps_the_call() {
+        let t0 = Instant::now();
+        for back in [
             IceConnectionState::Checking,
             IceConnectionState::Connected,
             IceConnectionState::Completed,
         ] {
-            assert_eq!(l.on_ice(s), None);
+            let mut l = open(t0);
+            l.on_ice(IceConnectionState::Disconnected, t0);
+            l.on_ice(back, t0 + Duration::from_secs(3));
+            assert_eq!(l.check(t0 + GRACE * 2), None, "{back:?}");
         }
     }
 

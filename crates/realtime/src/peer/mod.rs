@@ -67,6 +67,9 @@ pub struct PeerOptions {
     /// Once open: how long without any inbound packet (RTP, RTCP, STUN keepalives arrive every
     /// few seconds) before the connection counts as dropped.
     pub idle_timeout: Duration,
+    /// How long ICE may stay `Disconnected` before the connection counts as dropped
+    /// (`openai.ice_disconnect_grace_s`): a brief network hiccup does not end the call.
+    pub ice_disconnect_grace: Duration,
 }
 
 impl Default for PeerOptions {
@@ -76,6 +79,7 @@ impl Default for PeerOptions {
             include_loopback: false,
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(10),
+            ice_disconnect_grace: liveness::DEFAULT_ICE_GRACE,
         }
     }
 }
@@ -165,7 +169,10 @@ pub enum CloseReason {
         dtls_up: bool,
     },
     /// ICE lost the path to the server.
-    #[error("ICE disconnected: the network path to the Realtime server was lost")]
+    #[error(
+        "ICE disconnected longer than openai.ice_disconnect_grace_s: the network path to the \
+         Realtime server was lost"
+    )]
     IceDisconnected,
     /// No packet arrived for too long: the connection dropped mid-session.
     #[error(

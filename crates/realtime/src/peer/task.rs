@@ -80,7 +80,8 @@ pub(super) fn spawn(
             Instant::now(),
             options.connect_timeout,
             options.idle_timeout,
-        ),
+        )
+        .with_ice_grace(options.ice_disconnect_grace),
         events: ev_tx,
     };
     let task = tokio::spawn(driver.run(cmd_rx));
@@ -247,9 +248,7 @@ impl PeerTask {
             Event::Connected if self.liveness.on_connected() => self.emit(PeerEvent::Connected)?,
             Event::IceConnectionStateChange(s) => {
                 tracing::debug!(state = ?s, "ICE state");
-                if let Some(r) = self.liveness.on_ice(s) {
-                    return Err(r);
-                }
+                self.liveness.on_ice(s, Instant::now());
             }
             Event::MediaAdded(m) if m.kind == MediaKind::Audio && self.audio_mid.is_none() => {
                 self.audio_mid = Some(m.mid);

@@ -31,6 +31,7 @@ fn badge_key_debug_is_redacted() {
     let input = Input::BadgeScanned {
         scan: ScanId(1),
         badge: k,
+        read_at_ms: 0,
     };
     assert!(!format!("{input:?}").contains("4521337"));
 }

@@ -50,3 +50,46 @@ fn stale_connected_and_failures_are_ignored() {
     );
     assert_eq!(k.m.lifecycle(), Lifecycle::Connecting);
 }
+
+#[test]
+fn connect_ms_counts_from_when_the_badge_was_read_not_when_it_was_fed() {
+    let mut k = Kiosk::new();
+    k.mono = 1_000;
+    k.send(Input::Tick);
+    // The daemon was busy: the scan read at 1 000 ms reaches the core at 1 500 ms.
+    k.mono = 1_500;
+    k.next_scan += 1;
+    k.send(Input::BadgeScanned {
+        scan: ScanId(k.next_scan),
+        badge: BadgeKey::new("BADGE-A"),
+        read_at_ms: 1_000,
+    });
+    k.resolve(BadgeLookup::Found(member(MembershipStatus::Active)));
+    k.mono = 1_700;
+    let session_id = k.session();
+    let ds = k.send(Input::RealtimeConnected { session_id });
+    assert_eq!(
+        payloads(&ds),
+        vec![&EventPayload::SessionConnected { connect_ms: 700 }]
+    );
+}
+
+#[test]
+fn a_scan_stamped_in_the_future_counts_from_now() {
+    let mut k = Kiosk::new();
+    k.mono = 1_000;
+    k.next_scan += 1;
+    k.send(Input::BadgeScanned {
+        scan: ScanId(k.next_scan),
+        badge: BadgeKey::new("BADGE-A"),
+        read_at_ms: 5_000,
+    });
+    k.resolve(BadgeLookup::Found(member(MembershipStatus::Active)));
+    k.mono = 1_100;
+    let session_id = k.session();
+    let ds = k.send(Input::RealtimeConnected { session_id });
+    assert_eq!(
+        payloads(&ds),
+        vec![&EventPayload::SessionConnected { connect_ms: 100 }]
+    );
+}

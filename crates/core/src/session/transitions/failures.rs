@@ -92,3 +92,32 @@ fn audio_lost_during_lookup_drops_it() {
     assert_eq!(ds, vec![Decision::Lifecycle(Lifecycle::Degraded)]);
     assert_eq!(k.m.pending_scan(), None);
 }
+
+#[test]
+fn a_failing_store_degrades_and_refuses_new_sessions_until_it_records_again() {
+    let mut k = Kiosk::new();
+    let ds = k.send(Input::StoreFailing(true));
+    assert_eq!(ds, vec![Decision::Lifecycle(Lifecycle::Degraded)]);
+    let ds = k.scan("BADGE-A");
+    assert_eq!(refused(&ds), Some("store_unavailable"));
+    assert_eq!(prompts(&ds), vec![Prompt::Unavailable]);
+    let ds = k.send(Input::StoreFailing(false));
+    assert_eq!(ds, vec![Decision::Lifecycle(Lifecycle::Idle)]);
+    let ds = k.wait(3_000);
+    assert!(refused(&ds).is_none());
+    let ds = k.scan("BADGE-B");
+    assert!(
+        ds.iter()
+            .any(|d| matches!(d, Decision::LookUpMember { .. })),
+        "{ds:?}"
+    );
+}
+
+#[test]
+fn the_store_failing_during_lookup_refuses_at_resolve() {
+    let mut k = Kiosk::new();
+    k.scan("BADGE-A");
+    k.send(Input::StoreFailing(true));
+    let ds = k.resolve(BadgeLookup::Found(member(MembershipStatus::Active)));
+    assert_eq!(refused(&ds), Some("store_unavailable"));
+}

@@ -105,3 +105,21 @@ fn monotonic_time_going_backwards_does_not_rewind_timers() {
     );
     assert_eq!(ended(&k.wait(1)), Some(EndReason::IdleTimeout));
 }
+
+#[test]
+fn a_reload_applies_new_limits_to_the_live_session_and_keeps_todays_spend() {
+    let mut k = Kiosk::with(|_| {}, NanoUsd(5_000_000_000));
+    k.live("BADGE-A");
+    k.wait(10_000);
+    k.m.reload(Settings {
+        idle_timeout_ms: 15_000,
+        daily_budget: NanoUsd(4_000_000_000),
+        ..Settings::default()
+    });
+    assert!(!hung_up(&k.wait(4_999)));
+    let ds = k.wait(1);
+    assert_eq!(ended(&ds), Some(EndReason::IdleTimeout));
+    assert_eq!(k.m.spent_today(), NanoUsd(5_000_000_000));
+    k.wait(10_000);
+    assert_eq!(refused(&k.scan("BADGE-B")), Some("daily_budget"));
+}

@@ -36,9 +36,10 @@ fn transition_matrix() {
         }),
     ];
     let inputs: [(&str, MakeInput); 15] = [
-        ("scan", |_, _| Input::BadgeScanned {
+        ("scan", |k, _| Input::BadgeScanned {
             scan: ScanId(50),
             badge: BadgeKey::new("BADGE-B"),
+            read_at_ms: k.mono,
         }),
         ("resolve", |k, _| Input::MemberResolved {
             scan: k.m.pending_scan().unwrap_or(ScanId(1)),

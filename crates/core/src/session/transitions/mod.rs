@@ -71,6 +71,7 @@ impl Kiosk {
         self.send(Input::BadgeScanned {
             scan,
             badge: BadgeKey::new(badge),
+            read_at_ms: self.mono,
         })
     }
 
