@@ -15,7 +15,7 @@ use jarvis_audio::{OpusFrame, Playback};
 use jarvis_config::OpenAiConfig;
 use jarvis_core::breaker::Failure;
 use jarvis_core::health::Health;
-use jarvis_core::metering::Pricing;
+use jarvis_core::metering::{MeteringError, Pricing};
 use jarvis_core::session::{FailureKind, Input, RealtimeCommand, SessionContext, Signal};
 use jarvis_realtime::calls;
 use jarvis_realtime::credentials::{self, ClientSecretRequest, Credentials};
@@ -54,8 +54,28 @@ pub enum ConversationEvent {
     /// A usage the pricing table could not price: alert, loudly.
     Unpriced {
         session_id: Uuid,
+        /// The alert code: `unpriced_model` or `usage_overflow`.
+        code: &'static str,
+        /// The cause and its fix.
         message: String,
     },
+}
+
+/// The alert for a usage that could not be priced: a missing price is fixed in the config; an
+/// absurd usage (its cost overflowing) is kept with its raw counts, never capped.
+fn unpriced(session_id: Uuid, what: &str, error: &MeteringError) -> ConversationEvent {
+    let (code, fix) = match error {
+        MeteringError::Overflow { .. } => (
+            "usage_overflow",
+            "the usage is recorded uncosted with its raw counts; report it to OpenAI support",
+        ),
+        _ => ("unpriced_model", "add pricing.\"<model>\" to the config"),
+    };
+    ConversationEvent::Unpriced {
+        session_id,
+        code,
+        message: format!("{what}: {error}: {fix}"),
+    }
 }
 
 /// The driver's side of a running conversation.
@@ -165,11 +185,7 @@ async fn run(
     ) {
         Ok(t) => t,
         Err(e) => {
-            report(ConversationEvent::Unpriced {
-                session_id,
-                message: e.to_string(),
-            })
-            .await;
+            report(unpriced(session_id, "the session cannot be priced", &e)).await;
             report(failed(FailureKind::ConnectFailed, e.to_string())).await;
             return;
         }
@@ -430,10 +446,11 @@ fn map_signal(session_id: Uuid, signal: RealtimeSignal) -> Vec<ConversationEvent
             error,
             ..
         } => {
-            let mut out = vec![ConversationEvent::Unpriced {
+            let mut out = vec![unpriced(
                 session_id,
-                message: format!("usage of {id} on model {model} could not be priced: {error}"),
-            }];
+                &format!("usage of {id} on model {model} could not be priced"),
+                &error,
+            )];
             // A response still finished even though its usage could not be priced.
             if source == UsageSource::Response {
                 out.push(core(Signal::ResponseDone));
@@ -499,5 +516,34 @@ mod tests {
             transcript_to_log(&RealtimeSignal::SessionUpdated, true),
             None
         );
+    }
+
+    #[test]
+    fn an_overflowing_usage_is_its_own_alert_and_keeps_its_raw_counts() {
+        let id = Uuid::nil();
+        let overflow = MeteringError::Overflow {
+            model: "gpt-realtime".into(),
+            what: "output audio",
+            counts: "output_audio_tokens=18446744073709551615".into(),
+        };
+        let ConversationEvent::Unpriced { code, message, .. } =
+            unpriced(id, "usage of r1", &overflow)
+        else {
+            panic!("an alert");
+        };
+        assert_eq!(code, "usage_overflow");
+        assert!(message.contains("18446744073709551615"), "{message}");
+        assert!(!message.contains("add pricing"), "{message}");
+
+        let missing = MeteringError::UnknownModel {
+            model: "gpt-next".into(),
+        };
+        let ConversationEvent::Unpriced { code, message, .. } =
+            unpriced(id, "usage of r2", &missing)
+        else {
+            panic!("an alert");
+        };
+        assert_eq!(code, "unpriced_model");
+        assert!(message.contains("add pricing"), "{message}");
     }
 }

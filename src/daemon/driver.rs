@@ -174,6 +174,7 @@ impl<D: Directory> Driver<D> {
                 }
                 Wake::Report(ConversationEvent::Unpriced {
                     session_id,
+                    code,
                     message,
                 }) => {
                     tracing::error!(%session_id, "{message}");
@@ -181,9 +182,9 @@ impl<D: Directory> Driver<D> {
                         Some(session_id),
                         now.wall_ms,
                         EventPayload::Alert {
-                            code: "unpriced_model".into(),
+                            code: code.into(),
                             severity: Severity::Critical,
-                            message: format!("{message}: add pricing.\"<model>\" to the config"),
+                            message,
                         },
                     ))
                     .await;
