@@ -93,7 +93,7 @@ fn playback(frames: &[OpusFrame], rate: u32) -> Row {
     for (i, f) in frames.iter().enumerate() {
         chain.push_rtp(i as u16, i as u32 * 960, &f.data, i as u64 * 20);
         let t = Instant::now();
-        chain.next_slot(&mut |s| sink += s.len());
+        chain.next_slot(i as u64 * 20, &mut |s| sink += s.len());
         per_slot.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let total = start.elapsed().as_secs_f64();
