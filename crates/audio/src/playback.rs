@@ -496,6 +496,29 @@ mod tests {
     }
 
     #[test]
+    fn a_flush_drops_the_whole_lead_however_deep() {
+        let shared = Shared::new();
+        let (mut ring, consumer) = RingBuffer::new(24_000);
+        // 110 ms kept ahead of a device that drains 100 ms at once.
+        let lead = 5_280;
+        ring.write_chunk_uninit(lead)
+            .unwrap()
+            .fill_from_iter(std::iter::repeat(0.5));
+        let mut drain = Drain {
+            channels: 2,
+            consumer,
+            shared: shared.clone(),
+            worker: thread::current(),
+        };
+        shared.discard.store(true, Ordering::Release);
+        let mut out = vec![1.0f32; 2 * 960];
+        drain.pull(&mut out);
+        assert!(out.iter().all(|s| *s == 0.0), "the next period is silent");
+        assert_eq!(ring.slots(), 24_000, "nothing of the lead is left");
+        assert_eq!(shared.drained.load(Ordering::Acquire), 960);
+    }
+
+    #[test]
     fn opus_silence_never_makes_jarvis_speak() {
         let speaking = SpeakingSignal::never();
         let said = run(&opus(&vec![0.0; 48_000 * 2]), &speaking);
