@@ -18,7 +18,7 @@ use jarvis_audio::{FRAME_MS, HalfDuplexGate, OpusFrame, wav};
 
 const SECONDS: usize = 20;
 /// The playback ring is kept this far ahead of the device's measured burst (see
-/// `playback.rs`), which is one period on a steady device (`benches/audio_playout.rs`
+/// `playback.rs`), which is one period on a steady device (`crates/audio/benches/playout.rs`
 /// measures it on the virtual card).
 const PLAYBACK_AHEAD_MS: f64 = 10.0;
 

@@ -8,7 +8,7 @@
 //! - flush-to-silence on the steady sink: from `Playback::flush()` to the sink reading the
 //!   last non-silent sample, over several flushes in the middle of a tone.
 //!
-//! Run with `cargo bench --bench audio_playout`. Each case runs in a child process (alsa-lib
+//! Run with `cargo bench -p jarvis-audio --bench playout`. Each case runs in a child process (alsa-lib
 //! reads its configuration once per process): this binary re-runs itself.
 
 #[path = "../tests/playout/mod.rs"]

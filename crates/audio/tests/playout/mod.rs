@@ -1,5 +1,6 @@
-//! Playout through the real virtual sound card (`tests/fixtures/asound-file.conf`), shared by
-//! `tests/audio_playout.rs` and `benches/audio_playout.rs`: the two kinds of speaker sink, an
+//! Playout through the real virtual sound card (the workspace's
+//! `tests/fixtures/asound-file.conf`), shared by `tests/playout_alsa.rs` and
+//! `benches/playout.rs`: the two kinds of speaker sink, an
 //! RTP stream of a known signal paced like a peer, and the analysis of what came out.
 //!
 //! alsa-lib reads its configuration once per process, so each case runs in a child process
@@ -10,6 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -28,14 +30,27 @@ pub const PERIOD_BYTES: usize = OUT_RATE / 50 * 4;
 
 /// The command that runs one case in a child process with the virtual card; `speaker` is
 /// `$KIOSK_AUDIO_OUT` (a FIFO path, or `|command`).
+///
+/// The child (its threads, and the sink programs it starts) runs at real-time round-robin
+/// priority where that is permitted, as a kiosk's audio would: what is measured is the
+/// playout and the device, not a build machine running other jobs that starve the threads
+/// for hundreds of milliseconds. Where it is not permitted, the child runs as usual.
 pub fn child_command(exe: &Path, args: &[&str], case: &str, dir: &Path, speaker: &str) -> Command {
     let mut cmd = Command::new(exe);
+    // SAFETY: only an async-signal-safe system call runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let param = nix::libc::sched_param { sched_priority: 10 };
+            nix::libc::sched_setscheduler(0, nix::libc::SCHED_RR, &param);
+            Ok(())
+        });
+    }
     cmd.args(args)
         .env("PLAYOUT_CASE", case)
         .env("PLAYOUT_DIR", dir)
         .env(
             "ALSA_CONFIG_PATH",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/asound-file.conf"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/asound-file.conf"),
         )
         .env("KIOSK_AUDIO_IN", "/dev/zero")
         .env("KIOSK_AUDIO_OUT", speaker);
@@ -147,11 +162,10 @@ fn drain_steadily(mut f: File, stop: &AtomicBool) -> Drained {
         reads: Vec::new(),
     };
     let mut buf = vec![0u8; PERIOD_BYTES];
-    let start = Instant::now();
-    let mut tick = 0u32;
+    let mut due = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        tick += 1;
-        let due = start + Duration::from_millis(20) * tick;
+        // Like a card's clock: a tick missed is not made up for by reading faster later.
+        due = (due + Duration::from_millis(20)).max(Instant::now());
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             thread::sleep(wait);
         }
