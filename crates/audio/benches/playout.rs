@@ -56,6 +56,7 @@ fn main() {
         run("bursty", &|d| bursty_sink(&d.join("speaker.raw")))
     );
     print!("{}", run("flush", &fifo));
+    print!("{}", run("flush_10ms_periods", &fifo));
 }
 
 fn child(case: &str) {
@@ -84,21 +85,21 @@ fn child(case: &str) {
         "bursty" => {
             let playback = Playback::start(&cfg, health.clone());
             wait_up(&health);
-            let start = Instant::now();
-            while gauge(&health, "audio_device_burst_ms") < 80 {
-                assert!(
-                    start.elapsed() < Duration::from_secs(5),
-                    "burst never measured"
-                );
-                thread::sleep(Duration::from_millis(10));
-            }
+            wait_bursts_settled(&health);
             let lead = stream_sampling_lead(&playback, &packets, &health);
             wait_silent(&playback);
             drop(playback);
             let bytes = std::fs::read(dir.join("speaker.raw")).expect("speaker.raw");
             row("bursty (pv -L, 100 ms at once)", &health, lead, &bytes);
         }
-        "flush" => flush_to_silence(&speaker, &cfg, &health),
+        "flush" => flush_to_silence(&speaker, &cfg, &health, "20 ms periods"),
+        "flush_10ms_periods" => {
+            let cfg = jarvis_config::AudioConfig {
+                period_frames: Some(480),
+                ..cfg
+            };
+            flush_to_silence(&speaker, &cfg, &health, "10 ms periods");
+        }
         other => panic!("unknown case {other}"),
     }
 }
@@ -138,7 +139,7 @@ fn row(sink: &str, health: &Health, lead: u64, bytes: &[u8]) {
 
 /// Flushes in the middle of a tone, several times; prints from `flush()` to the sink reading
 /// the last non-silent sample (median and worst).
-fn flush_to_silence(speaker: &Path, cfg: &jarvis_config::AudioConfig, health: &Health) {
+fn flush_to_silence(speaker: &Path, cfg: &jarvis_config::AudioConfig, health: &Health, what: &str) {
     let sink = SteadySink::start(fifo(speaker));
     let playback = Playback::start(cfg, health.clone());
     wait_up(health);
@@ -199,7 +200,7 @@ fn flush_to_silence(speaker: &Path, cfg: &jarvis_config::AudioConfig, health: &H
     }
     times.sort_by(f64::total_cmp);
     println!(
-        "flush -> last non-silent sample read by the steady sink: median {:.1} ms, worst {:.1} ms ({} flushes, 20 ms read resolution)",
+        "flush -> last non-silent sample read by the steady sink, {what}: median {:.1} ms, worst {:.1} ms ({} flushes, 20 ms read resolution)",
         times[times.len() / 2],
         times[times.len() - 1],
         times.len()

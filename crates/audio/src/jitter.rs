@@ -216,11 +216,15 @@ impl JitterBuffer {
         }
     }
 
-    /// Packets to buffer before play-out starts, from the current jitter estimate.
+    /// Packets to buffer before play-out starts, from the current jitter estimate and the
+    /// device's burst: a device that takes 100 ms at once needs those packets at hand when it
+    /// does, however its bursts fall between arrivals (none extra for a steady 20 ms device).
     pub fn target_depth(&self) -> u32 {
         let from_jitter =
             (2.0 * self.jitter_ms / f64::from(self.cfg.packet_ms.max(1))).ceil() as u32;
-        (self.cfg.min_depth.max(1) + from_jitter + self.late_boost).min(self.cfg.max_depth.max(1))
+        let base = (self.cfg.min_depth.max(1) + from_jitter + self.late_boost)
+            .min(self.cfg.max_depth.max(1));
+        base + self.device_burst.saturating_sub(1)
     }
 
     /// The smoothed inter-arrival jitter, in milliseconds.
@@ -555,9 +559,12 @@ mod tests {
     }
 
     #[test]
-    fn a_bursty_device_widens_the_backlog_bound() {
+    fn a_bursty_device_widens_the_backlog_bound_and_the_target() {
         let mut j = jb();
+        j.set_device_burst(1);
+        assert_eq!(j.target_depth(), 2, "a steady device adds nothing");
         j.set_device_burst(5);
+        assert_eq!(j.target_depth(), 6);
         for s in 0..15 {
             push(&mut j, s);
         }

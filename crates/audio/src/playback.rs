@@ -36,8 +36,9 @@ use jarvis_core::health::Health;
 const QUEUE: usize = 512;
 /// Audio kept ready ahead of the device beyond its measured burst, in milliseconds.
 const AHEAD_MS: u32 = 10;
-/// How long a measured device burst is remembered (between one and two of these).
-const BURST_WINDOW_MS: u64 = 2_000;
+/// How long a measured device burst is remembered (between one and two of these): a device's
+/// pattern does not change, and a burst forgotten too soon is a gap when it recurs.
+const BURST_WINDOW_MS: u64 = 10_000;
 /// Gauge: audio the ring is kept filled to ahead of the device, in milliseconds.
 const GAUGE_LEAD_MS: &str = "audio_playout_lead_ms";
 /// Gauge: the most the device took between two wake-ups of the playback thread, in ms.

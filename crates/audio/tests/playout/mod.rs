@@ -96,6 +96,30 @@ pub fn wait_up(health: &Health) {
     }
 }
 
+/// Waits until the playback thread measures the bursty sink's 100 ms steps: the first second
+/// of a device behind `pv` also shows the 64 KiB pipe filling at once, a start-up burst the
+/// daemon has long forgotten (its card opens at start-up) when a session begins.
+pub fn wait_bursts_settled(health: &Health) {
+    let start = Instant::now();
+    loop {
+        let burst = health
+            .snapshot()
+            .gauges
+            .get("audio_device_burst_ms")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
+        if (80..=150).contains(&burst) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "burst {burst} ms: {:?}",
+            health.snapshot()
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Creates a FIFO and holds it read-write, so ALSA's probe opens never block or cut it off.
 pub fn fifo(path: &Path) -> File {
     nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
