@@ -17,7 +17,9 @@ use jarvis_audio::pipeline::{CaptureChain, PlaybackChain};
 use jarvis_audio::{FRAME_MS, HalfDuplexGate, OpusFrame, wav};
 
 const SECONDS: usize = 20;
-/// The playback ring is kept this far ahead of the device period (see `playback.rs`).
+/// The playback ring is kept this far ahead of the device's measured burst (see
+/// `playback.rs`), which is one period on a steady device (`crates/audio/benches/playout.rs`
+/// measures it on the virtual card).
 const PLAYBACK_AHEAD_MS: f64 = 10.0;
 
 fn speech(rate: u32) -> Vec<f32> {
@@ -93,7 +95,7 @@ fn playback(frames: &[OpusFrame], rate: u32) -> Row {
     for (i, f) in frames.iter().enumerate() {
         chain.push_rtp(i as u16, i as u32 * 960, &f.data, i as u64 * 20);
         let t = Instant::now();
-        chain.next_slot(&mut |s| sink += s.len());
+        chain.next_slot(i as u64 * 20, &mut |s| sink += s.len());
         per_slot.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let total = start.elapsed().as_secs_f64();

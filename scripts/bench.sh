@@ -10,3 +10,5 @@ for b in $(sed -n 's/^name = "\(.*\)"/\1/p' <(awk '/^\[\[bench\]\]/{f=1;next} f&
   echo "==> $b"
   cargo bench --locked --bench "$b"
 done
+echo "==> jarvis-audio playout"
+cargo bench --locked -p jarvis-audio --bench playout

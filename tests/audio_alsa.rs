@@ -10,6 +10,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -34,9 +35,20 @@ fn fixture() -> PathBuf {
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Runs `case` in a child process with the virtual card, its microphone and speaker in `dir`.
+/// The child runs at real-time round-robin priority where permitted, as a kiosk's audio
+/// would: a build machine running other jobs starves its threads for hundreds of ms.
 fn run_child(case: &str, dir: &Path, mic: &Path, speaker: &Path) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let out = Command::new(std::env::current_exe().unwrap())
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    // SAFETY: only an async-signal-safe system call runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let param = nix::libc::sched_param { sched_priority: 10 };
+            nix::libc::sched_setscheduler(0, nix::libc::SCHED_RR, &param);
+            Ok(())
+        });
+    }
+    let out = cmd
         .args(["--exact", "child", "--nocapture", "--test-threads=1"])
         .env("AUDIO_CASE", case)
         .env("AUDIO_DIR", dir)

@@ -140,7 +140,7 @@ fn output_check(host: &cpal::Host, cfg: &Config, quiet: bool) -> Check {
     let drain = Drain {
         channels: usize::from(chosen.config.channels.max(1)),
         consumer,
-        shared: Shared::new(rate / 50),
+        shared: Shared::new(),
         worker: thread::current(),
     };
     let stream = build_output_stream(&chosen.device, chosen.config, chosen.format, drain, |_| {})

@@ -6,8 +6,15 @@
 //! the next packet's in-band FEC, conceal it (Opus PLC), or play silence.
 //!
 //! Depth adapts to measured jitter (RFC 3550 inter-arrival jitter, in milliseconds): play-out
-//! starts once `target` packets are buffered, `target` grows with jitter and after late
-//! packets, and a backlog beyond `max_depth` is dropped to keep latency bounded.
+//! starts once `target` packets are buffered (or the first one has waited that long), `target`
+//! grows with jitter and after late packets, and a backlog beyond `max_depth` (plus the
+//! device's burst, see [`JitterBuffer::set_device_burst`]) is dropped to keep latency bounded.
+//!
+//! An underrun (nothing buffered when a slot is due) is concealed without giving up the missing
+//! packet's slot: play-out waits for it, so a packet that is merely slow still plays and the
+//! delay grows by what was concealed (the playback chain trims it back in silent passages).
+//! Only a packet whose successor already played is late. Time is an input (`now_ms`), so pops
+//! may come in bursts, as they do in front of a device that drains 100 ms at once.
 //! [`JitterBuffer::flush`] empties it at once for barge-in, and refuses packets older than the
 //! flush that are still in flight.
 
@@ -90,18 +97,22 @@ pub struct JitterBuffer {
     /// Next sequence number to play; `None` while buffering.
     next: Option<u64>,
     missing_run: u32,
-    /// Slots spent buffering with packets waiting; a short burst starts after `target` slots.
-    waiting: u32,
+    /// Arrival of the first packet buffered while not playing: a short burst starts once it
+    /// has waited `target` packet durations.
+    buffering_since: Option<u64>,
     /// Last in-order arrival (ms) and RTP timestamp, for the jitter estimate.
     last_arrival: Option<(u64, u32)>,
     jitter_ms: f64,
     late_boost: u32,
-    pops_since_late: u32,
+    /// When the late boost last changed; it shrinks by one per [`LATE_BOOST_DECAY_MS`].
+    late_boost_at_ms: u64,
+    /// Extra packets allowed in the backlog because the device drains in bursts.
+    device_burst: u32,
     stats: JitterStats,
 }
 
-/// Pops without a late packet after which the late boost shrinks by one (1 s at 20 ms).
-const LATE_BOOST_DECAY_POPS: u32 = 50;
+/// Time without a late packet after which the late boost shrinks by one.
+const LATE_BOOST_DECAY_MS: u64 = 1_000;
 
 impl JitterBuffer {
     pub fn new(cfg: JitterConfig) -> Self {
@@ -113,11 +124,12 @@ impl JitterBuffer {
             flushed_below: 0,
             next: None,
             missing_run: 0,
-            waiting: 0,
+            buffering_since: None,
             last_arrival: None,
             jitter_ms: 0.0,
             late_boost: 0,
-            pops_since_late: 0,
+            late_boost_at_ms: 0,
+            device_burst: 0,
             stats: JitterStats::default(),
         }
     }
@@ -139,7 +151,7 @@ impl JitterBuffer {
             return PushOutcome::Empty;
         }
         let Some(ext) = self.extend(seq) else {
-            self.note_late();
+            self.note_late(now_ms);
             return PushOutcome::Late;
         };
         if ext < self.flushed_below {
@@ -147,7 +159,7 @@ impl JitterBuffer {
             return PushOutcome::Late;
         }
         if ext < self.floor || self.next.is_some_and(|n| ext < n) {
-            self.note_late();
+            self.note_late(now_ms);
             return PushOutcome::Late;
         }
         if self.packets.contains_key(&ext) {
@@ -159,14 +171,17 @@ impl JitterBuffer {
             self.highest = Some(ext);
         }
         self.packets.insert(ext, payload.to_vec());
+        if self.next.is_none() {
+            self.buffering_since.get_or_insert(now_ms);
+        }
         self.trim_backlog();
         PushOutcome::Accepted
     }
 
-    fn note_late(&mut self) {
+    fn note_late(&mut self, now_ms: u64) {
         self.stats.late += 1;
         self.late_boost = (self.late_boost + 1).min(self.cfg.max_depth);
-        self.pops_since_late = 0;
+        self.late_boost_at_ms = now_ms;
     }
 
     fn update_jitter(&mut self, timestamp: u32, now_ms: u64) {
@@ -180,9 +195,16 @@ impl JitterBuffer {
         self.last_arrival = Some((now_ms, timestamp));
     }
 
-    /// Drops the oldest packets while the backlog exceeds `max_depth`.
+    /// Packets the device takes at once (1 for a steady 20 ms card, 5 for one that drains
+    /// 100 ms per wake-up): they pile up between its wake-ups, so the backlog bound grows by
+    /// as many.
+    pub fn set_device_burst(&mut self, packets: u32) {
+        self.device_burst = packets;
+    }
+
+    /// Drops the oldest packets while the backlog exceeds `max_depth` plus the device burst.
     fn trim_backlog(&mut self) {
-        let max = self.cfg.max_depth.max(1) as usize;
+        let max = (self.cfg.max_depth.max(1) + self.device_burst) as usize;
         while self.packets.len() > max {
             if let Some((seq, _)) = self.packets.pop_first() {
                 self.stats.overflow_dropped += 1;
@@ -194,11 +216,15 @@ impl JitterBuffer {
         }
     }
 
-    /// Packets to buffer before play-out starts, from the current jitter estimate.
+    /// Packets to buffer before play-out starts, from the current jitter estimate and the
+    /// device's burst: a device that takes 100 ms at once needs those packets at hand when it
+    /// does, however its bursts fall between arrivals (none extra for a steady 20 ms device).
     pub fn target_depth(&self) -> u32 {
         let from_jitter =
             (2.0 * self.jitter_ms / f64::from(self.cfg.packet_ms.max(1))).ceil() as u32;
-        (self.cfg.min_depth.max(1) + from_jitter + self.late_boost).min(self.cfg.max_depth.max(1))
+        let base = (self.cfg.min_depth.max(1) + from_jitter + self.late_boost)
+            .min(self.cfg.max_depth.max(1));
+        base + self.device_burst.saturating_sub(1)
     }
 
     /// The smoothed inter-arrival jitter, in milliseconds.
@@ -206,12 +232,14 @@ impl JitterBuffer {
         self.jitter_ms
     }
 
-    /// What to play in the next slot. Call once per packet duration.
-    pub fn pop(&mut self) -> Playout {
-        self.pops_since_late += 1;
-        if self.pops_since_late >= LATE_BOOST_DECAY_POPS {
-            self.late_boost = self.late_boost.saturating_sub(1);
-            self.pops_since_late = 0;
+    /// What to play in the next slot (`now_ms` on the clock `push` uses). Call once per
+    /// packet duration on average; calls may come in bursts.
+    pub fn pop(&mut self, now_ms: u64) -> Playout {
+        if self.late_boost > 0
+            && now_ms.saturating_sub(self.late_boost_at_ms) >= LATE_BOOST_DECAY_MS
+        {
+            self.late_boost -= 1;
+            self.late_boost_at_ms = now_ms;
         }
         let next = match self.next {
             Some(n) => n,
@@ -219,12 +247,14 @@ impl JitterBuffer {
                 let Some(&first) = self.packets.keys().next() else {
                     return Playout::Silence;
                 };
-                self.waiting += 1;
                 let target = self.target_depth();
-                if (self.packets.len() as u32) < target && self.waiting <= target {
+                let waited = now_ms.saturating_sub(self.buffering_since.unwrap_or(now_ms));
+                if (self.packets.len() as u32) < target
+                    && waited < u64::from(target * self.cfg.packet_ms)
+                {
                     return Playout::Silence;
                 }
-                self.waiting = 0;
+                self.buffering_since = None;
                 self.next = Some(first);
                 first
             }
@@ -236,13 +266,13 @@ impl JitterBuffer {
             return Playout::Packet(p);
         }
         if self.packets.is_empty() {
-            // Underrun: nothing after the gap yet.
+            // Underrun: nothing buffered yet. Conceal but keep waiting for `next`: if it is
+            // only slow it still plays, a little later.
             self.missing_run += 1;
             if self.missing_run > self.cfg.max_conceal {
                 self.stop(next);
                 return Playout::Silence;
             }
-            self.advance(next);
             self.stats.concealed += 1;
             return Playout::Conceal;
         }
@@ -268,7 +298,7 @@ impl JitterBuffer {
     /// Stops play-out and re-buffers; packets before `from` count as late.
     fn stop(&mut self, from: u64) {
         self.next = None;
-        self.waiting = 0;
+        self.buffering_since = None;
         self.missing_run = 0;
         self.floor = self.floor.max(from);
     }
@@ -329,14 +359,18 @@ mod tests {
     #[test]
     fn buffers_to_min_depth_then_plays_in_order() {
         let mut j = jb();
-        assert_eq!(j.pop(), Playout::Silence);
+        assert_eq!(j.pop(0), Playout::Silence);
         push(&mut j, 10);
-        assert_eq!(j.pop(), Playout::Silence, "one packet is below min_depth 2");
+        assert_eq!(
+            j.pop(200),
+            Playout::Silence,
+            "one packet is below min_depth 2"
+        );
         push(&mut j, 11);
-        assert_eq!(j.pop(), Playout::Packet(payload(10)));
+        assert_eq!(j.pop(220), Playout::Packet(payload(10)));
         push(&mut j, 12);
-        assert_eq!(j.pop(), Playout::Packet(payload(11)));
-        assert_eq!(j.pop(), Playout::Packet(payload(12)));
+        assert_eq!(j.pop(240), Playout::Packet(payload(11)));
+        assert_eq!(j.pop(260), Playout::Packet(payload(12)));
         assert!(j.is_active());
     }
 
@@ -347,7 +381,7 @@ mod tests {
             assert_eq!(push(&mut j, s), PushOutcome::Accepted);
         }
         for s in 0..4 {
-            assert_eq!(j.pop(), Playout::Packet(payload(s)));
+            assert_eq!(j.pop(80), Playout::Packet(payload(s)));
         }
     }
 
@@ -357,14 +391,14 @@ mod tests {
         for s in [0, 1, 3, 4] {
             push(&mut j, s);
         }
-        assert_eq!(j.pop(), Playout::Packet(payload(0)));
-        assert_eq!(j.pop(), Playout::Packet(payload(1)));
+        assert_eq!(j.pop(80), Playout::Packet(payload(0)));
+        assert_eq!(j.pop(80), Playout::Packet(payload(1)));
         assert_eq!(
-            j.pop(),
+            j.pop(80),
             Playout::Fec(payload(3)),
             "slot 2 rebuilt from 3's FEC"
         );
-        assert_eq!(j.pop(), Playout::Packet(payload(3)));
+        assert_eq!(j.pop(80), Playout::Packet(payload(3)));
         assert_eq!(j.stats().fec, 1);
     }
 
@@ -374,11 +408,29 @@ mod tests {
         for s in [0, 1, 4] {
             push(&mut j, s);
         }
-        j.pop();
-        j.pop();
-        assert_eq!(j.pop(), Playout::Conceal, "slot 2: 3 is missing too");
-        assert_eq!(j.pop(), Playout::Fec(payload(4)), "slot 3 from 4's FEC");
-        assert_eq!(j.pop(), Playout::Packet(payload(4)));
+        j.pop(80);
+        j.pop(80);
+        assert_eq!(j.pop(80), Playout::Conceal, "slot 2: 3 is missing too");
+        assert_eq!(j.pop(80), Playout::Fec(payload(4)), "slot 3 from 4's FEC");
+        assert_eq!(j.pop(80), Playout::Packet(payload(4)));
+    }
+
+    #[test]
+    fn a_slow_packet_after_an_underrun_still_plays() {
+        let mut j = jb();
+        push(&mut j, 0);
+        push(&mut j, 1);
+        j.pop(20);
+        j.pop(20);
+        assert_eq!(j.pop(20), Playout::Conceal);
+        assert_eq!(j.pop(20), Playout::Conceal);
+        assert_eq!(
+            push(&mut j, 2),
+            PushOutcome::Accepted,
+            "slot 2 is still open"
+        );
+        assert_eq!(j.pop(40), Playout::Packet(payload(2)));
+        assert_eq!(j.stats().late, 0);
     }
 
     #[test]
@@ -386,33 +438,37 @@ mod tests {
         let mut j = jb();
         push(&mut j, 0);
         push(&mut j, 1);
-        j.pop();
-        j.pop();
+        j.pop(20);
+        j.pop(20);
         for _ in 0..3 {
-            assert_eq!(j.pop(), Playout::Conceal);
+            assert_eq!(j.pop(20), Playout::Conceal);
         }
-        assert_eq!(j.pop(), Playout::Silence);
+        assert_eq!(j.pop(20), Playout::Silence);
         assert!(!j.is_active());
-        assert_eq!(
-            push(&mut j, 2),
-            PushOutcome::Late,
-            "slot 2 was concealed already"
-        );
+        push(&mut j, 3);
+        push(&mut j, 4);
+        assert_eq!(j.pop(80), Playout::Packet(payload(3)), "a new burst");
+        assert_eq!(push(&mut j, 2), PushOutcome::Late, "its successor played");
         assert_eq!(j.target_depth(), 3, "a late packet deepens the buffer");
-        push(&mut j, 6);
         push(&mut j, 7);
-        assert_eq!(j.pop(), Playout::Silence, "re-buffering");
         push(&mut j, 8);
-        assert_eq!(j.pop(), Playout::Packet(payload(6)));
+        assert_eq!(j.pop(80), Playout::Packet(payload(4)));
+        assert_eq!(j.pop(80), Playout::Conceal, "5 lost, and 6 too");
+        assert_eq!(j.pop(80), Playout::Fec(payload(7)), "6 from 7's FEC");
     }
 
     #[test]
     fn a_lone_packet_still_plays_after_the_target_wait() {
         let mut j = jb();
         push(&mut j, 0);
-        assert_eq!(j.pop(), Playout::Silence);
-        assert_eq!(j.pop(), Playout::Silence);
-        assert_eq!(j.pop(), Playout::Packet(payload(0)));
+        assert_eq!(j.pop(0), Playout::Silence);
+        assert_eq!(j.pop(20), Playout::Silence);
+        assert_eq!(
+            j.pop(20),
+            Playout::Silence,
+            "a burst of pops is not waiting"
+        );
+        assert_eq!(j.pop(40), Playout::Packet(payload(0)));
     }
 
     #[test]
@@ -421,7 +477,7 @@ mod tests {
         push(&mut j, 0);
         push(&mut j, 1);
         assert_eq!(push(&mut j, 1), PushOutcome::Duplicate);
-        j.pop();
+        j.pop(20);
         assert_eq!(push(&mut j, 0), PushOutcome::Late);
         assert_eq!(j.push(5, 0, &[], 0), PushOutcome::Empty);
         let s = j.stats();
@@ -434,10 +490,10 @@ mod tests {
         for s in 0..5 {
             push(&mut j, s);
         }
-        j.pop();
+        j.pop(80);
         j.flush();
         assert!(!j.is_active());
-        assert_eq!(j.pop(), Playout::Silence);
+        assert_eq!(j.pop(80), Playout::Silence);
         assert_eq!(
             push(&mut j, 3),
             PushOutcome::Late,
@@ -446,7 +502,7 @@ mod tests {
         assert_eq!(j.target_depth(), 2, "stale packets are not jitter");
         push(&mut j, 5);
         push(&mut j, 6);
-        assert_eq!(j.pop(), Playout::Packet(payload(5)));
+        assert_eq!(j.pop(120), Playout::Packet(payload(5)));
     }
 
     #[test]
@@ -456,7 +512,7 @@ mod tests {
             j.push(s, 0, &payload(s), 0);
         }
         for s in [65_534u16, 65_535, 0, 1] {
-            assert_eq!(j.pop(), Playout::Packet(payload(s)));
+            assert_eq!(j.pop(0), Playout::Packet(payload(s)));
         }
     }
 
@@ -469,7 +525,7 @@ mod tests {
             let arrival = u64::from(i / 2) * 40 + if i % 2 == 1 { 20 } else { 0 };
             let arrival = arrival + if i % 4 == 1 { 40 } else { 0 };
             j.push(i, u32::from(i) * 960, &payload(i), arrival);
-            j.pop();
+            j.pop(arrival);
         }
         assert!(j.jitter_ms() > 10.0, "jitter {}", j.jitter_ms());
         assert!(j.target_depth() > 2, "target {}", j.target_depth());
@@ -481,12 +537,12 @@ mod tests {
         let mut j = jb();
         push(&mut j, 0);
         push(&mut j, 1);
-        j.pop();
-        push(&mut j, 0);
+        j.pop(20);
+        j.push(0, 0, &payload(0), 30);
         assert_eq!(j.target_depth(), 3);
-        for _ in 0..LATE_BOOST_DECAY_POPS {
-            j.pop();
-        }
+        j.pop(30 + LATE_BOOST_DECAY_MS - 1);
+        assert_eq!(j.target_depth(), 3);
+        j.pop(30 + LATE_BOOST_DECAY_MS);
         assert_eq!(j.target_depth(), 2);
     }
 
@@ -498,8 +554,22 @@ mod tests {
         }
         assert_eq!(j.len(), 10);
         assert_eq!(j.stats().overflow_dropped, 15);
-        assert_eq!(j.pop(), Playout::Packet(payload(15)));
+        assert_eq!(j.pop(500), Playout::Packet(payload(15)));
         assert_eq!(push(&mut j, 3), PushOutcome::Late);
+    }
+
+    #[test]
+    fn a_bursty_device_widens_the_backlog_bound_and_the_target() {
+        let mut j = jb();
+        j.set_device_burst(1);
+        assert_eq!(j.target_depth(), 2, "a steady device adds nothing");
+        j.set_device_burst(5);
+        assert_eq!(j.target_depth(), 6);
+        for s in 0..15 {
+            push(&mut j, s);
+        }
+        assert_eq!(j.len(), 15);
+        assert_eq!(j.stats().overflow_dropped, 0);
     }
 
     proptest! {
@@ -519,12 +589,12 @@ mod tests {
                 }
                 let s = start.wrapping_add(*off);
                 j.push(s, u32::from(*off) * 960, &payload(s), i as u64 * 20);
-                if i % 2 == 0 && let Playout::Packet(p) = j.pop() {
+                if i % 2 == 0 && let Playout::Packet(p) = j.pop(i as u64 * 20) {
                     played.push(seq_of(&p));
                 }
             }
-            for _ in 0..60 {
-                if let Playout::Packet(p) = j.pop() { played.push(seq_of(&p)); }
+            for k in 0..60 {
+                if let Playout::Packet(p) = j.pop(800 + k * 20) { played.push(seq_of(&p)); }
             }
             let offsets: Vec<u16> = played.iter().map(|s| s.wrapping_sub(start)).collect();
             prop_assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
@@ -539,16 +609,57 @@ mod tests {
             for i in 0..n {
                 let s = start.wrapping_add(i);
                 prop_assert_eq!(j.push(s, u32::from(i) * 960, &payload(s), u64::from(i) * 20), PushOutcome::Accepted);
-                match j.pop() {
+                match j.pop(u64::from(i) * 20) {
                     Playout::Packet(p) => { prop_assert_eq!(seq_of(&p), start.wrapping_add(played)); played += 1; }
                     Playout::Silence => prop_assert!(played == 0),
                     other => prop_assert!(false, "unexpected {other:?}"),
                 }
             }
-            while let Playout::Packet(_) = j.pop() { played += 1; }
+            while let Playout::Packet(_) = j.pop(u64::from(n) * 20) { played += 1; }
             prop_assert_eq!(played, n);
             let s = j.stats();
             prop_assert_eq!((s.fec, s.late, s.overflow_dropped), (0, 0, 0));
+        }
+
+        /// Packets that arrive in order, on a schedule with any jitter, are never late and all
+        /// play, whatever bursts the device pops them in (it drains up to 100 ms at once).
+        #[test]
+        fn in_order_arrivals_are_never_late_whatever_the_pop_bursts(
+            start in any::<u16>(),
+            arrival_jitter in proptest::collection::vec(0u64..30, 50..300),
+            burst_ms in prop_oneof![Just(20u64), Just(40), Just(100)],
+            phase in 0u64..100,
+        ) {
+            let mut j = jb();
+            j.set_device_burst((burst_ms / 20) as u32);
+            let n = arrival_jitter.len() as u64;
+            // Arrival of packet i: its send time plus a jitter that never reorders.
+            let mut arrivals = Vec::new();
+            let mut last = 0;
+            for (i, d) in arrival_jitter.iter().enumerate() {
+                last = (i as u64 * 20 + d).max(last);
+                arrivals.push(last);
+            }
+            let (mut pushed, mut played, mut slots) = (0usize, 0u64, 0u64);
+            let mut t = phase;
+            while t < n * 20 + 1_000 {
+                while pushed < arrivals.len() && arrivals[pushed] <= t {
+                    let s = start.wrapping_add(pushed as u16);
+                    let ts = (pushed as u32) * 960;
+                    prop_assert_eq!(j.push(s, ts, &payload(s), arrivals[pushed]), PushOutcome::Accepted);
+                    pushed += 1;
+                }
+                // The device took `burst_ms`: play that many slots now, plus 60 ms of lead.
+                let due = (t + 60) / 20;
+                while slots < due {
+                    if let Playout::Packet(_) = j.pop(t) { played += 1; }
+                    slots += 1;
+                }
+                t += burst_ms;
+            }
+            let s = j.stats();
+            prop_assert_eq!((s.late, s.fec, s.overflow_dropped), (0, 0, 0));
+            prop_assert_eq!(played, n);
         }
 
         /// Arbitrary operations never panic and never hold more than `max_depth` packets.
@@ -560,7 +671,7 @@ mod tests {
                 now += u64::from(op % 50);
                 match op % 8 {
                     0..=4 => { j.push(seq, ts, &vec![1; len], now); }
-                    5 | 6 => { j.pop(); }
+                    5 | 6 => { j.pop(now); }
                     _ => j.flush(),
                 }
                 prop_assert!(j.len() <= 10);

@@ -26,6 +26,7 @@
 //! ```
 
 mod alsa_messages;
+pub mod burst;
 mod capture;
 mod codec;
 mod device;

@@ -88,17 +88,37 @@ impl CaptureChain {
     }
 }
 
+/// Mean square of a 20 ms slot at or above which it counts as audible: -50 dBFS RMS.
+///
+/// Speech from the Realtime API sits around -20 to -30 dBFS RMS, and its quiet passages
+/// (breaths, closures) rarely fall under -45 dBFS in a whole 20 ms slot; the gate's tail bridges
+/// those that do. The Opus silence frames peers stream between replies decode to digital
+/// silence (under -90 dBFS), and concealment after them stays as quiet. Anything played under
+/// -50 dBFS reaches a microphone a further 10-20 dB down through the room, below a typical
+/// microphone's own noise floor, so it cannot be heard as JARVIS speaking.
+pub const AUDIBLE_MEAN_SQUARE: f32 = 1e-5;
+
 /// What one play-out slot held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Slot {
-    /// Something audible (speech, concealment or a prompt) was produced.
+    /// Sound above [`AUDIBLE_MEAN_SQUARE`]: speech, its concealment, or a prompt.
     Audible,
-    /// Silence while the jitter buffer fills.
+    /// Silence: buffering, idle, Opus silence frames, concealment of silence.
     Silent,
 }
 
+/// True when `pcm` is loud enough to be heard (see [`AUDIBLE_MEAN_SQUARE`]).
+pub fn is_audible(pcm: &[f32]) -> bool {
+    let energy: f32 = pcm.iter().map(|s| s * s).sum();
+    !pcm.is_empty() && energy >= AUDIBLE_MEAN_SQUARE * pcm.len() as f32
+}
+
 /// RTP payloads in, mono samples at the device rate out: jitter buffer, Opus decode with
-/// FEC/PLC, prompt mixing, resampling.
+/// FEC/PLC, prompt mixing, resampling. Each slot says whether it was audible.
+///
+/// When the jitter buffer holds more than it needs (its target plus the device's burst, plus
+/// one), a packet that decodes to silence is dropped after decoding: the delay an underrun
+/// added is given back in a pause, never by cutting speech.
 pub struct PlaybackChain {
     jitter: JitterBuffer,
     decoder: OpusDecoder,
@@ -106,6 +126,10 @@ pub struct PlaybackChain {
     prompt: Option<(Arc<[f32]>, usize)>,
     resampler: StreamResampler,
     decode_errors: u64,
+    /// The last slot taken from the stream was audible (speech is under way).
+    speech: bool,
+    device_burst: u32,
+    trimmed_silence: u64,
 }
 
 impl PlaybackChain {
@@ -117,7 +141,17 @@ impl PlaybackChain {
             prompt: None,
             resampler: StreamResampler::new(SAMPLE_RATE, device_rate)?,
             decode_errors: 0,
+            speech: false,
+            device_burst: 0,
+            trimmed_silence: 0,
         })
+    }
+
+    /// Packets the device takes at once (from the playback thread's measure): the jitter
+    /// buffer may hold that many more before silence is trimmed or packets dropped.
+    pub fn set_device_burst(&mut self, packets: u32) {
+        self.device_burst = packets;
+        self.jitter.set_device_burst(packets);
     }
 
     /// Queues a received RTP packet (arrival time `now_ms`).
@@ -134,6 +168,7 @@ impl PlaybackChain {
     /// Drops buffered Realtime audio (barge-in). A prompt that is playing keeps playing.
     pub fn flush(&mut self) {
         self.jitter.flush();
+        self.speech = false;
         // Old speech must not leak into the next response's concealment.
         if self.decoder.reset().is_err() {
             self.decode_errors += 1;
@@ -151,50 +186,69 @@ impl PlaybackChain {
         self.jitter.is_active() || self.prompt.is_some()
     }
 
-    /// True while speech or a prompt is still to be produced (a jitter buffer that is only
-    /// filling with nothing played yet counts too: it is about to speak).
+    /// True while speech or a prompt is still to be produced: a prompt, or packets buffered
+    /// while the stream is audible. Packets of a stream that is playing silence do not count
+    /// (peers stream Opus silence between replies); speech that starts after silence counts
+    /// from its first audible slot, before it reaches the device.
     pub fn has_audio(&self) -> bool {
-        self.prompt.is_some() || !self.jitter.is_empty() || self.jitter.is_active()
+        self.prompt.is_some() || (self.speech && !self.jitter.is_empty())
     }
 
-    /// Produces the next play-out slot (usually 20 ms), handing device-rate samples to `emit`.
-    pub fn next_slot(&mut self, emit: &mut dyn FnMut(&[f32])) -> Slot {
-        let (n, mut audible) = match self.jitter.pop() {
-            Playout::Packet(p) => match self.decoder.decode(&p, &mut self.pcm) {
-                Ok(n) => (n, true),
-                Err(_) => {
-                    self.decode_errors += 1;
-                    (self.conceal(), true)
-                }
-            },
-            Playout::Fec(next) => {
-                match self.decoder.recover(&next, &mut self.pcm[..FRAME_SAMPLES]) {
-                    Ok(n) => (n, true),
-                    Err(_) => {
-                        self.decode_errors += 1;
-                        (self.conceal(), true)
-                    }
-                }
-            }
-            Playout::Conceal => (self.conceal(), true),
-            Playout::Silence => {
-                self.pcm[..FRAME_SAMPLES].fill(0.0);
-                (FRAME_SAMPLES, false)
-            }
-        };
+    /// Produces the next play-out slot (usually 20 ms) at `now_ms` (the clock of
+    /// [`Self::push_rtp`]), handing device-rate samples to `emit`.
+    pub fn next_slot(&mut self, now_ms: u64, emit: &mut dyn FnMut(&[f32])) -> Slot {
+        let mut n = self.decode_next(now_ms);
+        if self.prompt.is_none() && self.has_surplus() && !is_audible(&self.pcm[..n]) {
+            // A silent packet while the buffer holds more than it needs: skip it.
+            self.trimmed_silence += 1;
+            n = self.decode_next(now_ms);
+        }
+        self.speech = is_audible(&self.pcm[..n]);
         if let Some((clip, pos)) = self.prompt.as_mut() {
             let take = (clip.len() - *pos).min(n);
             for (o, s) in self.pcm[..take].iter_mut().zip(&clip[*pos..*pos + take]) {
                 *o = (*o + s).clamp(-1.0, 1.0);
             }
             *pos += take;
-            audible = true;
             if *pos >= clip.len() {
                 self.prompt = None;
             }
         }
+        let audible = is_audible(&self.pcm[..n]);
         self.resampler.process(&self.pcm[..n], |out| emit(out));
         if audible { Slot::Audible } else { Slot::Silent }
+    }
+
+    /// More packets buffered than the target depth, the device's burst and one spare.
+    fn has_surplus(&self) -> bool {
+        self.jitter.len() as u32 > self.jitter.target_depth() + self.device_burst + 1
+    }
+
+    /// Decodes (or conceals) the stream's next slot into `pcm`; returns its sample count.
+    fn decode_next(&mut self, now_ms: u64) -> usize {
+        match self.jitter.pop(now_ms) {
+            Playout::Packet(p) => match self.decoder.decode(&p, &mut self.pcm) {
+                Ok(n) => n,
+                Err(_) => {
+                    self.decode_errors += 1;
+                    self.conceal()
+                }
+            },
+            Playout::Fec(next) => {
+                match self.decoder.recover(&next, &mut self.pcm[..FRAME_SAMPLES]) {
+                    Ok(n) => n,
+                    Err(_) => {
+                        self.decode_errors += 1;
+                        self.conceal()
+                    }
+                }
+            }
+            Playout::Conceal => self.conceal(),
+            Playout::Silence => {
+                self.pcm[..FRAME_SAMPLES].fill(0.0);
+                FRAME_SAMPLES
+            }
+        }
     }
 
     fn conceal(&mut self) -> usize {
@@ -218,6 +272,11 @@ impl PlaybackChain {
         self.decode_errors
     }
 
+    /// Silent packets skipped to give back delay so far.
+    pub fn trimmed_silence(&self) -> u64 {
+        self.trimmed_silence
+    }
+
     /// Algorithmic delay of the output resampler, in device-rate samples.
     pub fn resampler_delay_samples(&self) -> usize {
         self.resampler.delay_samples()
@@ -227,6 +286,7 @@ impl PlaybackChain {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn tone(rate: u32, n: usize) -> Vec<f32> {
         (0..n)
@@ -252,17 +312,96 @@ mod tests {
         frames
     }
 
-    fn play(frames: &[OpusFrame], device_rate: u32) -> Vec<f32> {
+    /// Plays `frames` arriving every 20 ms, one slot per 20 ms; returns the output and what
+    /// each slot was, with `has_audio` after it.
+    fn play_slots(frames: &[OpusFrame], device_rate: u32) -> (Vec<f32>, Vec<(Slot, bool)>) {
         let mut p = PlaybackChain::new(device_rate).unwrap();
         let mut out = Vec::new();
+        let mut slots = Vec::new();
+        let mut now = 0;
         for (i, f) in frames.iter().enumerate() {
-            p.push_rtp(i as u16, i as u32 * 960, &f.data, i as u64 * 20);
-            p.next_slot(&mut |s| out.extend_from_slice(s));
+            now = i as u64 * 20;
+            p.push_rtp(i as u16, i as u32 * 960, &f.data, now);
+            slots.push((
+                p.next_slot(now, &mut |s| out.extend_from_slice(s)),
+                p.has_audio(),
+            ));
         }
         while p.is_active() {
-            p.next_slot(&mut |s| out.extend_from_slice(s));
+            now += 20;
+            slots.push((
+                p.next_slot(now, &mut |s| out.extend_from_slice(s)),
+                p.has_audio(),
+            ));
         }
-        out
+        (out, slots)
+    }
+
+    fn play(frames: &[OpusFrame], device_rate: u32) -> Vec<f32> {
+        play_slots(frames, device_rate).0
+    }
+
+    /// Opus frames of `pcm` (48 kHz), cut into 20 ms.
+    fn opus(pcm: &[f32]) -> Vec<OpusFrame> {
+        let mut enc = OpusEncoder::new().unwrap();
+        pcm.chunks(FRAME_SAMPLES)
+            .map(|c| {
+                let mut f = c.to_vec();
+                f.resize(FRAME_SAMPLES, 0.0);
+                OpusFrame {
+                    data: enc.encode(&f).unwrap(),
+                    samples: FRAME_SAMPLES as u32,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn threshold_is_minus_50_dbfs() {
+        // A square wave of amplitude a has RMS a.
+        let square = |db: f32| -> Vec<f32> {
+            let a = 10f32.powf(db / 20.0);
+            (0..960).map(|i| if i % 2 == 0 { a } else { -a }).collect()
+        };
+        assert!(is_audible(&square(-49.9)));
+        assert!(!is_audible(&square(-50.1)));
+        assert!(!is_audible(&[0.0; 960]));
+        assert!(!is_audible(&[]));
+    }
+
+    #[test]
+    fn a_stream_of_opus_silence_is_never_audible() {
+        let frames = opus(&vec![0.0; 48_000 * 3]);
+        let (out, slots) = play_slots(&frames, 48_000);
+        assert!(slots.len() >= 150);
+        assert!(
+            slots.iter().all(|s| *s == (Slot::Silent, false)),
+            "{slots:?}"
+        );
+        assert!(!is_audible(&out));
+    }
+
+    #[test]
+    fn speech_between_silence_is_audible_and_ends_with_it() {
+        let pcm = [vec![0.0; 48_000], tone(48_000, 24_000), vec![0.0; 48_000]].concat();
+        let (_, slots) = play_slots(&opus(&pcm), 48_000);
+        let first = slots.iter().position(|s| s.0 == Slot::Audible).unwrap();
+        let last = slots.iter().rposition(|s| s.0 == Slot::Audible).unwrap();
+        // 1 s of silence (50 slots) plays after the 2-packet buffering: the tone from ~52.
+        assert!((50..=54).contains(&first), "first audible slot {first}");
+        assert!((74..=79).contains(&last), "last audible slot {last}");
+        assert!(
+            slots[first..=last].iter().all(|s| s.0 == Slot::Audible),
+            "continuous tone"
+        );
+        assert!(slots[first].1, "speech buffered counts as about to speak");
+        assert!(
+            slots[last + 2..]
+                .iter()
+                .all(|s| *s == (Slot::Silent, false)),
+            "{:?}",
+            &slots[last..]
+        );
     }
 
     #[test]
@@ -288,14 +427,16 @@ mod tests {
     fn prompt_plays_alone_and_is_audible() {
         let mut p = PlaybackChain::new(44_100).unwrap();
         p.start_prompt(Arc::from(tone(48_000, 4_800)));
+        assert!(p.has_audio());
         let mut out = Vec::new();
         assert_eq!(
-            p.next_slot(&mut |s| out.extend_from_slice(s)),
+            p.next_slot(0, &mut |s| out.extend_from_slice(s)),
             Slot::Audible
         );
         while p.is_active() {
-            p.next_slot(&mut |s| out.extend_from_slice(s));
+            p.next_slot(0, &mut |s| out.extend_from_slice(s));
         }
+        assert!(!p.has_audio());
         assert!(!p.is_active());
         assert!(rms(&out) > 0.2);
     }
@@ -312,8 +453,10 @@ mod tests {
             );
         }
         let mut n = 0;
+        let mut now = 60;
         while p.is_active() {
-            p.next_slot(&mut |s| n += s.len());
+            p.next_slot(now, &mut |s| n += s.len());
+            now += 20;
         }
         assert!(p.decode_errors() >= 4);
         assert!(n >= 4 * 960);
@@ -329,8 +472,67 @@ mod tests {
         assert!(p.is_active());
         p.flush();
         assert!(!p.is_active());
+        assert!(!p.has_audio());
         let mut out = Vec::new();
-        assert_eq!(p.next_slot(&mut |s| out.extend_from_slice(s)), Slot::Silent);
+        assert_eq!(
+            p.next_slot(0, &mut |s| out.extend_from_slice(s)),
+            Slot::Silent
+        );
         assert!(rms(&out) == 0.0);
+    }
+
+    #[test]
+    fn surplus_silence_is_trimmed_but_speech_never() {
+        let mut p = PlaybackChain::new(48_000).unwrap();
+        let silent = opus(&vec![0.0; 48_000]);
+        let speech = opus(&tone(48_000, 48_000));
+        // 10 packets arrive at once (a delay spike): 6 more than target 2 + burst 1 + 1.
+        for (i, f) in silent.iter().take(10).enumerate() {
+            p.push_rtp(i as u16, i as u32 * 960, &f.data, 0);
+        }
+        p.set_device_burst(1);
+        let mut slots = 0;
+        while p.jitter_stats().played < 10 {
+            p.next_slot(0, &mut |_| ());
+            slots += 1;
+        }
+        let trimmed = p.trimmed_silence();
+        // Down to target (2, or 3 after the jitter of a spike) + burst 1 + 1.
+        assert!((2..=4).contains(&trimmed), "{trimmed} trimmed");
+        assert_eq!(slots, 10 - trimmed);
+        for (i, f) in speech.iter().take(10).enumerate() {
+            p.push_rtp(10 + i as u16, (10 + i as u32) * 960, &f.data, 200);
+        }
+        while p.is_active() {
+            p.next_slot(200, &mut |_| ());
+        }
+        assert_eq!(p.trimmed_silence(), trimmed, "speech is never trimmed");
+        assert_eq!(p.jitter_stats().played, 20);
+    }
+
+    proptest! {
+        /// Opus silence with any loss, reordering and arrival times never sounds, never
+        /// counts as about to speak, and its concealment is silent too.
+        #[test]
+        fn silence_with_loss_and_reordering_is_never_audible(
+            order in proptest::sample::subsequence((0u16..60).collect::<Vec<_>>(), 30..60)
+                .prop_shuffle(),
+            delays in proptest::collection::vec(0u64..80, 60),
+        ) {
+            let frames = opus(&vec![0.0; 60 * FRAME_SAMPLES]);
+            let mut p = PlaybackChain::new(48_000).unwrap();
+            let mut now = 0;
+            for (k, i) in order.iter().enumerate() {
+                now = k as u64 * 20 + delays[k];
+                p.push_rtp(*i, u32::from(*i) * 960, &frames[*i as usize].data, now);
+                prop_assert_eq!(p.next_slot(now, &mut |_| ()), Slot::Silent);
+                prop_assert!(!p.has_audio());
+            }
+            for _ in 0..80 {
+                now += 20;
+                prop_assert_eq!(p.next_slot(now, &mut |_| ()), Slot::Silent);
+                prop_assert!(!p.has_audio());
+            }
+        }
     }
 }

@@ -1,18 +1,25 @@
 //! Speaker playback straight through cpal: RTP packets from WebRTC go to a playback thread
 //! (jitter buffer, Opus decode with FEC/PLC, prompt mixing, resampling to the device rate),
-//! which keeps a short lock-free ring ahead of the device callback. The ring is kept at about
-//! one device period plus 10 ms so speech reaches the speaker quickly and a flush is instant.
+//! which keeps a lock-free ring ahead of the device callback. The ring is kept at what the
+//! device is measured to take between two wake-ups of the thread (one period on a steady card,
+//! 100 ms on one that drains in bursts, see [`super::burst`]) plus 10 ms, so speech reaches the
+//! speaker quickly, a bursty device never runs dry, and a flush drops little.
+//!
+//! The thread marks JARVIS as speaking ([`SpeakingSignal`]) only for slots whose sound is
+//! audible (see [`super::pipeline::AUDIBLE_MEAN_SQUARE`]), until they have left the device.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::thread::{self, Thread};
 use std::time::Duration;
 
 use cpal::traits::DeviceTrait;
 use cpal::{FromSample, Sample, SampleFormat, SizedSample};
-use rtrb::{Consumer, RingBuffer};
+use rtrb::{Consumer, Producer, RingBuffer};
 
+use super::FRAME_MS;
+use super::burst::DeviceBurst;
 use super::counters;
 use super::device::{self, DeviceError, Direction};
 use super::jitter::JitterStats;
@@ -27,8 +34,15 @@ use jarvis_core::health::Health;
 
 /// Commands queued to the playback thread before packets are dropped (about 10 s of RTP).
 const QUEUE: usize = 512;
-/// Audio kept ready ahead of the device beyond one period, in milliseconds.
+/// Audio kept ready ahead of the device beyond its measured burst, in milliseconds.
 const AHEAD_MS: u32 = 10;
+/// How long a measured device burst is remembered (between one and two of these): a device's
+/// pattern does not change, and a burst forgotten too soon is a gap when it recurs.
+const BURST_WINDOW_MS: u64 = 10_000;
+/// Gauge: audio the ring is kept filled to ahead of the device, in milliseconds.
+const GAUGE_LEAD_MS: &str = "audio_playout_lead_ms";
+/// Gauge: the most the device took between two wake-ups of the playback thread, in ms.
+const GAUGE_BURST_MS: &str = "audio_device_burst_ms";
 /// Ring capacity between the playback thread and the callback, in seconds.
 const RING_SECONDS: f64 = 0.5;
 
@@ -155,16 +169,16 @@ struct Worker {
 
 /// State the output callback shares with the playback thread.
 pub(crate) struct Shared {
-    /// Frames the device asked for in its last callback (its period).
-    period: AtomicU32,
+    /// Frames the device has asked for so far, all callbacks together.
+    drained: AtomicU64,
     /// Set by a flush: the callback drops everything in the ring.
     discard: AtomicBool,
 }
 
 impl Shared {
-    pub(crate) fn new(period: u32) -> Arc<Self> {
+    pub(crate) fn new() -> Arc<Self> {
         Arc::new(Shared {
-            period: AtomicU32::new(period),
+            drained: AtomicU64::new(0),
             discard: AtomicBool::new(false),
         })
     }
@@ -172,9 +186,44 @@ impl Shared {
 
 struct Running {
     stream: Stream,
-    producer: rtrb::Producer<f32>,
+    producer: Producer<f32>,
     capacity: usize,
     shared: Arc<Shared>,
+    /// The configured period (or 20 ms): the least the device takes at once.
+    period: u32,
+}
+
+/// Fills the ring from the chain up to `low_water` frames; marks JARVIS as speaking until
+/// each audible slot has left the device (`device_ms` after the ring empties).
+fn fill_ring(
+    chain: &mut PlaybackChain,
+    ring: &mut Producer<f32>,
+    capacity: usize,
+    low_water: usize,
+    rate: u32,
+    device_ms: u64,
+    speaking: &SpeakingSignal,
+) {
+    while chain.is_active() {
+        let fill = capacity - ring.slots();
+        if fill >= low_water {
+            break;
+        }
+        let now = clock::mono_ms();
+        let slot = chain.next_slot(now, &mut |samples| {
+            let n = samples.len().min(ring.slots());
+            if let Ok(chunk) = ring.write_chunk_uninit(n) {
+                chunk.fill_from_iter(samples.iter().copied());
+            }
+        });
+        if slot == Slot::Audible {
+            let queued = (capacity - ring.slots()) as u64;
+            let ms = (queued * 1000).div_ceil(u64::from(rate.max(1)));
+            speaking.extend_to(now + ms + device_ms);
+        }
+    }
+    // Speech still buffered counts as speaking even if the device is between callbacks.
+    speaking.set_pending(chain.has_audio());
 }
 
 impl StreamWorker for Worker {
@@ -198,6 +247,9 @@ impl StreamWorker for Worker {
         };
         let mut reported = JitterStats::default();
         let mut reported_decode_errors = 0;
+        let rate = r.stream.rate.max(1);
+        let mut burst = DeviceBurst::new(u64::from(r.period), BURST_WINDOW_MS);
+        let mut reported_burst = 0;
         loop {
             if self.stop.load(Ordering::Acquire) {
                 return End::Stop;
@@ -225,28 +277,26 @@ impl StreamWorker for Worker {
                     Err(std_mpsc::TryRecvError::Disconnected) => return End::Stop,
                 }
             }
-            let period = r.shared.period.load(Ordering::Relaxed) as usize;
-            let low_water = period + (r.stream.rate * AHEAD_MS / 1000) as usize;
-            while chain.is_active() {
-                let fill = r.capacity - r.producer.slots();
-                if fill >= low_water {
-                    break;
-                }
-                let producer = &mut r.producer;
-                let slot = chain.next_slot(&mut |samples| {
-                    let n = samples.len().min(producer.slots());
-                    if let Ok(chunk) = producer.write_chunk_uninit(n) {
-                        chunk.fill_from_iter(samples.iter().copied());
-                    }
-                });
-                if slot == Slot::Audible {
-                    let queued = (r.capacity - r.producer.slots()) + period;
-                    let ms = (queued as u64 * 1000).div_ceil(u64::from(r.stream.rate.max(1)));
-                    self.speaking.extend_to(clock::mono_ms() + ms);
-                }
+            burst.observe(r.shared.drained.load(Ordering::Acquire), clock::mono_ms());
+            let burst_frames = burst.frames();
+            if burst_frames != reported_burst {
+                reported_burst = burst_frames;
+                let packets = (burst_frames * 1000).div_ceil(u64::from(rate) * FRAME_MS);
+                chain.set_device_burst(u32::try_from(packets).unwrap_or(u32::MAX));
+                self.report_lead(burst_frames, rate);
             }
-            // Speech still buffered counts as speaking even if the device is between callbacks.
-            self.speaking.set_pending(chain.has_audio());
+            let low_water =
+                (burst_frames as usize + (rate * AHEAD_MS / 1000) as usize).min(r.capacity);
+            let device_ms = burst_frames * 1000 / u64::from(rate);
+            fill_ring(
+                &mut chain,
+                &mut r.producer,
+                r.capacity,
+                low_water,
+                rate,
+                device_ms,
+                &self.speaking,
+            );
             let stats = chain.jitter_stats();
             self.report(&stats, &reported);
             reported = stats;
@@ -274,6 +324,13 @@ impl Worker {
         self.speaking.clear();
     }
 
+    fn report_lead(&self, burst_frames: u64, rate: u32) {
+        let burst_ms = burst_frames * 1000 / u64::from(rate);
+        let h = self.status.health();
+        h.set_gauge(GAUGE_BURST_MS, burst_ms);
+        h.set_gauge(GAUGE_LEAD_MS, burst_ms + u64::from(AHEAD_MS));
+    }
+
     fn report(&self, now: &JitterStats, before: &JitterStats) {
         let h = self.status.health();
         for (name, n, b) in [
@@ -297,10 +354,11 @@ fn open(host: &cpal::Host, cfg: &AudioConfig) -> Result<Running, DeviceError> {
     let rate = chosen.config.sample_rate;
     let capacity = ((f64::from(rate) * RING_SECONDS) as usize).max(4096);
     let (producer, consumer) = RingBuffer::new(capacity);
-    let shared = Shared::new(match chosen.config.buffer_size {
+    let period = match chosen.config.buffer_size {
         cpal::BufferSize::Fixed(n) => n,
         cpal::BufferSize::Default => rate / 50,
-    });
+    };
+    let shared = Shared::new();
     let drain = Drain {
         channels: usize::from(chosen.config.channels.max(1)),
         consumer,
@@ -321,6 +379,7 @@ fn open(host: &cpal::Host, cfg: &AudioConfig) -> Result<Running, DeviceError> {
         producer,
         capacity,
         shared,
+        period,
     })
 }
 
@@ -341,7 +400,9 @@ impl Drain {
     {
         let ch = self.channels;
         let frames = out.len() / ch;
-        self.shared.period.store(frames as u32, Ordering::Relaxed);
+        self.shared
+            .drained
+            .fetch_add(frames as u64, Ordering::AcqRel);
         if self.shared.discard.swap(false, Ordering::AcqRel) {
             let all = self.consumer.slots();
             if let Ok(chunk) = self.consumer.read_chunk(all) {
@@ -403,5 +464,85 @@ pub(crate) fn build_output_stream(
                 "sample format {other} is not converted; set audio.output_device to a plughw: or default device"
             ),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FRAME_SAMPLES, OpusEncoder};
+
+    /// 20 ms Opus packets of `pcm` (48 kHz).
+    fn opus(pcm: &[f32]) -> Vec<Vec<u8>> {
+        let mut enc = OpusEncoder::new().unwrap();
+        pcm.chunks_exact(FRAME_SAMPLES)
+            .map(|c| enc.encode(c).unwrap())
+            .collect()
+    }
+
+    /// Drives [`fill_ring`] like the thread does in front of a 20 ms device: one packet in,
+    /// one period out, per step. Returns whether the signal said speaking after each step.
+    fn run(packets: &[Vec<u8>], speaking: &SpeakingSignal) -> Vec<bool> {
+        let mut chain = PlaybackChain::new(48_000).unwrap();
+        let (mut ring, mut device) = RingBuffer::new(24_000);
+        let mut said = Vec::new();
+        for (i, p) in packets.iter().enumerate() {
+            chain.push_rtp(i as u16, i as u32 * 960, p, clock::mono_ms());
+            fill_ring(&mut chain, &mut ring, 24_000, 1_440, 48_000, 20, speaking);
+            let take = device.slots().min(960);
+            device.read_chunk(take).unwrap().commit_all();
+            said.push(speaking.is_speaking());
+        }
+        said
+    }
+
+    #[test]
+    fn a_flush_drops_the_whole_lead_however_deep() {
+        let shared = Shared::new();
+        let (mut ring, consumer) = RingBuffer::new(24_000);
+        // 110 ms kept ahead of a device that drains 100 ms at once.
+        let lead = 5_280;
+        ring.write_chunk_uninit(lead)
+            .unwrap()
+            .fill_from_iter(std::iter::repeat(0.5));
+        let mut drain = Drain {
+            channels: 2,
+            consumer,
+            shared: shared.clone(),
+            worker: thread::current(),
+        };
+        shared.discard.store(true, Ordering::Release);
+        let mut out = vec![1.0f32; 2 * 960];
+        drain.pull(&mut out);
+        assert!(out.iter().all(|s| *s == 0.0), "the next period is silent");
+        assert_eq!(ring.slots(), 24_000, "nothing of the lead is left");
+        assert_eq!(shared.drained.load(Ordering::Acquire), 960);
+    }
+
+    #[test]
+    fn opus_silence_never_makes_jarvis_speak() {
+        let speaking = SpeakingSignal::never();
+        let said = run(&opus(&vec![0.0; 48_000 * 2]), &speaking);
+        assert_eq!(said.len(), 100);
+        assert!(said.iter().all(|s| !s), "{said:?}");
+    }
+
+    #[test]
+    fn speech_makes_jarvis_speak_and_the_tail_ends_after_it() {
+        let tone: Vec<f32> = (0..48_000)
+            .map(|i| 0.3 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 48_000.0).sin())
+            .collect();
+        let pcm = [vec![0.0; 48_000], tone, vec![0.0; 48_000]].concat();
+        let speaking = SpeakingSignal::never();
+        let said = run(&opus(&pcm), &speaking);
+        assert!(said[..45].iter().all(|s| !s), "silent lead-in");
+        assert!(said[55..95].iter().all(|s| *s), "speaking through the tone");
+        // The last audible slot is in the ring at most 50 ms (ring + device) before it has
+        // played: speaking ends within that once the stream is silent.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while speaking.is_speaking() {
+            assert!(std::time::Instant::now() < deadline, "speaking never ended");
+            thread::sleep(Duration::from_millis(5));
+        }
     }
 }
