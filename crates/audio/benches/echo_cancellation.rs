@@ -1,10 +1,10 @@
 //! Echo cancellation on a synthetic room with a known impulse response (direct path at
 //! 40/100/150 ms, -6 dB, 24 reflections over 120 ms, noise at -66 dBFS; `jarvis_audio::room`),
 //! with recorded speech as JARVIS (far end) and as the member (near end). Prints, per room
-//! delay: ERLE (median over far-end-only 10 ms blocks after 2 s of convergence; target
-//! >= 25 dB), the correlation of the output with the member's clean voice during double talk
-//! (and of the raw microphone, for comparison), and AEC + noise suppression CPU per 10 ms block
-//! at 48 kHz mono (target <= 300 µs, 3 % of a core). Then criterion times one block.
+//! delay: ERLE, the median over far-end-only 10 ms blocks after 2 s of convergence (target: at
+//! least 25 dB); the correlation of the output with the member's clean voice during double
+//! talk, and of the raw microphone for comparison; AEC + noise suppression CPU per 10 ms block
+//! at 48 kHz mono (target: at most 300 µs, 3 % of a core). Then criterion times one block.
 //! Run: `cargo bench -p jarvis-audio --bench echo_cancellation`.
 
 use std::hint::black_box;
