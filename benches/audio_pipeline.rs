@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use jarvis_audio::pipeline::{CaptureChain, PlaybackChain};
+use jarvis_audio::pipeline::{CaptureChain, EchoStage, PlaybackChain};
 use jarvis_audio::{FRAME_MS, HalfDuplexGate, OpusFrame, wav};
 
 const SECONDS: usize = 20;
@@ -60,7 +60,8 @@ struct Row {
 fn capture(rate: u32) -> (Row, Vec<OpusFrame>) {
     let input = speech(rate);
     let period = rate as usize / 100;
-    let mut chain = CaptureChain::new(rate, Some(HalfDuplexGate::new(300))).expect("chain");
+    let mut chain =
+        CaptureChain::new(rate, EchoStage::HalfDuplex(HalfDuplexGate::new(300))).expect("chain");
     let mut frames = Vec::new();
     let mut completing = Vec::new();
     let start = Instant::now();
@@ -75,7 +76,7 @@ fn capture(rate: u32) -> (Row, Vec<OpusFrame>) {
         }
     }
     let total = start.elapsed().as_secs_f64();
-    let algo = FRAME_MS as f64 + chain.resampler_delay_samples() as f64 * 1e3 / 48_000.0;
+    let algo = FRAME_MS as f64 + chain.algorithmic_delay_samples() as f64 * 1e3 / 48_000.0;
     let row = Row {
         what: format!("capture {rate} Hz -> Opus"),
         cpu_percent: total / SECONDS as f64 * 100.0,

@@ -1,7 +1,9 @@
 //! Microphone capture: the device's native stream, down-mixed to mono in the cpal callback and
-//! handed over a lock-free ring to a capture thread that resamples, gates and encodes 20 ms
-//! Opus frames for WebRTC. A failing or missing device degrades the `audio` adapter and is
-//! reopened with backoff; the daemon keeps running.
+//! handed over a lock-free ring to a capture thread that resamples, cancels echo (or gates)
+//! and encodes 20 ms Opus frames for WebRTC. While no session is live the stream stays open
+//! (a lost device is noticed, a session starts at once) but the thread only discards what
+//! the callback left: no resampling, echo cancellation or encoding. A failing or missing
+//! device degrades the `audio` adapter and is reopened with backoff; the daemon keeps running.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,8 +16,10 @@ use rtrb::{Producer, RingBuffer};
 use tokio::sync::mpsc;
 
 use super::device::{self, DeviceError, Direction};
+use super::echo::EchoError;
 use super::gate::HalfDuplexGate;
-use super::pipeline::CaptureChain;
+use super::pipeline::{CaptureChain, EchoStage};
+use super::reference::EchoReference;
 use super::reopen::{self, End, Stream, StreamWorker, WorkerThread};
 use super::signal::SpeakingSignal;
 use super::status::AudioStatus;
@@ -31,35 +35,55 @@ const RING_SECONDS: f64 = 0.5;
 
 /// A running capture. Dropping it stops the capture thread and closes the device.
 pub struct Capture {
-    _thread: WorkerThread,
+    thread: WorkerThread,
+    live: Arc<AtomicBool>,
 }
 
 impl Capture {
     /// Starts capturing from `audio.input_device`. Frames arrive on the returned receiver; if
     /// the receiver is dropped, capture stops. `speaking` (from
-    /// [`super::Playback::speaking_signal`]) drives the half-duplex gate.
+    /// [`super::Playback::speaking_signal`]) drives the half-duplex gate; `reference` (from
+    /// [`super::Playback::echo_reference`]) feeds echo cancellation. Capture starts live.
     pub fn start(
         cfg: &AudioConfig,
         health: Health,
         speaking: SpeakingSignal,
+        reference: EchoReference,
     ) -> (Capture, mpsc::Receiver<OpusFrame>) {
-        Self::start_with_status(cfg, AudioStatus::new(health, (true, false)), speaking)
+        Self::start_with_status(
+            cfg,
+            AudioStatus::new(health, (true, false)),
+            speaking,
+            reference,
+        )
     }
 
     pub(crate) fn start_with_status(
         cfg: &AudioConfig,
         status: AudioStatus,
         speaking: SpeakingSignal,
+        reference: EchoReference,
     ) -> (Capture, mpsc::Receiver<OpusFrame>) {
         let (tx, rx) = mpsc::channel(CHANNEL_FRAMES);
+        let live = Arc::new(AtomicBool::new(true));
         let thread = reopen::spawn(|stop| Worker {
             cfg: cfg.clone(),
             status,
             speaking,
+            reference,
+            live: live.clone(),
             tx,
             stop,
         });
-        (Capture { _thread: thread }, rx)
+        (Capture { thread, live }, rx)
+    }
+
+    /// Whether a session is live. When not, the device stays open but the capture thread only
+    /// discards what the device delivers (no resampling, echo cancellation or encoding, no
+    /// frames); when live again, frames resume within one device period.
+    pub fn set_live(&self, live: bool) {
+        self.live.store(live, Ordering::Release);
+        self.thread.wake();
     }
 
     /// Stops capture and waits for the device to close.
@@ -68,29 +92,24 @@ impl Capture {
     }
 }
 
-/// The gate for `audio.echo_control`; AEC is not built in, so it falls back to half duplex
-/// with one warning per process.
-pub(crate) fn gate_for(cfg: &AudioConfig) -> Option<HalfDuplexGate> {
-    static WARNED: AtomicBool = AtomicBool::new(false);
-    match cfg.echo_control {
-        EchoControl::Off => None,
-        EchoControl::HalfDuplex => Some(HalfDuplexGate::new(cfg.half_duplex_tail_ms)),
-        EchoControl::Aec => {
-            if !WARNED.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    "audio.echo_control = \"aec\": echo cancellation is not built into this \
-                     version; using half duplex (audio.half_duplex_tail_ms) instead"
-                );
-            }
-            Some(HalfDuplexGate::new(cfg.half_duplex_tail_ms))
+/// The echo stage for `audio.echo_control`. With `"aec"`, an error here means echo
+/// cancellation cannot run: the capture side fails loudly (no fallback to another mode).
+pub(crate) fn echo_stage_for(cfg: &AudioConfig) -> Result<EchoStage, EchoError> {
+    Ok(match cfg.echo_control {
+        EchoControl::Off => EchoStage::Off,
+        EchoControl::HalfDuplex => {
+            EchoStage::HalfDuplex(HalfDuplexGate::new(cfg.half_duplex_tail_ms))
         }
-    }
+        EchoControl::Aec => EchoStage::aec()?,
+    })
 }
 
 struct Worker {
     cfg: AudioConfig,
     status: AudioStatus,
     speaking: SpeakingSignal,
+    reference: EchoReference,
+    live: Arc<AtomicBool>,
     tx: mpsc::Sender<OpusFrame>,
     stop: Arc<AtomicBool>,
 }
@@ -116,12 +135,24 @@ impl StreamWorker for Worker {
     }
 
     fn pump(&self, mut r: Running) -> End {
-        let mut chain = match CaptureChain::new(r.stream.rate, gate_for(&self.cfg)) {
+        let echo = match echo_stage_for(&self.cfg) {
+            Ok(e) => e,
+            Err(e) => {
+                let reason = format!(
+                    "audio.echo_control = \"aec\": {e}; set audio.echo_control = \"half_duplex\" \
+                     until this is fixed"
+                );
+                tracing::error!(%reason, "echo cancellation cannot run");
+                return End::Failed(reason);
+            }
+        };
+        let mut chain = match CaptureChain::new(r.stream.rate, echo) {
             Ok(c) => c,
             Err(e) => return End::Failed(format!("{}: {e}", r.stream.name)),
         };
-        let mut buf = vec![0.0f32; 4096];
+        let mut round = Round::new();
         let mut reported_overruns = 0;
+        let mut reported_echo_errors = 0;
         let mut closed = false;
         let mut dropped = 0u64;
         let mut encode_errors = 0u64;
@@ -132,28 +163,31 @@ impl StreamWorker for Worker {
             if let Some(e) = r.stream.next_error() {
                 return End::Failed(format!("{}: {e}", r.stream.name));
             }
-            let n = r.consumer.slots().min(buf.len());
-            if n > 0 {
-                if let Ok(chunk) = r.consumer.read_chunk(n) {
-                    let (a, b) = chunk.as_slices();
-                    buf[..a.len()].copy_from_slice(a);
-                    buf[a.len()..a.len() + b.len()].copy_from_slice(b);
-                    chunk.commit_all();
-                }
-                let speaking = self.speaking.is_speaking();
-                chain.push(
-                    &buf[..n],
-                    speaking,
-                    clock::mono_ms(),
-                    &mut |res| match res {
-                        Ok(frame) => match self.tx.try_send(frame) {
-                            Ok(()) => {}
-                            Err(mpsc::error::TrySendError::Full(_)) => dropped += 1,
-                            Err(mpsc::error::TrySendError::Closed(_)) => closed = true,
-                        },
-                        Err(_) => encode_errors += 1,
+            if let Some(reader) = self.reference.take() {
+                chain.set_reference(reader);
+            }
+            let n = round.run(
+                &mut r.consumer,
+                &mut chain,
+                self.live.load(Ordering::Acquire),
+                || (self.speaking.is_speaking(), clock::mono_ms()),
+                &mut |res| match res {
+                    Ok(frame) => match self.tx.try_send(frame) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(_)) => dropped += 1,
+                        Err(mpsc::error::TrySendError::Closed(_)) => closed = true,
                     },
-                );
+                    Err(_) => encode_errors += 1,
+                },
+            );
+            let echo_errors = chain.echo_errors();
+            if echo_errors > reported_echo_errors {
+                self.status.health().record_error(format!(
+                    "audio.echo_control = \"aec\": {} block(s) refused by the echo canceller \
+                     (muted)",
+                    echo_errors - reported_echo_errors
+                ));
+                reported_echo_errors = echo_errors;
             }
             let overruns = r.overruns.load(Ordering::Relaxed);
             if overruns > reported_overruns {
@@ -180,6 +214,58 @@ impl StreamWorker for Worker {
 
     fn status(&self) -> &AudioStatus {
         &self.status
+    }
+}
+
+/// One round of the capture thread over what the callback left in the ring.
+pub(crate) struct Round {
+    buf: Vec<f32>,
+    was_live: bool,
+}
+
+impl Round {
+    pub(crate) fn new() -> Self {
+        Round {
+            buf: vec![0.0; 4096],
+            was_live: true,
+        }
+    }
+
+    /// Takes the waiting samples: while `live`, through the chain (`state` gives whether
+    /// JARVIS is speaking and the time, read only then); otherwise they are discarded and the
+    /// chain pauses. Returns how many samples were taken.
+    pub(crate) fn run(
+        &mut self,
+        consumer: &mut rtrb::Consumer<f32>,
+        chain: &mut CaptureChain,
+        live: bool,
+        state: impl FnOnce() -> (bool, u64),
+        emit: &mut dyn FnMut(Result<OpusFrame, super::codec::CodecError>),
+    ) -> usize {
+        if !live {
+            let n = consumer.slots();
+            if let Ok(chunk) = consumer.read_chunk(n) {
+                chunk.commit_all();
+            }
+            if self.was_live {
+                chain.pause();
+                self.was_live = false;
+            }
+            return n;
+        }
+        self.was_live = true;
+        let n = consumer.slots().min(self.buf.len());
+        if n > 0 {
+            if let Ok(chunk) = consumer.read_chunk(n) {
+                let (a, b) = chunk.as_slices();
+                self.buf[..a.len()].copy_from_slice(a);
+                self.buf[a.len()..a.len() + b.len()].copy_from_slice(b);
+                chunk.commit_all();
+            }
+            let (speaking, now_ms) = state();
+            chain.push(&self.buf[..n], speaking, now_ms, emit);
+        }
+        n
     }
 }
 
@@ -279,5 +365,72 @@ pub(crate) fn build_input_stream(
                 "sample format {other} is not converted; set audio.input_format = \"i16\" or \"f32\""
             ),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tone(n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| 0.3 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 48_000.0).sin())
+            .collect()
+    }
+
+    /// Feeds 80 ms through the ring and one round; returns (samples taken, frames out,
+    /// whether the chain was asked for the speaking state).
+    fn round_trip(round: &mut Round, chain: &mut CaptureChain, live: bool) -> (usize, usize, bool) {
+        let (mut producer, mut consumer) = RingBuffer::new(8_192);
+        if let Ok(chunk) = producer.write_chunk_uninit(3_840) {
+            chunk.fill_from_iter(tone(3_840));
+        }
+        let mut frames = 0;
+        let mut asked = false;
+        let n = round.run(
+            &mut consumer,
+            chain,
+            live,
+            || {
+                asked = true;
+                (false, 0)
+            },
+            &mut |f| {
+                assert!(f.is_ok());
+                frames += 1;
+            },
+        );
+        assert_eq!(consumer.slots(), 0, "the ring is always drained");
+        (n, frames, asked)
+    }
+
+    #[test]
+    fn idle_capture_discards_without_running_the_chain_and_resumes_when_live() {
+        let mut chain = CaptureChain::new(48_000, EchoStage::aec().unwrap()).unwrap();
+        let mut round = Round::new();
+        assert_eq!(round_trip(&mut round, &mut chain, true), (3_840, 4, true));
+        for _ in 0..3 {
+            assert_eq!(round_trip(&mut round, &mut chain, false), (3_840, 0, false));
+        }
+        assert_eq!(round_trip(&mut round, &mut chain, true), (3_840, 4, true));
+    }
+
+    #[test]
+    fn every_echo_control_mode_builds() {
+        for mode in [EchoControl::Off, EchoControl::HalfDuplex, EchoControl::Aec] {
+            let cfg = AudioConfig {
+                echo_control: mode,
+                ..AudioConfig::default()
+            };
+            let stage = echo_stage_for(&cfg).unwrap();
+            let matches = matches!(
+                (mode, stage),
+                (EchoControl::Off, EchoStage::Off)
+                    | (EchoControl::HalfDuplex, EchoStage::HalfDuplex(_))
+                    | (EchoControl::Aec, EchoStage::Aec(_))
+            );
+            assert!(matches, "{mode:?}");
+        }
+        assert_eq!(AudioConfig::default().echo_control, EchoControl::Aec);
     }
 }

@@ -1,10 +1,12 @@
 //! Audio pipeline: capture, resample, Opus, playback, prompts, echo control.
 //!
 //! ```text
-//! microphone ─cpal callback─▶ rtrb ring ─capture thread─▶ resample 48 kHz ─▶ half-duplex gate
-//!            (mono f32, no alloc/lock)                      ─▶ Opus 20 ms ─▶ mpsc<OpusFrame> ─▶ WebRTC
+//! microphone ─cpal callback─▶ rtrb ring ─capture thread─▶ resample 48 kHz ─▶ AEC3 + NS (or
+//!            (mono f32, no alloc/lock)    (idle: discard)    half-duplex gate) ─▶ Opus 20 ms
+//!            ─▶ mpsc<OpusFrame> ─▶ WebRTC                      ▲ far-end reference, 48 kHz
 //! WebRTC ─push_rtp─▶ playback thread: jitter buffer ─▶ Opus decode (PLC/FEC) ─▶ + prompts
 //!            ─▶ resample to device rate ─▶ rtrb ring ─cpal callback─▶ speaker
+//!                                                      └─▶ reference rtrb ring (what it played)
 //! ```
 //!
 //! Audio callbacks never allocate, lock or log: they only move samples through lock-free `rtrb`
@@ -32,13 +34,16 @@ mod codec;
 mod device;
 pub mod devices;
 mod doctor;
+pub mod echo;
 mod gate;
 pub mod jitter;
 pub mod pipeline;
 mod playback;
 mod prompts;
+pub mod reference;
 mod reopen;
 mod resample;
+pub mod room;
 mod signal;
 mod status;
 pub mod wav;
@@ -46,21 +51,29 @@ pub mod wav;
 pub use capture::Capture;
 pub use codec::{CodecError, OpusDecoder, OpusEncoder};
 pub use doctor::doctor_checks;
+pub use echo::EchoCanceller;
 pub use gate::HalfDuplexGate;
 pub use playback::Playback;
 pub use prompts::{PromptError, PromptSet, PromptSound};
+pub use reference::EchoReference;
 pub use signal::SpeakingSignal;
 
-/// Starts playback and capture together, sharing the `audio` health adapter and the
-/// half-duplex signal (capture is muted while playback is audible, per `audio.echo_control`).
+/// Starts playback and capture together, sharing the `audio` health adapter, the far-end
+/// reference the echo canceller reads and the half-duplex signal (per `audio.echo_control`).
 /// Missing devices do not fail this: each side retries in the background and reports health.
+/// Capture starts live; call [`Capture::set_live`]`(false)` while no session is live.
 pub fn start(
     cfg: &jarvis_config::AudioConfig,
     health: jarvis_core::health::Health,
 ) -> (Playback, Capture, tokio::sync::mpsc::Receiver<OpusFrame>) {
     let status = status::AudioStatus::new(health, (true, true));
     let playback = Playback::start_with_status(cfg, status.clone());
-    let (capture, frames) = Capture::start_with_status(cfg, status, playback.speaking_signal());
+    let (capture, frames) = Capture::start_with_status(
+        cfg,
+        status,
+        playback.speaking_signal(),
+        playback.echo_reference(),
+    );
     (playback, capture, frames)
 }
 

@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use super::codec::{CodecError, MAX_PACKET_SAMPLES, OpusDecoder, OpusEncoder};
+use super::echo::{BLOCK_SAMPLES, EchoCanceller, EchoError};
 use super::gate::HalfDuplexGate;
 use super::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout, PushOutcome};
+use super::reference::ReferenceReader;
 use super::resample::{ResampleError, StreamResampler};
 use super::{FRAME_SAMPLES, OpusFrame, SAMPLE_RATE};
 
@@ -16,28 +18,105 @@ pub enum ChainError {
     Codec(#[from] CodecError),
     #[error(transparent)]
     Resample(#[from] ResampleError),
+    #[error(transparent)]
+    Echo(#[from] EchoError),
+}
+
+/// How the capture chain keeps JARVIS's own voice out of the microphone
+/// (`audio.echo_control`).
+pub enum EchoStage {
+    /// Nothing (a headset).
+    Off,
+    /// Mute while JARVIS is audible.
+    HalfDuplex(HalfDuplexGate),
+    /// Cancel the echo of the far-end reference.
+    Aec(Box<AecStage>),
+}
+
+impl EchoStage {
+    /// Echo cancellation; the reference comes later with [`CaptureChain::set_reference`]
+    /// (zeros until then).
+    pub fn aec() -> Result<EchoStage, EchoError> {
+        Ok(EchoStage::Aec(Box::new(AecStage {
+            canceller: EchoCanceller::new()?,
+            reference: None,
+            render: vec![0.0; BLOCK_SAMPLES],
+            errors: 0,
+        })))
+    }
+}
+
+/// The canceller and where its far-end reference comes from.
+pub struct AecStage {
+    canceller: EchoCanceller,
+    reference: Option<ReferenceReader>,
+    render: Vec<f32>,
+    errors: u64,
+}
+
+impl AecStage {
+    /// Cancels echo in one 20 ms frame, 10 ms at a time. A block the canceller refuses is
+    /// muted (echo must not reach the model) and counted.
+    fn apply(&mut self, frame: &mut [f32]) {
+        for block in frame.chunks_exact_mut(BLOCK_SAMPLES) {
+            match self.reference.as_mut() {
+                Some(r) => r.next_block(&mut self.render),
+                None => self.render.fill(0.0),
+            }
+            if self.canceller.process(&self.render, block).is_err() {
+                self.errors += 1;
+                block.fill(0.0);
+            }
+        }
+    }
 }
 
 /// Mono samples at the device rate in, 20 ms Opus frames out: resample to 48 kHz, cut into
-/// frames, mute with the half-duplex gate, encode.
+/// frames, echo control (AEC or half-duplex gate), encode.
 pub struct CaptureChain {
     resampler: StreamResampler,
     frame: Vec<f32>,
-    gate: Option<HalfDuplexGate>,
+    echo: EchoStage,
     encoder: OpusEncoder,
     muted_frames: u64,
 }
 
 impl CaptureChain {
-    /// `gate` is `None` when echo control is off.
-    pub fn new(device_rate: u32, gate: Option<HalfDuplexGate>) -> Result<Self, ChainError> {
+    pub fn new(device_rate: u32, echo: EchoStage) -> Result<Self, ChainError> {
         Ok(CaptureChain {
             resampler: StreamResampler::new(device_rate, SAMPLE_RATE)?,
             frame: Vec::with_capacity(FRAME_SAMPLES),
-            gate,
+            echo,
             encoder: OpusEncoder::new()?,
             muted_frames: 0,
         })
+    }
+
+    /// The far-end reference of a newly opened output stream (ignored without AEC).
+    pub fn set_reference(&mut self, reader: ReferenceReader) {
+        if let EchoStage::Aec(aec) = &mut self.echo {
+            aec.reference = Some(reader);
+        }
+    }
+
+    /// Capture goes idle: drop the partial frame and the reference waiting, so the next live
+    /// stretch starts aligned. The canceller keeps what it learnt of the room.
+    pub fn pause(&mut self) {
+        self.frame.clear();
+        self.resampler.reset();
+        if let EchoStage::Aec(aec) = &mut self.echo
+            && let Some(r) = aec.reference.as_mut()
+        {
+            r.discard();
+        }
+    }
+
+    /// Blocks the canceller refused so far (muted instead).
+    pub fn echo_errors(&self) -> u64 {
+        match &self.echo {
+            EchoStage::Aec(aec) => aec.errors,
+            _ => 0,
+        }
     }
 
     /// Feeds captured mono samples; `emit` gets each encoded frame (or the encode error).
@@ -52,7 +131,7 @@ impl CaptureChain {
         let CaptureChain {
             resampler,
             frame,
-            gate,
+            echo,
             encoder,
             muted_frames,
         } = self;
@@ -62,10 +141,14 @@ impl CaptureChain {
                 frame.extend_from_slice(&out[..take]);
                 out = &out[take..];
                 if frame.len() == FRAME_SAMPLES {
-                    if let Some(g) = gate.as_mut()
-                        && g.apply(frame, speaking, now_ms)
-                    {
-                        *muted_frames += 1;
+                    match echo {
+                        EchoStage::Off => {}
+                        EchoStage::HalfDuplex(g) => {
+                            if g.apply(frame, speaking, now_ms) {
+                                *muted_frames += 1;
+                            }
+                        }
+                        EchoStage::Aec(aec) => aec.apply(frame),
                     }
                     emit(encoder.encode(frame).map(|data| OpusFrame {
                         data,
@@ -77,9 +160,14 @@ impl CaptureChain {
         });
     }
 
-    /// Algorithmic delay this chain adds beyond the 20 ms framing, in 48 kHz samples.
-    pub fn resampler_delay_samples(&self) -> usize {
-        self.resampler.delay_samples()
+    /// Algorithmic delay this chain adds beyond the 20 ms framing, in 48 kHz samples
+    /// (resampler, plus the canceller's 10 ms block with AEC).
+    pub fn algorithmic_delay_samples(&self) -> usize {
+        let aec = match self.echo {
+            EchoStage::Aec(_) => BLOCK_SAMPLES,
+            _ => 0,
+        };
+        self.resampler.delay_samples() + aec
     }
 
     /// Frames the gate muted so far.
@@ -298,13 +386,8 @@ mod tests {
         (s.iter().map(|x| x * x).sum::<f32>() / s.len().max(1) as f32).sqrt()
     }
 
-    fn encode(
-        rate: u32,
-        secs: f32,
-        gate: Option<HalfDuplexGate>,
-        speaking: bool,
-    ) -> Vec<OpusFrame> {
-        let mut c = CaptureChain::new(rate, gate).unwrap();
+    fn encode(rate: u32, secs: f32, echo: EchoStage, speaking: bool) -> Vec<OpusFrame> {
+        let mut c = CaptureChain::new(rate, echo).unwrap();
         let mut frames = Vec::new();
         for block in tone(rate, (rate as f32 * secs) as usize).chunks(256) {
             c.push(block, speaking, 0, &mut |f| frames.push(f.unwrap()));
@@ -406,7 +489,7 @@ mod tests {
 
     #[test]
     fn one_second_at_44k1_becomes_fifty_frames_and_plays_back() {
-        let frames = encode(44_100, 1.0, None, false);
+        let frames = encode(44_100, 1.0, EchoStage::Off, false);
         assert!((49..=50).contains(&frames.len()), "{}", frames.len());
         let out = play(&frames, 48_000);
         assert!(
@@ -417,8 +500,40 @@ mod tests {
     }
 
     #[test]
+    fn aec_in_the_chain_removes_the_echo_of_the_reference_and_keeps_the_member() {
+        use crate::reference::reference_ring;
+        use crate::room::{Room, Signals};
+        let room = Room::kiosk(80);
+        let s = Signals::double_talk(8.0, 5.0);
+        let mic = room.microphone(&s);
+        let (mut tap, reader) = reference_ring(48_000).unwrap();
+        let mut c = CaptureChain::new(48_000, EchoStage::aec().unwrap()).unwrap();
+        c.set_reference(reader);
+        let mut frames = Vec::new();
+        // The output callback plays 10 ms, the input callback delivers 10 ms, in turn.
+        for (far, mic) in s.far.chunks(480).zip(mic.chunks(480)) {
+            tap.played(far);
+            c.push(mic, false, 0, &mut |f| frames.push(f.unwrap()));
+        }
+        assert_eq!(c.echo_errors(), 0);
+        let out = play(&frames, 48_000);
+        // Far end only, after convergence: compare with what the echo alone would have sent.
+        let span = 2 * 48_000..5 * 48_000;
+        let echo = room.echo(&s.far);
+        let reduction = 10.0 * (rms(&echo[span.clone()]) / rms(&out[span])).powi(2).log10();
+        assert!(reduction >= 20.0, "echo reduced by {reduction:.1} dB");
+        let member = 5 * 48_000 + 4_800..7 * 48_000;
+        assert!(rms(&out[member]) > 0.02, "the member's voice went through");
+    }
+
+    #[test]
     fn gate_mutes_while_speaking() {
-        let frames = encode(16_000, 0.5, Some(HalfDuplexGate::new(0)), true);
+        let frames = encode(
+            16_000,
+            0.5,
+            EchoStage::HalfDuplex(HalfDuplexGate::new(0)),
+            true,
+        );
         let out = play(&frames, 48_000);
         assert!(rms(&out) < 0.01, "{}", rms(&out));
     }
@@ -464,7 +579,7 @@ mod tests {
 
     #[test]
     fn flush_stops_speech() {
-        let frames = encode(48_000, 0.5, None, false);
+        let frames = encode(48_000, 0.5, EchoStage::Off, false);
         let mut p = PlaybackChain::new(48_000).unwrap();
         for (i, f) in frames.iter().enumerate() {
             p.push_rtp(i as u16, i as u32 * 960, &f.data, 0);

@@ -25,6 +25,7 @@ use super::device::{self, DeviceError, Direction};
 use super::jitter::JitterStats;
 use super::pipeline::{PlaybackChain, Slot};
 use super::prompts::{PromptSet, PromptSound};
+use super::reference::{EchoReference, ReferenceTap};
 use super::reopen::{self, End, Stream, StreamWorker, WorkerThread};
 use super::signal::SpeakingSignal;
 use super::status::AudioStatus;
@@ -66,6 +67,7 @@ pub struct Playback {
     tx: std_mpsc::SyncSender<Cmd>,
     flush_pending: Arc<AtomicBool>,
     speaking: SpeakingSignal,
+    reference: EchoReference,
     status: AudioStatus,
 }
 
@@ -85,10 +87,12 @@ impl Playback {
         let (tx, rx) = std_mpsc::sync_channel(QUEUE);
         let flush_pending = Arc::new(AtomicBool::new(false));
         let speaking = SpeakingSignal::never();
+        let reference = EchoReference::default();
         let thread = reopen::spawn(|stop| Worker {
             cfg: cfg.clone(),
             status: status.clone(),
             speaking: speaking.clone(),
+            reference: reference.clone(),
             rx,
             prompts,
             stop,
@@ -99,6 +103,7 @@ impl Playback {
             tx,
             flush_pending,
             speaking,
+            reference,
             status,
         }
     }
@@ -147,6 +152,12 @@ impl Playback {
         self.speaking.clone()
     }
 
+    /// What the speaker plays, for the capture side's echo canceller (see
+    /// [`super::Capture::start`]).
+    pub fn echo_reference(&self) -> EchoReference {
+        self.reference.clone()
+    }
+
     fn wake(&self) {
         self.thread.wake();
     }
@@ -161,6 +172,7 @@ struct Worker {
     cfg: AudioConfig,
     status: AudioStatus,
     speaking: SpeakingSignal,
+    reference: EchoReference,
     rx: std_mpsc::Receiver<Cmd>,
     prompts: PromptSet,
     stop: Arc<AtomicBool>,
@@ -231,7 +243,7 @@ impl StreamWorker for Worker {
     type Running = Running;
 
     fn open(&self, host: &cpal::Host) -> Result<Running, DeviceError> {
-        open(host, &self.cfg)
+        open(host, &self.cfg, &self.reference)
     }
 
     /// Without a device nothing can be played: keep the queue from filling up.
@@ -349,9 +361,16 @@ impl Worker {
     }
 }
 
-fn open(host: &cpal::Host, cfg: &AudioConfig) -> Result<Running, DeviceError> {
+fn open(
+    host: &cpal::Host,
+    cfg: &AudioConfig,
+    reference: &EchoReference,
+) -> Result<Running, DeviceError> {
     let chosen = device::open_plan(host, cfg, Direction::Output)?;
     let rate = chosen.config.sample_rate;
+    // Only the echo canceller reads the reference; a rate it cannot resample leaves it on
+    // zeros (the capture side reports AEC's own failures).
+    let tap = reference.attach(rate).ok();
     let capacity = ((f64::from(rate) * RING_SECONDS) as usize).max(4096);
     let (producer, consumer) = RingBuffer::new(capacity);
     let period = match chosen.config.buffer_size {
@@ -364,6 +383,7 @@ fn open(host: &cpal::Host, cfg: &AudioConfig) -> Result<Running, DeviceError> {
         consumer,
         shared: shared.clone(),
         worker: thread::current(),
+        reference: tap,
     };
     let stream = Stream::start(Direction::Output, chosen.name, rate, |on_error| {
         build_output_stream(
@@ -384,13 +404,14 @@ fn open(host: &cpal::Host, cfg: &AudioConfig) -> Result<Running, DeviceError> {
 }
 
 /// What the output callback owns: it copies mono samples from the ring to every channel,
-/// plays silence when the ring is empty, and wakes the playback thread. No allocation, no
-/// lock, no logging.
+/// plays silence when the ring is empty, hands what it played (silence included) to the echo
+/// reference, and wakes the playback thread. No allocation, no lock, no logging.
 pub(crate) struct Drain {
     pub channels: usize,
     pub consumer: Consumer<f32>,
     pub shared: Arc<Shared>,
     pub worker: Thread,
+    pub reference: Option<ReferenceTap>,
 }
 
 impl Drain {
@@ -417,10 +438,17 @@ impl Drain {
                 frame.fill(T::from_sample(*s));
                 written += 1;
             }
+            if let Some(tap) = self.reference.as_mut() {
+                tap.played(a);
+                tap.played(b);
+            }
             chunk.commit_all();
         }
         for frame in out.chunks_exact_mut(ch).skip(written) {
             frame.fill(T::EQUILIBRIUM);
+        }
+        if let Some(tap) = self.reference.as_mut() {
+            tap.silence(frames - written);
         }
         self.worker.unpark();
     }
@@ -510,6 +538,7 @@ mod tests {
             consumer,
             shared: shared.clone(),
             worker: thread::current(),
+            reference: None,
         };
         shared.discard.store(true, Ordering::Release);
         let mut out = vec![1.0f32; 2 * 960];

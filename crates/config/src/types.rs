@@ -188,10 +188,13 @@ pub enum SampleFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EchoControl {
+    /// Nothing: for a headset, or a speaker the microphone cannot hear.
     Off,
-    /// Replace microphone frames with silence while JARVIS speaks.
+    /// Replace microphone frames with silence while JARVIS is audible: the fallback for
+    /// hardware where echo cancellation cannot converge; the member cannot interrupt JARVIS.
     HalfDuplex,
-    /// Acoustic echo cancellation and noise suppression (falls back to half duplex).
+    /// Acoustic echo cancellation (WebRTC's AEC3, with noise suppression) fed with what the
+    /// speaker plays: the member can talk over JARVIS. The default.
     Aec,
 }
 
@@ -226,7 +229,7 @@ impl Default for AudioConfig {
             output_sample_rate: None,
             output_channels: None,
             period_frames: None,
-            echo_control: EchoControl::HalfDuplex,
+            echo_control: EchoControl::Aec,
             half_duplex_tail_ms: 300,
             prompts_dir: None,
         }
