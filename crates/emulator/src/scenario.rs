@@ -2,6 +2,9 @@
 //!
 //! ```toml
 //! trigger = "vad"                 # "vad" (default: energy VAD on the kiosk's audio) or "timer"
+//! continuous_audio = false        # true: send a packet every 20 ms all the call long, Opus
+//!                                 # silence between replies, RTP marker bit on every packet (as
+//!                                 # Pion-based servers and browsers do); false: only during replies
 //! [vad]                           # optional; defaults shown
 //! threshold_dbfs = -45.0
 //! start_ms = 60
@@ -192,6 +195,11 @@ pub struct Scenario {
     /// VAD tuning.
     #[serde(default)]
     pub vad: VadConfig,
+    /// Stream audio all the call long (Opus silence between replies, marker bit on every
+    /// packet), as OpenAI's Pion-based servers do; `false` sends packets only during replies.
+    /// With `trigger = "vad"` the member can interrupt a reply (barge-in) either way.
+    #[serde(default)]
+    pub continuous_audio: bool,
     /// The member turns, in order.
     pub turns: Vec<Turn>,
     /// The reply to the first `response.create` before any turn (the kiosk's greeting).
