@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -65,7 +66,7 @@ func usageJSON(u map[string]int) map[string]interface{} {
 		"total_tokens": in + out, "input_tokens": in, "output_tokens": out,
 		"input_token_details": map[string]interface{}{
 			"text_tokens": u["input_text"], "audio_tokens": u["input_audio"], "image_tokens": 0,
-			"cached_tokens": u["cached_text"],
+			"cached_tokens":         u["cached_text"],
 			"cached_tokens_details": map[string]int{"text_tokens": u["cached_text"], "audio_tokens": 0, "image_tokens": 0},
 		},
 		"output_token_details": map[string]int{"text_tokens": u["output_text"], "audio_tokens": u["output_audio"]},
@@ -446,10 +447,16 @@ func (p *peer) hangup() error {
 	return nil
 }
 
+// jsonReply answers with a Content-Length (no chunked encoding: the test's GET is bare).
 func jsonReply(w http.ResponseWriter, status int, v interface{}) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = 500, []byte(`{"error":{"message":"encoding failed"}}`)
+	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(b)
 }
 
 func main() {
