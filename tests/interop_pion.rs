@@ -269,6 +269,17 @@ fn whole_session(extra: &str, playout: Playout) {
         "two utterances of about 1.2 s: {runs:?}"
     );
     let timeline = state["timeline"].as_array().unwrap();
+    let moments: Vec<String> = timeline
+        .iter()
+        .filter(|e| {
+            e["event"] != "sent" && e["event"] != "received"
+                || e["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.starts_with("output_audio_buffer"))
+        })
+        .map(|e| format!("{} {} {}", e["at_ms"], e["event"], e["detail"]))
+        .collect();
+    eprintln!("interop: peer timeline {moments:#?}");
     let speech_started = timeline
         .iter()
         .filter(|e| e["event"] == "speech_started")
