@@ -76,15 +76,9 @@ impl Player {
 
     /// Sends the due packets; returns the replies fully sent, in order.
     fn send_due(&mut self, now: Instant, peer: &PeerHandle, record: &Recorder) -> Vec<String> {
-        let mut finished = Vec::new();
-        let ticks = self.clock.as_mut().map_or(0..0, |c| c.due(now)).len();
-        for _ in 0..ticks.max(1) {
-            while self.queue.front().is_some_and(|r| r.sent >= r.frames.len()) {
-                finished.extend(self.queue.pop_front().map(|r| r.response_id));
-            }
-            if ticks == 0 {
-                break;
-            }
+        let ticks = self.clock.as_mut().map_or(0, |c| c.due(now).len());
+        let mut finished = self.pop_finished();
+        for _ in 0..ticks {
             let frame = match self.queue.front_mut() {
                 Some(r) => {
                     r.sent += 1;
@@ -102,14 +96,21 @@ impl Player {
             if let Err(e) = sent {
                 tracing::debug!(error = %e, "emulator audio frame not sent");
             }
-        }
-        while self.queue.front().is_some_and(|r| r.sent >= r.frames.len()) {
-            finished.extend(self.queue.pop_front().map(|r| r.response_id));
+            finished.extend(self.pop_finished());
         }
         if !self.continuous && self.queue.is_empty() {
             self.clock = None;
         }
         finished
+    }
+
+    /// Removes the replies at the front whose frames have all been sent.
+    fn pop_finished(&mut self) -> Vec<String> {
+        let mut done = Vec::new();
+        while self.queue.front().is_some_and(|r| r.sent >= r.frames.len()) {
+            done.extend(self.queue.pop_front().map(|r| r.response_id));
+        }
+        done
     }
 
     /// Forgets every queued reply; returns the one that was playing and its frames sent.

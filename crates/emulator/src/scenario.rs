@@ -352,6 +352,10 @@ reply_audio = { tone_hz = 440.0, ms = 200 }
         assert_eq!(s.turns[0].usage, Usage::default());
         assert_eq!(s.turns[0].end_session, None);
         assert!(s.goodbye.is_none());
+        assert!(
+            !s.continuous_audio,
+            "packets only during replies unless asked"
+        );
     }
 
     #[test]
@@ -359,6 +363,7 @@ reply_audio = { tone_hz = 440.0, ms = 200 }
         let text = r#"
 trigger = "timer"
 voice = "cedar"
+continuous_audio = true
 [vad]
 threshold_dbfs = -30.0
 [[turns]]
@@ -375,6 +380,7 @@ audio = { tone_hz = 300.0, ms = 100 }
 "#;
         let s = Scenario::from_toml(text, Path::new("/scen")).unwrap();
         assert_eq!(s.trigger, Trigger::Timer);
+        assert!(s.continuous_audio);
         assert_eq!(s.vad.threshold_dbfs, -30.0);
         assert_eq!(
             s.resolve(&s.turns[0].reply_audio),

@@ -18,32 +18,15 @@ use tokio::time::timeout;
 /// Guard against hangs only; not a performance assertion.
 const GUARD: Duration = Duration::from_secs(20);
 
-const SCENARIO: &str = r#"
-trigger = "vad"
-[vad]
-threshold_dbfs = -40.0
-start_ms = 60
-silence_ms = 300
-
-[[turns]]
-user_transcript = "Quel est mon programme ?"
-reply_transcript = "Aujourd'hui, trois séries de squats, puis dix minutes de vélo."
-reply_audio = { tone_hz = 440.0, ms = 5000 }
-usage = { input_text = 100, output_audio = 100 }
-
-[[turns]]
-user_transcript = "Attends, non"
-reply_transcript = "D'accord."
-reply_audio = { tone_hz = 660.0, ms = 300 }
-usage = { input_text = 120, output_audio = 6 }
-
-[greeting]
-transcript = "Bonjour !"
-audio = { tone_hz = 520.0, ms = 400 }
-"#;
+/// The barge-in fixture: a 5 s reply to interrupt, then a short turn calling end_session.
+fn scenario() -> Scenario {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/scenarios/barge_in.toml");
+    Scenario::load(&path).unwrap()
+}
 
 async fn start(continuous: bool) -> Emulator {
-    let mut scenario = Scenario::from_toml(SCENARIO, Path::new(".")).unwrap();
+    let mut scenario = scenario();
     scenario.continuous_audio = continuous;
     Emulator::start(EmulatorConfig::new(scenario))
         .await
@@ -112,6 +95,10 @@ fn is_silence(f: &AudioFrame) -> bool {
 
 #[tokio::test]
 async fn continuous_audio_sends_marked_silence_between_replies() {
+    assert!(
+        scenario().continuous_audio,
+        "the fixture streams as OpenAI does"
+    );
     let emu = start(true).await;
     let (peer, mut events) = connect(&emu).await;
     let mut got = Received::default();
@@ -256,7 +243,7 @@ async fn the_member_interrupts_a_long_reply() {
     assert_eq!(done["id"], reply_id);
     assert_eq!(done["status"], "cancelled");
     assert_eq!(done["status_details"]["reason"], "turn_detected");
-    assert_eq!(done["usage"]["output_tokens"], 100, "billed as generated");
+    assert_eq!(done["usage"]["output_tokens"], 125, "billed as generated");
 
     // The turn goes on: transcription of the interruption, then its own reply, whole.
     until(&mut events, &mut got, |g| {
@@ -269,7 +256,7 @@ async fn the_member_interrupts_a_long_reply() {
             .filter(|e| e["type"] == "conversation.item.input_audio_transcription.completed")
             .map(|e| e["transcript"].as_str().unwrap())
             .collect::<Vec<_>>(),
-        ["Quel est mon programme ?", "Attends, non"]
+        ["Quel est mon programme ?", "Attends, non, au revoir"]
     );
     let statuses: Vec<&str> = got
         .events
