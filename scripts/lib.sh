@@ -6,6 +6,7 @@ JARVIS_PACKAGES=(
   build-essential pkg-config libasound2-dev libopus-dev libudev-dev
   alsa-utils espeak-ng sox libsox-fmt-all socat pv jq bc
   postgresql postgresql-client pgbouncer systemd util-linux procps
+  golang-go golang-github-pion-webrtc.v3-dev   # the Pion interop peer (tests/interop/pion-peer)
 )
 
 as_root() {

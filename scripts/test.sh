@@ -19,6 +19,9 @@ echo "==> cargo doc (intra-doc links must resolve)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 echo "==> cargo bench --no-run (benchmarks must build; run them with scripts/bench.sh)"
 cargo bench --workspace --no-run --locked
-echo "==> cargo test --workspace"
+echo "==> Pion interop peer (offline, from Debian's Go sources)"
+export JARVIS_PION_PEER="$(cargo_target_dir)/pion-peer/pion-peer"
+tests/interop/pion-peer/build.sh "$JARVIS_PION_PEER"
+echo "==> cargo test --workspace (tests/interop_pion.rs runs a whole session against that peer)"
 cargo test --workspace --locked
 scripts/ci-packaging.sh   # unit verify/security, install.sh, .deb, aarch64 under qemu

@@ -1,13 +1,14 @@
 //! A whole kiosk without hardware, for end-to-end tests: a pty scanner, the virtual ALSA sound
 //! card paced in real time, and the local Realtime emulator on a thread of its own.
 
+use std::collections::VecDeque;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jarvis_realtime_emulator::EmulatorConfig;
@@ -54,13 +55,15 @@ impl Scanner {
 pub struct Microphone {
     pub fifo: PathBuf,
     stop: Arc<AtomicBool>,
+    queued: Arc<Mutex<VecDeque<u8>>>,
 }
 
 /// Bytes per second of S16_LE mono 48 kHz.
 pub const MIC_BYTES_PER_SEC: usize = 96_000;
 
 impl Microphone {
-    /// Plays `audio` (S16_LE mono 48 kHz bytes) then silence, paced in 20 ms chunks.
+    /// Plays `audio` (S16_LE mono 48 kHz bytes), then whatever [`Microphone::say`] queues, and
+    /// silence in between, paced in 20 ms chunks.
     pub fn start(dir: &Path, audio: Vec<u8>) -> Microphone {
         let fifo = dir.join("mic.fifo");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
@@ -72,16 +75,19 @@ impl Microphone {
             .unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let queued = Arc::new(Mutex::new(VecDeque::from(audio)));
+        let source = queued.clone();
         std::thread::spawn(move || {
             let chunk = MIC_BYTES_PER_SEC / 50;
             let start = Instant::now();
             let mut sent = 0usize;
             while !flag.load(Ordering::Relaxed) {
-                let piece: Vec<u8> = if sent < audio.len() {
-                    audio[sent..(sent + chunk).min(audio.len())].to_vec()
-                } else {
-                    vec![0u8; chunk]
+                let mut piece: Vec<u8> = {
+                    let mut q = source.lock().unwrap();
+                    let n = chunk.min(q.len());
+                    q.drain(..n).collect()
                 };
+                piece.resize(chunk, 0);
                 if f.write_all(&piece).is_err() {
                     return;
                 }
@@ -90,7 +96,12 @@ impl Microphone {
                 std::thread::sleep(due.saturating_duration_since(Instant::now()));
             }
         });
-        Microphone { fifo, stop }
+        Microphone { fifo, stop, queued }
+    }
+
+    /// Queues `audio` (S16_LE mono 48 kHz bytes) to be spoken after what is already queued.
+    pub fn say(&self, audio: &[u8]) {
+        self.queued.lock().unwrap().extend(audio);
     }
 }
 
@@ -220,7 +231,7 @@ fn spawn_daemon(dir: &Path, mic: &Microphone, env: &[(&str, &str)]) -> Child {
 pub struct Kiosk {
     pub dir: tempfile::TempDir,
     child: Child,
-    _mic: Microphone,
+    pub mic: Microphone,
     pub scanner: Scanner,
 }
 
@@ -236,16 +247,21 @@ impl Kiosk {
         extra: &str,
         env: &[(&str, &str)],
     ) -> Kiosk {
+        Kiosk::start_at(&emulator.base_url, kiosk_id, extra, env)
+    }
+
+    /// A kiosk whose `openai.base_url` is `base_url` (any Realtime stand-in, not only ours).
+    pub fn start_at(base_url: &str, kiosk_id: &str, extra: &str, env: &[(&str, &str)]) -> Kiosk {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let scanner = Scanner::plug(&d.join("ttyBADGE"));
-        write_config(d, kiosk_id, &emulator.base_url, extra);
+        write_config(d, kiosk_id, base_url, extra);
         let mic = Microphone::start(d, Vec::new());
         let child = spawn_daemon(d, &mic, env);
         Kiosk {
             dir,
             child,
-            _mic: mic,
+            mic,
             scanner,
         }
     }
@@ -258,7 +274,7 @@ impl Kiosk {
         self.child.wait().unwrap();
         let d = self.dir.path();
         std::fs::rename(d.join("daemon.log"), d.join("daemon-killed.log")).unwrap();
-        self.child = spawn_daemon(d, &self._mic, env);
+        self.child = spawn_daemon(d, &self.mic, env);
     }
 
     /// A `jarvis-kiosk` command against this kiosk's config (`status`, `doctor`...).
@@ -268,6 +284,11 @@ impl Kiosk {
             .arg(self.dir.path().join("config.toml"))
             .args(args);
         c
+    }
+
+    /// What the virtual speaker played: S16_LE stereo 48 kHz.
+    pub fn speaker_raw(&self) -> PathBuf {
+        self.dir.path().join("speaker.raw")
     }
 
     pub fn db(&self) -> PathBuf {

@@ -233,6 +233,8 @@ async fn vad_driven_conversation_ends_with_end_session_and_goodbye() {
     assert_eq!(transcript["usage"]["total_tokens"], 45);
     s.until("response.created").await;
     s.until("output_audio_buffer.started").await;
+    s.audio.clear();
+    // The response's closing events come with the end of its audio, then `stopped`.
     let said = s.until("response.output_audio_transcript.done").await;
     assert_eq!(
         said["transcript"],
@@ -249,7 +251,6 @@ async fn vad_driven_conversation_ends_with_end_session_and_goodbye() {
             "output_token_details": {"text_tokens": 42, "audio_tokens": 310}
         })
     );
-    s.audio.clear();
     s.until("output_audio_buffer.stopped").await;
     assert_tone(&s.audio, 440.0);
 
@@ -271,6 +272,8 @@ async fn vad_driven_conversation_ends_with_end_session_and_goodbye() {
     let create = ClientEvent::response_create();
     peer.send_event(create.to_json().unwrap()).unwrap();
     s.until("conversation.item.done").await;
+    s.until("output_audio_buffer.started").await;
+    s.audio.clear();
     let bye = s.until("response.done").await;
     assert_eq!(
         bye["response"]["output"][0]["content"][0]["transcript"],
@@ -280,8 +283,6 @@ async fn vad_driven_conversation_ends_with_end_session_and_goodbye() {
         bye["response"]["usage"]["input_token_details"]["cached_tokens"],
         1500
     );
-    s.until("output_audio_buffer.stopped").await; // turn 2's audio
-    s.audio.clear();
     s.until("output_audio_buffer.stopped").await; // the goodbye's audio
     assert_tone(&s.audio, 330.0);
 

@@ -11,6 +11,9 @@ pub const SAMPLE_RATE: u32 = 48_000;
 pub const FRAME_SAMPLES: usize = 960;
 /// Frame period.
 pub const FRAME: Duration = Duration::from_millis(20);
+/// The 20 ms Opus silence frame (CELT, fullband) that browsers and Pion-based servers send
+/// between replies; it decodes to digital silence.
+pub const OPUS_SILENCE: [u8; 3] = [0xf8, 0xff, 0xfe];
 
 /// Audio that cannot be produced.
 #[derive(Debug, thiserror::Error)]
@@ -204,6 +207,17 @@ mod tests {
             err.contains("bad.wav") && err.contains("16-bit PCM"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_silence_frame_decodes_to_20_ms_of_digital_silence() {
+        let mut dec = opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono).unwrap();
+        let mut out = [1i16; 2 * FRAME_SAMPLES];
+        assert_eq!(
+            dec.decode(&OPUS_SILENCE, &mut out, false).unwrap(),
+            FRAME_SAMPLES
+        );
+        assert!(out[..FRAME_SAMPLES].iter().all(|&s| s == 0));
     }
 
     #[test]

@@ -1,65 +1,126 @@
 //! One emulated call at run time: the answering peer's events feed the VAD and the script; the
-//! script's actions become data-channel messages, paced reply audio, timers or a drop.
+//! script's actions become data-channel messages, paced reply audio (or, in continuous mode, a
+//! packet every 20 ms all the call long), timers or a drop; a [`Recorder`] keeps the timeline.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::oneshot;
 
-use super::Shared;
 use super::audio::{self, Pacer};
+use super::record::{self, CallRecord, Happening, ReplyAudio, TimelineEntry};
 use super::script::{Action, Input, Script};
-use super::vad::Vad;
+use super::vad::{Vad, VadEvent};
+use super::{Shared, lock};
 use jarvis_realtime::peer::{PeerEvent, PeerEvents, PeerHandle};
 
 /// Time given to the last events of a turn to reach the wire before the drop fault.
 const DROP_FLUSH: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Reply audio queued for sending, one entry per `Play`.
-#[derive(Default)]
+/// One reply's frames being sent.
+struct Reply {
+    response_id: String,
+    frames: Vec<Vec<u8>>,
+    sent: usize,
+}
+
+/// The outgoing audio track: replies in order on a 20 ms clock. In continuous mode the clock
+/// runs all the call long and fills the time between replies with Opus silence, every packet
+/// marked (as Pion's sample writer does); otherwise it runs only while a reply plays.
 struct Player {
-    queue: VecDeque<Vec<Vec<u8>>>,
-    current: Option<(Vec<Vec<u8>>, Pacer)>,
+    continuous: bool,
+    queue: VecDeque<Reply>,
+    clock: Option<Pacer>,
 }
 
 impl Player {
-    fn next_due(&mut self, now: Instant) -> Option<Instant> {
-        if self.current.is_none() {
-            let frames = self.queue.pop_front()?;
-            let pacer = Pacer::new(now, frames.len());
-            self.current = Some((frames, pacer));
+    fn new(continuous: bool) -> Self {
+        Self {
+            continuous,
+            queue: VecDeque::new(),
+            clock: None,
         }
+    }
+
+    /// Reply audio is being sent.
+    fn playing(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// Starts the clock of continuous mode (once the connection is up).
+    fn connected(&mut self, now: Instant) {
+        if self.continuous && self.clock.is_none() {
+            self.clock = Some(Pacer::new(now, usize::MAX));
+        }
+    }
+
+    fn push(&mut self, response_id: String, frames: Vec<Vec<u8>>, now: Instant) {
+        if self.clock.is_none() && !self.continuous {
+            self.clock = Some(Pacer::new(now, usize::MAX));
+        }
+        self.queue.push_back(Reply {
+            response_id,
+            frames,
+            sent: 0,
+        });
+    }
+
+    fn next_due(&self, now: Instant) -> Option<Instant> {
         // An empty reply is due at once and finishes immediately.
-        Some(
-            self.current
-                .as_ref()
-                .and_then(|(_, p)| p.next_due())
-                .unwrap_or(now),
-        )
+        if self.queue.front().is_some_and(|r| r.frames.is_empty()) {
+            return Some(now);
+        }
+        self.clock.as_ref().and_then(Pacer::next_due)
     }
 
-    /// Sends the due frames; true when the current reply has been fully sent.
-    fn send_due(&mut self, now: Instant, peer: &PeerHandle) -> bool {
-        let Some((frames, pacer)) = &mut self.current else {
-            return false;
-        };
-        for i in pacer.due(now) {
-            if let Err(e) = peer.send_audio(frames[i].clone()) {
-                tracing::debug!(error = %e, "emulator reply frame not sent");
+    /// Sends the due packets; returns the replies fully sent, in order.
+    fn send_due(&mut self, now: Instant, peer: &PeerHandle, record: &Recorder) -> Vec<String> {
+        let ticks = self.clock.as_mut().map_or(0, |c| c.due(now).len());
+        let mut finished = self.pop_finished();
+        for _ in 0..ticks {
+            let frame = match self.queue.front_mut() {
+                Some(r) => {
+                    r.sent += 1;
+                    record.reply_progress(&r.response_id, r.sent);
+                    r.frames[r.sent - 1].clone()
+                }
+                None if self.continuous => audio::OPUS_SILENCE.to_vec(),
+                None => break,
+            };
+            let sent = if self.continuous {
+                peer.send_audio_marked(frame)
+            } else {
+                peer.send_audio(frame)
+            };
+            if let Err(e) = sent {
+                tracing::debug!(error = %e, "emulator audio frame not sent");
             }
+            finished.extend(self.pop_finished());
         }
-        if pacer.finished() {
-            self.current = None;
-            true
-        } else {
-            false
+        if !self.continuous && self.queue.is_empty() {
+            self.clock = None;
         }
+        finished
     }
 
-    fn clear(&mut self) {
+    /// Removes the replies at the front whose frames have all been sent.
+    fn pop_finished(&mut self) -> Vec<String> {
+        let mut done = Vec::new();
+        while self.queue.front().is_some_and(|r| r.sent >= r.frames.len()) {
+            done.extend(self.queue.pop_front().map(|r| r.response_id));
+        }
+        done
+    }
+
+    /// Forgets every queued reply; returns the one that was playing and its frames sent.
+    fn clear(&mut self) -> Option<(String, usize)> {
+        let current = self.queue.front().map(|r| (r.response_id.clone(), r.sent));
         self.queue.clear();
-        self.current = None;
+        if !self.continuous {
+            self.clock = None;
+        }
+        current
     }
 }
 
@@ -69,6 +130,65 @@ fn now_unix() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Writes one call's [`CallRecord`], shared with [`crate::Emulator::calls`].
+pub(super) struct Recorder {
+    start: Instant,
+    record: Arc<Mutex<CallRecord>>,
+}
+
+impl Recorder {
+    pub(super) fn new(record: Arc<Mutex<CallRecord>>) -> Self {
+        Self {
+            start: Instant::now(),
+            record,
+        }
+    }
+
+    fn with(&self, f: impl FnOnce(&mut CallRecord)) {
+        f(&mut lock(&self.record));
+    }
+
+    fn note(&self, what: Happening) {
+        let at = self.start.elapsed();
+        self.with(|r| r.timeline.push(TimelineEntry { at, what }));
+    }
+
+    fn reply_started(&self, response_id: &str, frames_total: usize) {
+        self.with(|r| {
+            r.replies.push(ReplyAudio {
+                response_id: response_id.to_string(),
+                frames_total,
+                frames_sent: 0,
+                interrupted: false,
+            });
+        });
+    }
+
+    fn reply_progress(&self, response_id: &str, frames_sent: usize) {
+        self.with(|r| {
+            if let Some(a) = r.replies.iter_mut().find(|a| a.response_id == response_id) {
+                a.frames_sent = frames_sent;
+            }
+        });
+    }
+
+    fn interrupted(&self, response_id: &str) {
+        self.with(|r| {
+            if let Some(a) = r.replies.iter_mut().find(|a| a.response_id == response_id) {
+                a.interrupted = true;
+            }
+        });
+    }
+
+    fn member_audio(&self, pcm: &[i16]) {
+        let at = self.start.elapsed();
+        self.with(|r| {
+            r.member_audio_start.get_or_insert(at);
+            r.member_audio.extend_from_slice(pcm);
+        });
+    }
+}
+
 /// Runs one call until it closes, is hung up, or the drop fault fires.
 pub(super) async fn run(
     shared: Arc<Shared>,
@@ -76,6 +196,7 @@ pub(super) async fn run(
     peer: PeerHandle,
     mut events: PeerEvents,
     mut hangup: oneshot::Receiver<()>,
+    recorder: Recorder,
 ) {
     let session_id = format!("sess_{}", call_id.trim_start_matches("rtc_"));
     let mut script = Script::new(
@@ -93,7 +214,7 @@ pub(super) async fn run(
         }
     };
     let mut pcm = vec![0i16; audio::SAMPLE_RATE as usize * 120 / 1000];
-    let mut player = Player::default();
+    let mut player = Player::new(shared.scenario.continuous_audio);
     let mut timer: Option<Instant> = None;
     loop {
         let now = Instant::now();
@@ -106,17 +227,31 @@ pub(super) async fn run(
                     }
                     break;
                 }
-                Some(PeerEvent::Connected) => Vec::new(),
+                Some(PeerEvent::Connected) => {
+                    player.connected(Instant::now());
+                    Vec::new()
+                }
                 Some(PeerEvent::ChannelOpen) => script.step(Input::Open),
                 Some(PeerEvent::Message(text)) => {
                     shared.record_client_event(&text);
                     script.step(Input::Client(&text))
                 }
                 Some(PeerEvent::Audio(frame)) => match decoder.decode(&frame.payload, &mut pcm, false) {
-                    Ok(n) => vad
-                        .push(&pcm[..n], audio::SAMPLE_RATE)
-                        .map(|v| script.step(Input::Vad(v)))
-                        .unwrap_or_default(),
+                    Ok(n) => {
+                        recorder.member_audio(&pcm[..n]);
+                        match vad.push(&pcm[..n], audio::SAMPLE_RATE) {
+                            Some(v) => {
+                                recorder.note(match v {
+                                    VadEvent::SpeechStarted { .. } => Happening::SpeechStarted {
+                                        audio_playing: player.playing(),
+                                    },
+                                    VadEvent::SpeechStopped { .. } => Happening::SpeechStopped,
+                                });
+                                script.step(Input::Vad(v))
+                            }
+                            None => Vec::new(),
+                        }
+                    }
                     Err(e) => {
                         tracing::debug!(error = %e, "emulator could not decode a kiosk frame");
                         Vec::new()
@@ -124,11 +259,8 @@ pub(super) async fn run(
                 },
             },
             () = tokio::time::sleep_until(frame_due.unwrap_or(now).into()), if frame_due.is_some() => {
-                if player.send_due(Instant::now(), &peer) {
-                    script.step(Input::AudioFinished)
-                } else {
-                    Vec::new()
-                }
+                let finished = player.send_due(Instant::now(), &peer, &recorder);
+                finished.iter().flat_map(|_| script.step(Input::AudioFinished)).collect()
             }
             () = tokio::time::sleep_until(timer.unwrap_or(now).into()), if timer.is_some() => {
                 timer = None;
@@ -148,16 +280,34 @@ pub(super) async fn run(
         };
         for action in actions {
             match action {
-                Action::Send(v) => send(&peer, v.to_string()),
+                Action::Send(v) => {
+                    recorder.note(record::sent(&v));
+                    send(&peer, v.to_string());
+                }
                 Action::SendRaw(s) => send(&peer, s),
-                Action::Play(spec) => {
-                    let frames = audio::render(&spec).and_then(|pcm| audio::encode_frames(&pcm));
-                    player.queue.push_back(frames.unwrap_or_else(|e| {
+                Action::Play { response_id, audio } => {
+                    let frames = audio::render(&audio).and_then(|pcm| audio::encode_frames(&pcm));
+                    let frames = frames.unwrap_or_else(|e| {
                         tracing::error!(error = %e, "emulator reply audio unavailable; sending none");
                         Vec::new()
-                    }));
+                    });
+                    recorder.reply_started(&response_id, frames.len());
+                    player.push(response_id, frames, Instant::now());
                 }
-                Action::StopAudio => player.clear(),
+                Action::StopAudio => {
+                    if let Some((id, _)) = player.clear() {
+                        recorder.interrupted(&id);
+                    }
+                }
+                Action::BargeIn => {
+                    if let Some((response_id, frames_sent)) = player.clear() {
+                        recorder.interrupted(&response_id);
+                        recorder.note(Happening::BargeIn {
+                            response_id,
+                            frames_sent,
+                        });
+                    }
+                }
                 Action::ArmTimer(d) => timer = Some(Instant::now() + d),
                 Action::Drop => {
                     tracing::info!(%call_id, "fault: dropping the call without a goodbye");

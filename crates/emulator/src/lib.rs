@@ -1,7 +1,9 @@
 //! A local stand-in for the OpenAI Realtime API (tests and demos): the same HTTP endpoints, a
 //! real str0m WebRTC answerer, an energy VAD on the kiosk's audio, and a scripted conversation
 //! emitting the GA server events. Faults (HTTP errors, slow answers, drops, malformed events)
-//! are switchable.
+//! are switchable. A scenario can stream audio all the call long (`continuous_audio`), and the
+//! member can interrupt a reply (barge-in, as `server_vad` with `interrupt_response`); each
+//! call's timeline and decoded member audio are kept for tests ([`Emulator::calls`]).
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -16,6 +18,7 @@ pub mod audio;
 mod call;
 pub mod faults;
 mod http;
+pub mod record;
 pub mod scenario;
 pub mod script;
 pub mod vad;
@@ -33,6 +36,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 
 use faults::{ErrorResponse, Faults, error_response};
 use jarvis_realtime::peer::{PeerEvents, PeerHandle};
+use record::CallRecord;
 use scenario::Scenario;
 
 /// How to run an emulator.
@@ -99,6 +103,7 @@ struct Shared {
     http_faults_left: Mutex<Option<u32>>,
     calls: Mutex<HashMap<String, CallEntry>>,
     stats: Mutex<EmulatorStats>,
+    records: Mutex<Vec<Arc<Mutex<CallRecord>>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -147,7 +152,20 @@ impl Shared {
         };
         let call_id = format!("rtc_EMU{n:06}");
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(call::run(self.clone(), call_id.clone(), peer, events, rx));
+        let record = Arc::new(Mutex::new(CallRecord {
+            call_id: call_id.clone(),
+            ..CallRecord::default()
+        }));
+        lock(&self.records).push(record.clone());
+        let recorder = call::Recorder::new(record);
+        let task = tokio::spawn(call::run(
+            self.clone(),
+            call_id.clone(),
+            peer,
+            events,
+            rx,
+            recorder,
+        ));
         lock(&self.calls).insert(
             call_id.clone(),
             CallEntry {
@@ -212,6 +230,7 @@ impl Emulator {
             peer_ip,
             calls: Mutex::new(HashMap::new()),
             stats: Mutex::new(EmulatorStats::default()),
+            records: Mutex::new(Vec::new()),
         });
         let server = tokio::spawn(serve(listener, shared.clone()));
         Ok(Self {
@@ -234,6 +253,16 @@ impl Emulator {
     /// A snapshot of the counters.
     pub fn stats(&self) -> EmulatorStats {
         lock(&self.shared.stats).clone()
+    }
+
+    /// A snapshot of every call so far, in answer order: its timeline (speech boundaries and
+    /// whether reply audio was playing, barge-ins, server events), the audio of each reply,
+    /// and the member audio as decoded.
+    pub fn calls(&self) -> Vec<CallRecord> {
+        lock(&self.shared.records)
+            .iter()
+            .map(|r| lock(r).clone())
+            .collect()
     }
 }
 

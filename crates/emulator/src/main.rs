@@ -25,6 +25,10 @@ struct Args {
     /// answer-delay-ms=MS, drop-after-turn=N, malformed.
     #[arg(long = "fault")]
     faults: Vec<String>,
+    /// Send a packet every 20 ms all the call long (Opus silence between replies, marker bit on
+    /// every packet), as OpenAI's servers do; overrides the scenario's `continuous_audio`.
+    #[arg(long)]
+    continuous_audio: bool,
 }
 
 #[tokio::main]
@@ -37,7 +41,8 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    let scenario = Scenario::load(&args.scenario).context("loading --scenario")?;
+    let mut scenario = Scenario::load(&args.scenario).context("loading --scenario")?;
+    scenario.continuous_audio |= args.continuous_audio;
     let faults = Faults::parse(&args.faults)?;
     let emu = Emulator::start(EmulatorConfig {
         listen: args.listen,

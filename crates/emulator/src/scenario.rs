@@ -2,6 +2,9 @@
 //!
 //! ```toml
 //! trigger = "vad"                 # "vad" (default: energy VAD on the kiosk's audio) or "timer"
+//! continuous_audio = false        # true: send a packet every 20 ms all the call long, Opus
+//!                                 # silence between replies, RTP marker bit on every packet (as
+//!                                 # Pion-based servers and browsers do); false: only during replies
 //! [vad]                           # optional; defaults shown
 //! threshold_dbfs = -45.0
 //! start_ms = 60
@@ -192,6 +195,11 @@ pub struct Scenario {
     /// VAD tuning.
     #[serde(default)]
     pub vad: VadConfig,
+    /// Stream audio all the call long (Opus silence between replies, marker bit on every
+    /// packet), as OpenAI's Pion-based servers do; `false` sends packets only during replies.
+    /// With `trigger = "vad"` the member can interrupt a reply (barge-in) either way.
+    #[serde(default)]
+    pub continuous_audio: bool,
     /// The member turns, in order.
     pub turns: Vec<Turn>,
     /// The reply to the first `response.create` before any turn (the kiosk's greeting).
@@ -344,6 +352,10 @@ reply_audio = { tone_hz = 440.0, ms = 200 }
         assert_eq!(s.turns[0].usage, Usage::default());
         assert_eq!(s.turns[0].end_session, None);
         assert!(s.goodbye.is_none());
+        assert!(
+            !s.continuous_audio,
+            "packets only during replies unless asked"
+        );
     }
 
     #[test]
@@ -351,6 +363,7 @@ reply_audio = { tone_hz = 440.0, ms = 200 }
         let text = r#"
 trigger = "timer"
 voice = "cedar"
+continuous_audio = true
 [vad]
 threshold_dbfs = -30.0
 [[turns]]
@@ -367,6 +380,7 @@ audio = { tone_hz = 300.0, ms = 100 }
 "#;
         let s = Scenario::from_toml(text, Path::new("/scen")).unwrap();
         assert_eq!(s.trigger, Trigger::Timer);
+        assert!(s.continuous_audio);
         assert_eq!(s.vad.threshold_dbfs, -30.0);
         assert_eq!(
             s.resolve(&s.turns[0].reply_audio),

@@ -33,10 +33,19 @@ pub enum Action {
     Send(Value),
     /// Send this text verbatim (the malformed-events fault).
     SendRaw(String),
-    /// Speak this audio after any audio already playing; report [`Input::AudioFinished`].
-    Play(AudioSpec),
+    /// Speak this response's audio after any audio already playing; report
+    /// [`Input::AudioFinished`].
+    Play {
+        /// The response the audio belongs to.
+        response_id: String,
+        /// What to say.
+        audio: AudioSpec,
+    },
     /// Stop and forget all queued audio (no `AudioFinished` follows for it).
     StopAudio,
+    /// The member's speech interrupted the audio: stop and forget it at once, as
+    /// [`Action::StopAudio`], and record a barge-in.
+    BargeIn,
     /// Deliver [`Input::Timer`] after this delay (replaces an armed timer).
     ArmTimer(Duration),
     /// Stop every packet of this call at once (the drop-mid-call fault).
@@ -54,9 +63,20 @@ pub struct ScriptFaults {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Playing {
+enum Kind {
     Turn,
     Other,
+}
+
+/// A response whose audio is queued or playing. Its closing events (`…done`, `response.done`)
+/// wait for the audio, as a server pacing generation with playout sends them: so a barge-in
+/// can still end it `cancelled`.
+#[derive(Debug)]
+struct Playing {
+    response_id: String,
+    kind: Kind,
+    /// The closing events, `response.done` last; empty once sent.
+    tail: Vec<Value>,
 }
 
 /// One call's conversation.
@@ -71,7 +91,7 @@ pub struct Script {
     turns_spoken: usize,
     user_item: Option<String>,
     last_item: Option<String>,
-    playing: VecDeque<(String, Playing)>,
+    playing: VecDeque<Playing>,
     pending_call: Option<String>,
     goodbye_due: bool,
     greeted: bool,
@@ -208,7 +228,11 @@ impl Script {
             Input::Client(text) => self.on_client(text, &mut out),
             Input::Vad(VadEvent::SpeechStarted { audio_start_ms }) => {
                 if self.scenario.trigger == Trigger::Vad {
-                    self.speech_started(audio_start_ms, &mut out);
+                    if self.playing.is_empty() || !self.can_start_turn() {
+                        self.speech_started(audio_start_ms, &mut out);
+                    } else {
+                        self.barge_in(audio_start_ms, &mut out);
+                    }
                 }
             }
             Input::Vad(VadEvent::SpeechStopped { audio_end_ms }) => {
@@ -264,17 +288,20 @@ impl Script {
             "conversation.item.create" => self.item_create(&msg, out),
             "response.create" => self.response_create(&msg, out),
             "response.cancel" => {
-                let id = self.id("event");
-                out.push(Action::Send(error_event(
-                    id,
-                    "response_cancel_not_active",
-                    "Cancellation failed: no active response found",
-                    None,
-                    &msg,
-                )));
+                if !self.cancel_all("client_cancelled", out) {
+                    let id = self.id("event");
+                    out.push(Action::Send(error_event(
+                        id,
+                        "response_cancel_not_active",
+                        "Cancellation failed: no active response found",
+                        None,
+                        &msg,
+                    )));
+                }
             }
             "output_audio_buffer.clear" => {
-                let response_id = self.playing.front().map(|(r, _)| r.clone());
+                let response_id = self.playing.front().map(|p| p.response_id.clone());
+                self.cancel_all("client_cancelled", out);
                 self.playing.clear();
                 out.push(Action::StopAudio);
                 let ev = self.event(
@@ -386,7 +413,7 @@ impl Script {
         match reply {
             Some(r) => {
                 let audio = self.scenario.resolve(&r.audio);
-                self.respond(&r.transcript, audio, &r.usage, None, Playing::Other, out);
+                self.respond(&r.transcript, audio, &r.usage, None, Kind::Other, out);
             }
             None => {
                 let id = self.id("event");
@@ -401,8 +428,13 @@ impl Script {
         }
     }
 
+    /// A member turn can start: none is in progress and the scenario has one left.
+    fn can_start_turn(&self) -> bool {
+        self.user_item.is_none() && self.next_turn < self.scenario.turns.len()
+    }
+
     fn speech_started(&mut self, audio_start_ms: u64, out: &mut Vec<Action>) {
-        if self.user_item.is_some() || self.next_turn >= self.scenario.turns.len() {
+        if !self.can_start_turn() {
             return;
         }
         let item_id = self.id("item");
@@ -462,7 +494,7 @@ impl Script {
             audio,
             &turn.usage,
             turn.end_session.as_deref(),
-            Playing::Turn,
+            Kind::Turn,
             out,
         );
     }
@@ -473,7 +505,7 @@ impl Script {
         audio: AudioSpec,
         usage: &Usage,
         end_session: Option<&str>,
-        kind: Playing,
+        kind: Kind,
         out: &mut Vec<Action>,
     ) {
         self.malformed(out);
@@ -518,11 +550,15 @@ impl Script {
             let a = self.event(e);
             out.push(a);
         }
-        out.push(Action::Play(audio));
-        self.playing.push_back((response_id.clone(), kind));
+        out.push(Action::Play {
+            response_id: response_id.clone(),
+            audio,
+        });
         for word in transcript.split_inclusive(' ') {
-            evs.push(json!({"type": "response.output_audio_transcript.delta", "response_id": response_id,
-                            "item_id": item_id, "output_index": 0, "content_index": 0, "delta": word}));
+            let delta = json!({"type": "response.output_audio_transcript.delta", "response_id": response_id,
+                               "item_id": item_id, "output_index": 0, "content_index": 0, "delta": word});
+            let a = self.event(delta);
+            out.push(a);
         }
         evs.extend([
             json!({"type": "response.output_audio_transcript.done", "response_id": response_id,
@@ -568,20 +604,73 @@ impl Script {
         );
         done["output"] = Value::Array(output);
         evs.push(json!({"type": "response.done", "response": done}));
-        for e in evs {
-            let a = self.event(e);
+        self.playing.push_back(Playing {
+            response_id,
+            kind,
+            tail: evs,
+        });
+    }
+
+    /// Ends every response still open as `cancelled` for `reason`, with its usage (output is
+    /// billed as generated, reference §8); its audio is left to the caller. False when none was.
+    fn cancel_all(&mut self, reason: &str, out: &mut Vec<Action>) -> bool {
+        let mut any = false;
+        for i in 0..self.playing.len() {
+            let tail = std::mem::take(&mut self.playing[i].tail);
+            let Some(mut done) = tail.into_iter().last() else {
+                continue;
+            };
+            any = true;
+            let response = &mut done["response"];
+            response["status"] = json!("cancelled");
+            response["status_details"] = json!({"type": "cancelled", "reason": reason});
+            if let Some(items) = response["output"].as_array_mut() {
+                for item in items {
+                    item["status"] = json!("incomplete");
+                }
+            }
+            if self.playing[i].kind == Kind::Turn {
+                // An interrupted end_session call is not made.
+                self.pending_call = None;
+            }
+            let a = self.event(done);
             out.push(a);
+        }
+        any
+    }
+
+    /// The member spoke over JARVIS (server_vad with `interrupt_response`): speech_started, the
+    /// audio stops at once, open responses end `cancelled`/`turn_detected`, the buffer is
+    /// reported cleared; the turn then goes on as usual.
+    fn barge_in(&mut self, audio_start_ms: u64, out: &mut Vec<Action>) {
+        self.speech_started(audio_start_ms, out);
+        out.push(Action::BargeIn);
+        self.cancel_all("turn_detected", out);
+        for p in std::mem::take(&mut self.playing) {
+            let ev = self.event(
+                json!({"type": "output_audio_buffer.cleared", "response_id": p.response_id}),
+            );
+            out.push(ev);
         }
     }
 
     fn on_audio_finished(&mut self, out: &mut Vec<Action>) {
-        let Some((response_id, kind)) = self.playing.pop_front() else {
+        let Some(Playing {
+            response_id,
+            kind,
+            tail,
+        }) = self.playing.pop_front()
+        else {
             return;
         };
+        for e in tail {
+            let a = self.event(e);
+            out.push(a);
+        }
         let ev =
             self.event(json!({"type": "output_audio_buffer.stopped", "response_id": response_id}));
         out.push(ev);
-        if kind != Playing::Turn {
+        if kind != Kind::Turn {
             return;
         }
         self.turns_spoken += 1;

@@ -45,8 +45,9 @@ fn kinds(actions: &[Action]) -> Vec<String> {
         .map(|a| match a {
             Action::Send(v) => v["type"].as_str().unwrap().to_string(),
             Action::SendRaw(_) => "<raw>".into(),
-            Action::Play(_) => "<play>".into(),
+            Action::Play { .. } => "<play>".into(),
             Action::StopAudio => "<stop>".into(),
+            Action::BargeIn => "<barge-in>".into(),
             Action::ArmTimer(d) => format!("<timer {}>", d.as_millis()),
             Action::Drop => "<drop>".into(),
         })
@@ -63,7 +64,7 @@ fn sent<'a>(actions: &'a [Action], kind: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-/// The event kinds of one spoken response whose transcript has `words` words.
+/// The event kinds of one spoken response whose transcript has `words` words, up to its audio.
 fn response_kinds(words: usize) -> Vec<&'static str> {
     let mut k = vec![
         "response.created",
@@ -78,14 +79,18 @@ fn response_kinds(words: usize) -> Vec<&'static str> {
         "response.output_audio_transcript.delta",
         words,
     ));
-    k.extend([
-        "response.output_audio_transcript.done",
-        "response.content_part.done",
-        "response.output_item.done",
-        "conversation.item.done",
-    ]);
     k
 }
+
+/// The closing events of a spoken response without a function call, sent when its audio ends.
+const CLOSING: [&str; 6] = [
+    "response.output_audio_transcript.done",
+    "response.content_part.done",
+    "response.output_item.done",
+    "conversation.item.done",
+    "response.done",
+    "output_audio_buffer.stopped",
+];
 
 #[test]
 fn open_sends_session_created_once() {
@@ -137,13 +142,15 @@ fn vad_turn_replays_the_ga_sequence_with_usage() {
         "conversation.item.input_audio_transcription.completed",
     ];
     expected.extend(response_kinds(3));
-    expected.push("response.done");
     assert_eq!(kinds(&a), expected);
     let completed = sent(&a, "conversation.item.input_audio_transcription.completed")[0];
     assert_eq!(completed["transcript"], "Bonjour JARVIS");
     assert_eq!(completed["usage"]["type"], "tokens");
     assert_eq!(completed["usage"]["total_tokens"], 24);
-    let done = sent(&a, "response.done")[0];
+    // The response closes when its audio has been sent, response.done before stopped.
+    let stopped = s.step(Input::AudioFinished);
+    assert_eq!(kinds(&stopped), CLOSING);
+    let done = sent(&stopped, "response.done")[0];
     assert_eq!(done["response"]["status"], "completed");
     assert_eq!(done["response"]["usage"]["input_tokens"], 120);
     assert_eq!(
@@ -161,14 +168,15 @@ fn vad_turn_replays_the_ga_sequence_with_usage() {
     let created = sent(&a, "response.created")[0];
     assert_eq!(created["response"]["status"], "in_progress");
     assert_eq!(created["response"]["id"], done["response"]["id"]);
-    assert!(a.contains(&Action::Play(AudioSpec::Tone {
-        tone_hz: 440.0,
-        ms: 200
-    })));
-    let stopped = s.step(Input::AudioFinished);
-    assert_eq!(kinds(&stopped), ["output_audio_buffer.stopped"]);
+    assert!(a.contains(&Action::Play {
+        response_id: done["response"]["id"].as_str().unwrap().into(),
+        audio: AudioSpec::Tone {
+            tone_hz: 440.0,
+            ms: 200
+        }
+    }));
     assert_eq!(
-        stopped[0],
+        stopped[5],
         Action::Send(json!({
             "type": "output_audio_buffer.stopped",
             "response_id": done["response"]["id"],
@@ -186,13 +194,14 @@ fn end_session_call_then_function_output_and_response_create_give_the_goodbye() 
         ["session.created", "<timer 0>"]
     );
     s.step(Input::Timer);
-    assert_eq!(
-        kinds(&s.step(Input::AudioFinished)),
-        ["output_audio_buffer.stopped", "<timer 150>"]
-    );
-    let a = s.step(Input::Timer);
+    let mut first = CLOSING.to_vec();
+    first.push("<timer 150>");
+    assert_eq!(kinds(&s.step(Input::AudioFinished)), first);
+    s.step(Input::Timer);
+    // Turn 2's audio ends: its closing events carry the end_session call.
+    let a = s.step(Input::AudioFinished);
     let k = kinds(&a);
-    let tail: Vec<&str> = k.iter().rev().take(7).rev().map(String::as_str).collect();
+    let tail: Vec<&str> = k.iter().rev().take(8).rev().map(String::as_str).collect();
     assert_eq!(
         tail,
         [
@@ -203,6 +212,7 @@ fn end_session_call_then_function_output_and_response_create_give_the_goodbye() 
             "response.output_item.done",
             "conversation.item.done",
             "response.done",
+            "output_audio_buffer.stopped",
         ]
     );
     let args_done = sent(&a, "response.function_call_arguments.done")[0];
@@ -231,21 +241,13 @@ fn end_session_call_then_function_output_and_response_create_give_the_goodbye() 
         ["conversation.item.added", "conversation.item.done"]
     );
     let bye = s.step(Input::Client(r#"{"type":"response.create"}"#));
-    let mut expected = response_kinds(2);
-    expected.push("response.done");
-    assert_eq!(kinds(&bye), expected);
+    assert_eq!(kinds(&bye), response_kinds(2));
+    // The goodbye's audio finishes (no next turn, no timer).
+    let bye_end = s.step(Input::AudioFinished);
+    assert_eq!(kinds(&bye_end), CLOSING);
     assert_eq!(
-        sent(&bye, "response.done")[0]["response"]["usage"]["input_tokens"],
+        sent(&bye_end, "response.done")[0]["response"]["usage"]["input_tokens"],
         300
-    );
-    // Turn 2's audio finishes (no next turn, no timer), then the goodbye's.
-    assert_eq!(
-        kinds(&s.step(Input::AudioFinished)),
-        ["output_audio_buffer.stopped"]
-    );
-    assert_eq!(
-        kinds(&s.step(Input::AudioFinished)),
-        ["output_audio_buffer.stopped"]
     );
     assert!(s.step(Input::AudioFinished).is_empty());
     assert!(s.step(Input::Timer).is_empty(), "no turns left");
@@ -256,7 +258,11 @@ fn greeting_answers_the_first_response_create() {
     let mut s = script("vad", ScriptFaults::default());
     s.step(Input::Open);
     let a = s.step(Input::Client(r#"{"type":"response.create"}"#));
-    assert_eq!(sent(&a, "response.done").len(), 1);
+    assert_eq!(sent(&a, "response.created").len(), 1);
+    assert_eq!(
+        sent(&s.step(Input::AudioFinished), "response.done").len(),
+        1
+    );
     let again = s.step(Input::Client(r#"{"type":"response.create"}"#));
     assert_eq!(kinds(&again), ["error"]);
 }
@@ -284,10 +290,9 @@ fn faults_inject_malformed_events_and_drop_after_the_turn() {
     let k = kinds(&a);
     let at = k.iter().position(|x| x == "response.created").unwrap();
     assert_eq!(&k[at - 2..at], ["<raw>", "emulator.unknown_event"]);
-    assert_eq!(
-        kinds(&s.step(Input::AudioFinished)),
-        ["output_audio_buffer.stopped", "<drop>"]
-    );
+    let mut closing = CLOSING.to_vec();
+    closing.push("<drop>");
+    assert_eq!(kinds(&s.step(Input::AudioFinished)), closing);
 }
 
 #[test]
@@ -354,8 +359,102 @@ fn clear_stops_audio_and_reports_cleared() {
     s.step(Input::Open);
     s.step(Input::Timer);
     let a = s.step(Input::Client(r#"{"type":"output_audio_buffer.clear"}"#));
-    assert_eq!(kinds(&a), ["<stop>", "output_audio_buffer.cleared"]);
+    assert_eq!(
+        kinds(&a),
+        ["response.done", "<stop>", "output_audio_buffer.cleared"]
+    );
+    let done = &sent(&a, "response.done")[0]["response"];
+    assert_eq!(done["status"], "cancelled");
+    assert_eq!(done["status_details"]["reason"], "client_cancelled");
     assert!(s.step(Input::AudioFinished).is_empty());
+}
+
+#[test]
+fn response_cancel_ends_the_open_response_and_leaves_its_audio() {
+    let mut s = script("timer", ScriptFaults::default());
+    s.step(Input::Open);
+    s.step(Input::Timer);
+    let a = s.step(Input::Client(r#"{"type":"response.cancel"}"#));
+    assert_eq!(kinds(&a), ["response.done"]);
+    assert_eq!(
+        sent(&a, "response.done")[0]["response"]["status"],
+        "cancelled"
+    );
+    // The audio still plays out; its end is reported without a second response.done.
+    assert_eq!(
+        kinds(&s.step(Input::AudioFinished)),
+        ["output_audio_buffer.stopped", "<timer 150>"]
+    );
+}
+
+#[test]
+fn speech_over_a_reply_interrupts_it_and_the_turn_goes_on() {
+    let mut s = script("vad", ScriptFaults::default());
+    s.step(Input::Open);
+    s.step(Input::Vad(VadEvent::SpeechStarted { audio_start_ms: 0 }));
+    let reply = s.step(Input::Vad(VadEvent::SpeechStopped { audio_end_ms: 800 }));
+    let rid = sent(&reply, "response.created")[0]["response"]["id"].clone();
+
+    // The member speaks while turn 1's reply plays.
+    let a = s.step(Input::Vad(VadEvent::SpeechStarted {
+        audio_start_ms: 1500,
+    }));
+    assert_eq!(
+        kinds(&a),
+        [
+            "input_audio_buffer.speech_started",
+            "<barge-in>",
+            "response.done",
+            "output_audio_buffer.cleared",
+        ]
+    );
+    let done = &sent(&a, "response.done")[0]["response"];
+    assert_eq!(done["id"], rid);
+    assert_eq!(done["status"], "cancelled");
+    assert_eq!(
+        done["status_details"],
+        json!({"type": "cancelled", "reason": "turn_detected"})
+    );
+    assert_eq!(done["output"][0]["status"], "incomplete");
+    // Billed as generated (reference §8).
+    assert_eq!(done["usage"]["output_token_details"]["audio_tokens"], 50);
+    assert_eq!(
+        sent(&a, "output_audio_buffer.cleared")[0]["response_id"],
+        rid
+    );
+    // The cut audio never reports its end.
+    assert!(s.step(Input::AudioFinished).is_empty());
+    assert_eq!(s.turns_spoken(), 0);
+
+    // The interrupting speech is turn 2: transcription, then its reply.
+    let next = s.step(Input::Vad(VadEvent::SpeechStopped { audio_end_ms: 2600 }));
+    assert!(kinds(&next).contains(&"input_audio_buffer.speech_stopped".to_string()));
+    assert_eq!(
+        sent(
+            &next,
+            "conversation.item.input_audio_transcription.completed"
+        )[0]["transcript"],
+        "Merci, au revoir"
+    );
+    assert_eq!(sent(&next, "response.created").len(), 1);
+    let end = s.step(Input::AudioFinished);
+    assert_eq!(
+        sent(&end, "response.function_call_arguments.done")[0]["name"],
+        "end_session"
+    );
+    assert_eq!(s.turns_spoken(), 1);
+}
+
+#[test]
+fn speech_with_no_turn_left_does_not_interrupt() {
+    let mut s = script("vad", ScriptFaults::default());
+    s.step(Input::Open);
+    for _ in 0..2 {
+        s.step(Input::Vad(VadEvent::SpeechStarted { audio_start_ms: 0 }));
+        s.step(Input::Vad(VadEvent::SpeechStopped { audio_end_ms: 1 }));
+    }
+    let a = s.step(Input::Vad(VadEvent::SpeechStarted { audio_start_ms: 9 }));
+    assert!(a.is_empty(), "{a:?}");
 }
 
 #[test]
@@ -393,8 +492,8 @@ proptest! {
                         let id = v["event_id"].as_str().unwrap().to_string();
                         prop_assert!(ids.insert(id));
                     }
-                    Action::Play(_) => plays += 1,
-                    Action::StopAudio => plays = 0,
+                    Action::Play { .. } => plays += 1,
+                    Action::StopAudio | Action::BargeIn => plays = 0,
                     _ => {}
                 }
                 if i == 3 && matches!(a, Action::Send(v) if v["type"] == "output_audio_buffer.stopped") {

@@ -143,6 +143,9 @@ pub struct AudioFrame {
     pub rtp_time: u64,
     /// False when packets were lost just before this frame (run Opus PLC/FEC).
     pub contiguous: bool,
+    /// The RTP marker bit (start of a talkspurt for audio). Pion's sample writer sets it on
+    /// every Opus packet, so it must not be read as "speech begins here".
+    pub marker: bool,
     /// The Opus frame.
     pub payload: Vec<u8>,
 }
@@ -251,7 +254,7 @@ pub type PeerEvents = mpsc::Receiver<PeerEvent>;
 /// Commands from the handle to the I/O task.
 #[derive(Debug)]
 enum Command {
-    Audio(Vec<u8>),
+    Audio { frame: Vec<u8>, marker: bool },
     Event(String),
     Close,
 }
@@ -274,7 +277,19 @@ impl PeerHandle {
     /// advances by [`OPUS_FRAME_SAMPLES`] per frame; frames sent before DTLS is up are dropped,
     /// as str0m would drop them. The caller paces frames (every 20 ms).
     pub fn send_audio(&self, opus_frame: Vec<u8>) -> Result<(), PeerError> {
-        self.push(Command::Audio(opus_frame))
+        self.push(Command::Audio {
+            frame: opus_frame,
+            marker: false,
+        })
+    }
+
+    /// Like [`PeerHandle::send_audio`] with the RTP marker bit set, as Pion's sample writer
+    /// sends every packet (the emulator's continuous-audio mode imitates it).
+    pub fn send_audio_marked(&self, opus_frame: Vec<u8>) -> Result<(), PeerError> {
+        self.push(Command::Audio {
+            frame: opus_frame,
+            marker: true,
+        })
     }
 
     /// Queues one text message (a JSON client event) for the `oai-events` channel. Messages

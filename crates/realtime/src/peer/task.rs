@@ -173,7 +173,7 @@ impl PeerTask {
                 cmd = commands.recv() => match cmd {
                     // Every handle is gone: nobody listens any more.
                     None => return,
-                    Some(Command::Audio(frame)) => self.write_audio(frame),
+                    Some(Command::Audio { frame, marker }) => self.write_audio(frame, marker),
                     Some(Command::Event(json)) => self.queue_event(json),
                     Some(Command::Close) => {
                         self.close_gracefully().await;
@@ -276,6 +276,7 @@ impl PeerTask {
                     seq: **m.seq_range.start(),
                     rtp_time: m.time.numer(),
                     contiguous: m.contiguous,
+                    marker: m.audio_start_of_talk_spurt,
                     payload: m.data.to_vec(),
                 }))?;
             }
@@ -296,7 +297,7 @@ impl PeerTask {
             .map_err(|e| CloseReason::Failed(e.to_string()))
     }
 
-    fn write_audio(&mut self, frame: Vec<u8>) -> Result<(), CloseReason> {
+    fn write_audio(&mut self, frame: Vec<u8>, marker: bool) -> Result<(), CloseReason> {
         let Some(mid) = self.audio_mid else {
             self.frames_dropped += 1;
             return Ok(());
@@ -330,7 +331,10 @@ impl PeerTask {
             Frequency::FORTY_EIGHT_KHZ,
         );
         self.frames_sent += 1;
-        if let Err(e) = writer.write(pt, Instant::now(), time, frame) {
+        if let Err(e) = writer
+            .start_of_talkspurt(marker)
+            .write(pt, Instant::now(), time, frame)
+        {
             tracing::warn!(error = %e, "audio frame not sent");
         }
         Ok(())
