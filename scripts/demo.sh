@@ -25,7 +25,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "==> local Realtime emulator (scenario: tests/fixtures/scenarios/goodbye.toml, turns on voice activity)"
-"$EMU" --listen 127.0.0.1:0 --scenario tests/fixtures/scenarios/goodbye.toml > "$T/emulator.out" 2> "$T/emulator.log" &
+"$EMU" --listen 127.0.0.1:0 --continuous-audio --scenario tests/fixtures/scenarios/goodbye.toml > "$T/emulator.out" 2> "$T/emulator.log" &
 PIDS+=($!)
 for _ in $(seq 100); do grep -q 'listening on' "$T/emulator.out" 2>/dev/null && break; sleep 0.1; done
 BASE_URL=$(sed -n 's/^listening on //p' "$T/emulator.out")

@@ -123,23 +123,24 @@ impl Drop for PionPeer {
     }
 }
 
-/// `ms` of a voice-like signal (three harmonics of 180 Hz, syllable-rate envelope) at about
-/// -22 dBFS, as S16_LE mono 48 kHz bytes.
+/// What the member says, as S16_LE mono 48 kHz bytes: a breath of silence (members do not
+/// talk over the last syllable), then `ms` of a voice-like signal at about -22 dBFS: three
+/// harmonics of a gliding pitch, in syllables (a 3 Hz envelope that falls to silence), so noise
+/// suppression, which learns stationary sounds as noise, treats it as speech.
 fn utterance(ms: usize) -> Vec<u8> {
-    let n = 48 * ms;
-    (0..n)
-        .flat_map(|i| {
-            let t = i as f32 / 48_000.0;
-            let tau = std::f32::consts::TAU;
-            let env = 0.75 + 0.25 * (tau * 4.0 * t).sin();
-            let v = ((tau * 180.0 * t).sin()
-                + 0.6 * (tau * 360.0 * t).sin()
-                + 0.3 * (tau * 540.0 * t).sin())
-                * 0.12
-                * env;
-            ((v * 32767.0) as i16).to_le_bytes()
-        })
-        .collect()
+    let pause = 48 * 600;
+    let tau = std::f32::consts::TAU;
+    let mut phase = 0.0f32;
+    let mut out = vec![0u8; 2 * pause];
+    for i in 0..48 * ms {
+        let t = i as f32 / 48_000.0;
+        phase += tau * (180.0 + 30.0 * (tau * 0.7 * t).sin()) / 48_000.0;
+        let syllable = (tau * 3.0 * t).sin().max(0.0).sqrt();
+        let v =
+            (phase.sin() + 0.6 * (2.0 * phase).sin() + 0.3 * (3.0 * phase).sin()) * 0.16 * syllable;
+        out.extend_from_slice(&((v * 32767.0) as i16).to_le_bytes());
+    }
+    out
 }
 
 /// RMS level in dBFS of each 20 ms frame of mono samples.
@@ -194,20 +195,12 @@ mod price {
 
 /// The replies the peer speaks (tone lengths in ms): greeting, turn 1, turn 2.
 const REPLIES_MS: [usize; 3] = [1000, 2000, 800];
+/// Length of the badge-accepted chime (`assets/prompts/badge_accepted.wav`).
+const CHIME_MS: usize = 320;
 
-/// How strictly the speaker output is judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Playout {
-    /// Reply audio reached the speaker (today's playout drops much of it in the rig's bursty
-    /// sink: issue 12, deliverable 5).
-    Heard,
-    /// Every reply is one unbroken run of its length.
-    Intact,
-}
-
-fn whole_session(extra: &str, playout: Playout) {
+fn whole_session(extra: &str) {
     let peer = PionPeer::start();
-    let kiosk = Kiosk::start_at(&peer.base_url, "kiosk-interop", extra, &[]);
+    let mut kiosk = Kiosk::start_at(&peer.base_url, "kiosk-interop", extra, &[]);
     kiosk.scanner.scan("0012345678");
 
     // The member answers the greeting, then says goodbye after the first reply.
@@ -243,37 +236,28 @@ fn whole_session(extra: &str, playout: Playout) {
     assert_eq!(state["label"], "oai-events");
     assert_eq!(stream_id % 2, 1, "{context}");
 
-    // The member's speech reached the peer: two utterances of 1.2 s, at their level.
+    // The member's speech reached the peer: two utterances, as long and as loud as said.
     let heard = s16(&std::fs::read(peer.out.path().join("member.pcm")).unwrap());
-    let levels = frame_levels(&heard);
-    let voiced: Vec<f32> = levels.iter().copied().filter(|&l| l > -40.0).collect();
-    let voiced_ms = voiced.len() * 20;
-    let mean_db = voiced.iter().sum::<f32>() / voiced.len().max(1) as f32;
-    let runs = voiced_runs(&levels);
+    let voiced =
+        |levels: Vec<f32>| -> Vec<f32> { levels.into_iter().filter(|&l| l > -40.0).collect() };
+    let heard = voiced(frame_levels(&heard));
+    let said = voiced(frame_levels(&s16(&utterance(1200))));
+    let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len().max(1) as f32;
+    let (heard_ms, said_ms) = (heard.len() * 20, 2 * said.len() * 20);
     eprintln!(
-        "interop: peer heard {voiced_ms} ms of speech at {mean_db:.1} dBFS in runs {:?} (frames)",
-        runs
-    );
-    // Said: 2 × 1200 ms. A debug daemon on a loaded 2-core machine loses some capture (one
-    // run heard 860 ms of 1200), so the bound is loose below and tight above.
-    assert!(
-        (1500..=2600).contains(&voiced_ms),
-        "the peer heard {voiced_ms} ms of speech, the member said 2400 ms\n{context}"
-    );
-    assert_eq!(
-        runs.iter().filter(|r| r.1 >= 25).count(),
-        2,
-        "two utterances of about 1.2 s: {runs:?}"
-    );
-    let said = frame_levels(&s16(&utterance(1200)));
-    let said_db = said.iter().sum::<f32>() / said.len() as f32;
-    assert!(
-        (mean_db - said_db).abs() <= 3.0,
-        "heard at {mean_db:.1} dBFS, said at {said_db:.1} dBFS"
+        "interop: peer heard {heard_ms} ms of speech at {:.1} dBFS; the member said {said_ms} ms at {:.1} dBFS",
+        mean(&heard),
+        mean(&said)
     );
     assert!(
-        runs.iter().filter(|r| r.1 >= 50).count() == 2,
-        "two utterances of about 1.2 s: {runs:?}"
+        heard_ms * 10 >= said_ms * 8 && heard_ms <= said_ms + 100,
+        "the peer heard {heard_ms} ms of speech, the member said {said_ms} ms\n{context}"
+    );
+    assert!(
+        (mean(&heard) - mean(&said)).abs() <= 3.0,
+        "heard at {:.1} dBFS, said at {:.1} dBFS",
+        mean(&heard),
+        mean(&said)
     );
     let timeline = state["timeline"].as_array().unwrap();
     let moments: Vec<String> = timeline
@@ -293,34 +277,6 @@ fn whole_session(extra: &str, playout: Playout) {
         .count();
     assert_eq!(speech_started, 2, "{context}");
 
-    // JARVIS's replies reached the speaker. Whole: each tone is one voiced run of its length
-    // (no gap inside), and nothing else is voiced.
-    let speaker = s16(&std::fs::read(kiosk.speaker_raw()).unwrap());
-    let left: Vec<i16> = speaker.iter().step_by(2).copied().collect();
-    let runs = voiced_runs(&frame_levels(&left));
-    let played: Vec<usize> = runs.iter().map(|r| r.1 * 20).collect();
-    let total: usize = played.iter().sum();
-    let expected: usize = REPLIES_MS.iter().sum();
-    let gaps = runs.len().saturating_sub(REPLIES_MS.len());
-    eprintln!(
-        "interop: speaker voiced {total} ms of {expected} ms in {} runs (ms): {played:?}",
-        runs.len()
-    );
-    assert!(
-        total <= expected + 120 && total >= expected / 4,
-        "speaker voiced {total} ms, the replies last {expected} ms: runs {played:?}"
-    );
-    if playout == Playout::Intact {
-        for want in REPLIES_MS {
-            assert!(
-                played.iter().any(|&p| p.abs_diff(want) <= 60),
-                "no run of {want} ms on the speaker (runs {played:?}): a reply was cut or has gaps"
-            );
-        }
-        assert_eq!(gaps, 0, "gaps inside the replies: runs {played:?}");
-        assert!(total.abs_diff(expected) <= 120, "runs {played:?}");
-    }
-
     // The cost: greeting, turn 1, turn 2 (end_session) and turn 1's transcription.
     use price::*;
     let greeting = 80 * TEXT_IN + 6 * TEXT_OUT + 25 * AUDIO_OUT;
@@ -334,27 +290,51 @@ fn whole_session(extra: &str, playout: Playout) {
         NanoUsd(greeting + turn1 + turn2 + asr),
         "{s:?}"
     );
-    kiosk.stop();
+    // The daemon's exit closes the speaker pipe, so everything it played is in the file.
+    kiosk.stop_with(nix::sys::signal::Signal::SIGTERM);
+    // JARVIS's replies reached the speaker. Whole: each tone is one voiced run of its length
+    // (no gap inside), and nothing else is voiced.
+    let speaker = s16(&std::fs::read(kiosk.speaker_raw()).unwrap());
+    let left: Vec<i16> = speaker.iter().step_by(2).copied().collect();
+    let runs = voiced_runs(&frame_levels(&left));
+    let played: Vec<usize> = runs.iter().map(|r| r.1 * 20).collect();
+    let total: usize = played.iter().sum();
+    // The replies, and the 320 ms badge chime (which the sink's start-up may split: the scan
+    // comes as soon as the daemon is ready).
+    let expected: usize = REPLIES_MS.iter().sum::<usize>() + CHIME_MS;
+    eprintln!(
+        "interop: speaker voiced {total} ms of {expected} ms in {} runs (start, ms): {:?}",
+        runs.len(),
+        runs.iter()
+            .map(|r| (r.0 * 20, r.1 * 20))
+            .collect::<Vec<_>>()
+    );
+    for want in REPLIES_MS {
+        assert!(
+            // The greeting may start while the chime ends (it is mixed over): one run of both.
+            played
+                .iter()
+                .any(|&p| (want.saturating_sub(60)..=want + CHIME_MS + 60).contains(&p)),
+            "no run of {want} ms on the speaker (runs {played:?}): a reply was cut or has gaps"
+        );
+    }
+    assert!(
+        total.abs_diff(expected) <= 120,
+        "speaker voiced {total} ms, expected {expected} ms: runs {played:?}"
+    );
 }
 
-/// With echo control off: the kiosk hears the member although the peer never stops sending.
+/// The shipped default (echo cancellation): the member is heard although the peer never stops
+/// sending, and every reply plays whole.
 #[test]
-fn whole_session_with_pion_echo_control_off() {
-    // Appended after the rig's [audio] table.
-    whole_session("echo_control = \"off\"\n", Playout::Heard);
-}
-
-/// The same, with every reply required whole on the speaker.
-#[test]
-#[ignore = "needs the playout fix on branch playout"]
-fn whole_session_with_pion_echo_control_off_intact_playout() {
-    whole_session("echo_control = \"off\"\n", Playout::Intact);
-}
-
-/// With the shipped default (half duplex): the peer's continuous silence packets must not keep
-/// the microphone gated.
-#[test]
-#[ignore = "needs the playout fix on branch playout"]
 fn whole_session_with_pion_default_config() {
-    whole_session("", Playout::Intact);
+    whole_session("");
+}
+
+/// Half duplex, the fallback: the peer's continuous silence packets must not keep the microphone
+/// gated (they did, when every received packet counted as JARVIS speaking).
+#[test]
+fn whole_session_with_pion_half_duplex() {
+    // Appended after the rig's [audio] table.
+    whole_session("echo_control = \"half_duplex\"\n");
 }

@@ -261,7 +261,6 @@ async fn run(
             "Realtime events ignored this session"
         );
     }
-    deps.playback.flush();
 }
 
 /// The data channel's messages, decoded, metered and reported to the driver.

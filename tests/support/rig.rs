@@ -258,12 +258,31 @@ impl Kiosk {
         write_config(d, kiosk_id, base_url, extra);
         let mic = Microphone::start(d, Vec::new());
         let child = spawn_daemon(d, &mic, env);
-        Kiosk {
+        let kiosk = Kiosk {
             dir,
             child,
             mic,
             scanner,
-        }
+        };
+        kiosk.wait_speaker_measured();
+        kiosk
+    }
+
+    /// The speaker is a `pv` sink that drains 100 ms at once, which the daemon measures from
+    /// a second after opening the device (see `jarvis_audio::burst`). Tests scan at once, so
+    /// they wait for that measure, as any kiosk up for more than a second has it.
+    fn wait_speaker_measured(&self) {
+        super::wait_until(
+            "the daemon to measure the speaker's 100 ms bursts",
+            Duration::from_secs(10),
+            || {
+                self.status().filter(|s| {
+                    s["health"]["gauges"]["audio_device_burst_ms"]
+                        .as_u64()
+                        .is_some_and(|ms| ms >= 100)
+                })
+            },
+        );
     }
 
     /// SIGKILLs the daemon (all a power cut is to the process: no signal handler, no flush)
@@ -366,5 +385,16 @@ impl Kiosk {
         let log = self.log();
         assert!(status.success(), "{status:?}\n{log}");
         log
+    }
+}
+
+/// A test that fails leaves no daemon behind: once its directory (and the microphone FIFO in it)
+/// is gone, an orphan would spin on the dead FIFO and load the machine for every later test.
+impl Drop for Kiosk {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }

@@ -108,6 +108,10 @@ pub struct JitterBuffer {
     late_boost_at_ms: u64,
     /// Extra packets allowed in the backlog because the device drains in bursts.
     device_burst: u32,
+    /// The burst the backlog bound still allows: a smaller measured burst lowers it only once
+    /// the backlog fits, so what the larger one buffered drains (or is trimmed as silence)
+    /// instead of being dropped as overflow.
+    bound_burst: u32,
     stats: JitterStats,
 }
 
@@ -130,6 +134,7 @@ impl JitterBuffer {
             late_boost: 0,
             late_boost_at_ms: 0,
             device_burst: 0,
+            bound_burst: 0,
             stats: JitterStats::default(),
         }
     }
@@ -200,11 +205,16 @@ impl JitterBuffer {
     /// as many.
     pub fn set_device_burst(&mut self, packets: u32) {
         self.device_burst = packets;
+        self.bound_burst = self.bound_burst.max(packets);
     }
 
     /// Drops the oldest packets while the backlog exceeds `max_depth` plus the device burst.
     fn trim_backlog(&mut self) {
-        let max = (self.cfg.max_depth.max(1) + self.device_burst) as usize;
+        let fits = |burst: u32| self.packets.len() <= (self.cfg.max_depth.max(1) + burst) as usize;
+        if fits(self.device_burst) {
+            self.bound_burst = self.device_burst;
+        }
+        let max = (self.cfg.max_depth.max(1) + self.bound_burst) as usize;
         while self.packets.len() > max {
             if let Some((seq, _)) = self.packets.pop_first() {
                 self.stats.overflow_dropped += 1;
@@ -570,6 +580,29 @@ mod tests {
         }
         assert_eq!(j.len(), 15);
         assert_eq!(j.stats().overflow_dropped, 0);
+    }
+
+    #[test]
+    fn a_smaller_burst_drains_what_the_larger_one_buffered_instead_of_dropping_it() {
+        let mut j = jb();
+        j.set_device_burst(5);
+        for s in 0..14 {
+            push(&mut j, s);
+        }
+        j.set_device_burst(1);
+        push(&mut j, 14);
+        assert_eq!(j.len(), 15);
+        assert_eq!(j.stats().overflow_dropped, 0, "nothing buffered is lost");
+        let mut t = 500;
+        while j.len() > 10 {
+            assert!(matches!(j.pop(t), Playout::Packet(_)));
+            t += 20;
+        }
+        for s in 15..19 {
+            push(&mut j, s);
+        }
+        assert_eq!(j.len(), 11, "once drained, the steady device's bound holds");
+        assert_eq!(j.stats().overflow_dropped, 3);
     }
 
     proptest! {
