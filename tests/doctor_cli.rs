@@ -8,9 +8,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use support::rig::{
-    Emulator, MIC_BYTES_PER_SEC, Microphone, Scanner, sound_card_env, write_config,
-};
+use support::rig::{Emulator, MIC_BYTES_PER_SEC, Microphone, Scanner, SoundCard, write_config};
 
 /// A 440 Hz tone, S16_LE mono 48 kHz, loud enough for the "microphone live" check.
 fn tone(secs: f64) -> Vec<u8> {
@@ -57,12 +55,12 @@ fn doctor_passes_on_a_healthy_kiosk() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let _scanner = Scanner::plug(&d.join("ttyBADGE"));
-    let mic = Microphone::start(d, tone(30.0));
+    let card = SoundCard::Paced(Microphone::start(d, tone(30.0)));
     let config = write_config(d, &login.kiosk_id, &emulator.base_url, "");
     let mut cmd = binary(&config, &["doctor", "--json"]);
     cmd.env("JARVIS_KIOSK__CENTRAL__URL", &login.url)
         .env("JARVIS_KIOSK__CENTRAL__PASSWORD_FILE", &login.password_file);
-    sound_card_env(&mut cmd, &mic, &d.join("speaker.raw"));
+    card.env(&mut cmd, d);
 
     let (code, checks) = doctor(&mut cmd);
     let fails: Vec<_> = checks.values().filter(|(l, _)| l == "FAIL").collect();

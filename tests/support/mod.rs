@@ -4,6 +4,7 @@
 pub mod journal;
 pub mod net;
 pub mod rig;
+pub mod room;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};

@@ -11,11 +11,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use jarvis_realtime_emulator::EmulatorConfig;
 use jarvis_realtime_emulator::faults::Faults;
+use jarvis_realtime_emulator::record::CallRecord;
 use jarvis_realtime_emulator::scenario::Scenario;
+use jarvis_realtime_emulator::{CallLog, EmulatorConfig};
 use jarvis_store::{SessionSummary, Store};
 
+use super::room::{Room, RoomSpec};
 use super::{NotifySocket, terminate};
 
 /// A badge scanner: a raw pty whose slave is reachable through a stable symlink.
@@ -111,16 +113,33 @@ impl Drop for Microphone {
     }
 }
 
-/// The ALSA environment of the virtual card for a daemon process.
-pub fn sound_card_env(cmd: &mut Command, mic: &Microphone, speaker_raw: &Path) {
-    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/asound-file.conf");
-    cmd.env("ALSA_CONFIG_PATH", conf)
-        .env("KIOSK_AUDIO_IN", &mic.fifo)
-        // S16_LE stereo 48 kHz = 192000 B/s: pv paces the speaker in real time.
-        .env(
-            "KIOSK_AUDIO_OUT",
-            format!("|exec pv -q -L 192000 -B 4096 > {}", speaker_raw.display()),
-        );
+/// What the daemon's virtual card is wired to.
+pub enum SoundCard {
+    /// A microphone FIFO fed by [`Microphone`], a speaker paced by `pv` into `speaker.raw`.
+    Paced(Microphone),
+    /// The speaker played back into the microphone through a simulated room.
+    Room(Room),
+}
+
+impl SoundCard {
+    /// The ALSA environment of the virtual card for a daemon process in `dir`.
+    pub fn env(&self, cmd: &mut Command, dir: &Path) {
+        let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/asound-file.conf");
+        cmd.env("ALSA_CONFIG_PATH", conf);
+        match self {
+            SoundCard::Paced(mic) => cmd.env("KIOSK_AUDIO_IN", &mic.fifo).env(
+                "KIOSK_AUDIO_OUT",
+                // S16_LE stereo 48 kHz = 192000 B/s: pv paces the speaker in real time.
+                format!(
+                    "|exec pv -q -L 192000 -B 4096 > {}",
+                    dir.join("speaker.raw").display()
+                ),
+            ),
+            SoundCard::Room(room) => cmd
+                .env("KIOSK_AUDIO_IN", &room.mic_fifo)
+                .env("KIOSK_AUDIO_OUT", &room.speaker_fifo),
+        };
+    }
 }
 
 /// The config keys that make the daemon open the virtual card in the formats above.
@@ -133,6 +152,7 @@ pub struct Emulator {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     pub base_url: String,
+    log: CallLog,
 }
 
 impl Emulator {
@@ -159,16 +179,22 @@ impl Emulator {
                 })
                 .await
                 .unwrap();
-                url_tx.send(emu.base_url()).unwrap();
+                url_tx.send((emu.base_url(), emu.call_log())).unwrap();
                 let _ = stopped.await;
             });
         });
-        let base_url = url_rx.recv().expect("the emulator did not start");
+        let (base_url, log) = url_rx.recv().expect("the emulator did not start");
         Emulator {
             stop: Some(stop),
             thread: Some(thread),
             base_url,
+            log,
         }
+    }
+
+    /// Every call so far, as the emulator recorded it.
+    pub fn calls(&self) -> Vec<CallRecord> {
+        self.log.calls()
     }
 }
 
@@ -204,7 +230,7 @@ pub fn write_config(dir: &Path, kiosk_id: &str, base_url: &str, extra: &str) -> 
 }
 
 /// Starts the daemon on `dir/config.toml` and waits for READY.
-fn spawn_daemon(dir: &Path, mic: &Microphone, env: &[(&str, &str)]) -> Child {
+fn spawn_daemon(dir: &Path, card: &SoundCard, env: &[(&str, &str)]) -> Child {
     // A restart binds afresh: the previous socket is being drained by a thread of its own.
     let _ = std::fs::remove_file(dir.join("notify.sock"));
     let notify = NotifySocket::bind(dir);
@@ -218,7 +244,7 @@ fn spawn_daemon(dir: &Path, mic: &Microphone, env: &[(&str, &str)]) -> Child {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap());
-    sound_card_env(&mut cmd, mic, &dir.join("speaker.raw"));
+    card.env(&mut cmd, dir);
     let child = cmd.spawn().unwrap();
     notify
         .wait_for("READY=1", Duration::from_secs(20))
@@ -231,7 +257,7 @@ fn spawn_daemon(dir: &Path, mic: &Microphone, env: &[(&str, &str)]) -> Child {
 pub struct Kiosk {
     pub dir: tempfile::TempDir,
     child: Child,
-    pub mic: Microphone,
+    pub card: SoundCard,
     pub scanner: Scanner,
 }
 
@@ -256,16 +282,49 @@ impl Kiosk {
         let d = dir.path();
         let scanner = Scanner::plug(&d.join("ttyBADGE"));
         write_config(d, kiosk_id, base_url, extra);
-        let mic = Microphone::start(d, Vec::new());
-        let child = spawn_daemon(d, &mic, env);
+        let card = SoundCard::Paced(Microphone::start(d, Vec::new()));
+        let child = spawn_daemon(d, &card, env);
         let kiosk = Kiosk {
             dir,
             child,
-            mic,
+            card,
             scanner,
         };
         kiosk.wait_speaker_measured();
         kiosk
+    }
+
+    /// A kiosk whose speaker is heard by its own microphone through `room` (a steady 20 ms
+    /// device: nothing to wait for before scanning).
+    pub fn start_in_room(base_url: &str, kiosk_id: &str, extra: &str, room: RoomSpec) -> Kiosk {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let scanner = Scanner::plug(&d.join("ttyBADGE"));
+        write_config(d, kiosk_id, base_url, extra);
+        let card = SoundCard::Room(Room::start(d, room));
+        let child = spawn_daemon(d, &card, &[]);
+        Kiosk {
+            dir,
+            child,
+            card,
+            scanner,
+        }
+    }
+
+    /// The paced microphone (not in a room).
+    pub fn mic(&self) -> &Microphone {
+        match &self.card {
+            SoundCard::Paced(mic) => mic,
+            SoundCard::Room(_) => panic!("a kiosk in a room is spoken to through its room"),
+        }
+    }
+
+    /// The room (a kiosk started with [`Kiosk::start_in_room`]).
+    pub fn room(&self) -> &Room {
+        match &self.card {
+            SoundCard::Room(room) => room,
+            SoundCard::Paced(_) => panic!("this kiosk is not in a room"),
+        }
     }
 
     /// The speaker is a `pv` sink that drains 100 ms at once, which the daemon measures from
@@ -293,7 +352,7 @@ impl Kiosk {
         self.child.wait().unwrap();
         let d = self.dir.path();
         std::fs::rename(d.join("daemon.log"), d.join("daemon-killed.log")).unwrap();
-        self.child = spawn_daemon(d, &self.mic, env);
+        self.child = spawn_daemon(d, &self.card, env);
     }
 
     /// A `jarvis-kiosk` command against this kiosk's config (`status`, `doctor`...).

@@ -138,10 +138,9 @@ pub(super) struct Recorder {
 
 impl Recorder {
     pub(super) fn new(record: Arc<Mutex<CallRecord>>) -> Self {
-        Self {
-            start: Instant::now(),
-            record,
-        }
+        let start = Instant::now();
+        lock(&record).answered_at = Some(start);
+        Self { start, record }
     }
 
     fn with(&self, f: impl FnOnce(&mut CallRecord)) {

@@ -259,7 +259,24 @@ impl Emulator {
     /// whether reply audio was playing, barge-ins, server events), the audio of each reply,
     /// and the member audio as decoded.
     pub fn calls(&self) -> Vec<CallRecord> {
-        lock(&self.shared.records)
+        self.call_log().calls()
+    }
+
+    /// A handle on the call records that can leave the emulator's thread: tests run it on a
+    /// runtime of their own and read its calls from the test's thread.
+    pub fn call_log(&self) -> CallLog {
+        CallLog(self.shared.clone())
+    }
+}
+
+/// See [`Emulator::call_log`].
+#[derive(Clone)]
+pub struct CallLog(Arc<Shared>);
+
+impl CallLog {
+    /// As [`Emulator::calls`].
+    pub fn calls(&self) -> Vec<CallRecord> {
+        lock(&self.0.records)
             .iter()
             .map(|r| lock(r).clone())
             .collect()

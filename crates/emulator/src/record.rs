@@ -2,7 +2,7 @@
 //! reply audio, and the member audio the emulator decoded (so a test measures what the server
 //! heard, not only which events it sent).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -11,6 +11,9 @@ use serde_json::Value;
 pub struct CallRecord {
     /// The call id (`rtc_…`), as in the `Location` header.
     pub call_id: String,
+    /// When the SDP answer was made: the origin of the timeline's times, for tests that line
+    /// them up with what they observe themselves (set once the call is answered).
+    pub answered_at: Option<Instant>,
     /// What happened, in order; times count from the SDP answer.
     pub timeline: Vec<TimelineEntry>,
     /// Every reply whose audio started, in order.
