@@ -205,9 +205,9 @@ fn whole_session(extra: &str) {
 
     // The member answers the greeting, then says goodbye after the first reply.
     peer.wait_sent("output_audio_buffer.stopped", 1, &kiosk);
-    kiosk.mic.say(&utterance(1200));
+    kiosk.mic().say(&utterance(1200));
     peer.wait_sent("output_audio_buffer.stopped", 2, &kiosk);
-    kiosk.mic.say(&utterance(1200));
+    kiosk.mic().say(&utterance(1200));
 
     let s = kiosk.ended_session(Duration::from_secs(40));
     let state = support::wait_until("the peer hung up", Duration::from_secs(10), || {
