@@ -590,3 +590,52 @@ fn a_full_disk_stops_new_sessions_until_the_store_records_again() {
     let log = kiosk.stop_with(nix::sys::signal::Signal::SIGTERM);
     assert!(log.contains("stopped"), "{log}");
 }
+
+/// Waits until the virtual speaker has played `secs` of sound (non-silent stereo frames).
+fn wait_heard(kiosk: &Kiosk, secs: f64) {
+    let want = (secs * 48_000.0) as usize;
+    support::wait_until(
+        &format!("{secs} s of sound on the speaker"),
+        Duration::from_secs(20),
+        || {
+            let raw = std::fs::read(kiosk.speaker_raw()).ok()?;
+            let frames = raw
+                .chunks_exact(4)
+                .filter(|f| f.iter().any(|b| *b != 0))
+                .count();
+            (frames >= want).then_some(())
+        },
+    );
+}
+
+/// long_reply.toml: the greeting and the 5 s reply, both billed in full.
+fn long_reply_cost() -> u64 {
+    use price::*;
+    let greeting = 80 * TEXT_IN + 3 * TEXT_OUT + 8 * AUDIO_OUT;
+    let reply = 100 * TEXT_IN + 20 * AUDIO_IN + 25 * TEXT_OUT + 100 * AUDIO_OUT;
+    greeting + reply
+}
+
+/// SIGTERM while JARVIS is 1.5 s into a 5 s reply: the kiosk cancels it, reads on for its
+/// `response.done` (`cancelled`, billed as generated) and records it before ending the session.
+#[test]
+fn shutdown_during_a_reply_records_its_usage() {
+    let emulator = Emulator::start("long_reply.toml", &[]);
+    let mut kiosk = Kiosk::start(&emulator, "kiosk-e2e", "[session]\nidle_timeout_s = 600\n");
+    kiosk.scanner.scan("0012345678");
+    let live = wait_live(&kiosk);
+    // The 0.2 s greeting, then well into the reply (and 3 s of it still to play).
+    wait_heard(&kiosk, 1.5);
+    let db = kiosk.db();
+    let log = kiosk.stop_with(nix::sys::signal::Signal::SIGTERM);
+    let store = Store::open_existing(&db).unwrap();
+    let s = store
+        .recent_sessions(5)
+        .unwrap()
+        .into_iter()
+        .find(|s| s.session_id.to_string() == live)
+        .unwrap_or_else(|| panic!("no session {live}:\n{log}"));
+    assert_eq!(s.end_reason.as_deref(), Some("shutdown"), "{s:?}\n{log}");
+    assert_eq!(s.responses, 2, "{s:?}\n{log}");
+    assert_eq!(s.total_nusd, NanoUsd(long_reply_cost()), "{s:?}\n{log}");
+}

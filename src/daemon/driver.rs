@@ -226,6 +226,17 @@ impl<D: Directory> Driver<D> {
 
         let now = clock::now();
         self.feed(&mut ctx, &mut fed, now, Input::Shutdown).await;
+        // The hung-up conversations read on for the usage of responses still running (billed
+        // by OpenAI): record it until each has finished (its report sender dropped with it) or
+        // their grace has passed.
+        ctx.reports = mpsc::channel(1).0;
+        let deadline = tokio::time::Instant::now() + super::conversation::USAGE_GRACE + TICK;
+        while let Ok(Some(report)) = tokio::time::timeout_at(deadline, reports.recv()).await {
+            if let ConversationEvent::Input(input) = report {
+                self.feed(&mut ctx, &mut fed, clock::now(), input).await;
+            }
+        }
+        let now = clock::now();
         ctx.retry_unrecorded(now).await;
         mic_task.abort();
         self.machine
