@@ -639,3 +639,47 @@ fn shutdown_during_a_reply_records_its_usage() {
     assert_eq!(s.responses, 2, "{s:?}\n{log}");
     assert_eq!(s.total_nusd, NanoUsd(long_reply_cost()), "{s:?}\n{log}");
 }
+
+/// `session.max_duration_s` reached while JARVIS speaks (the idle timer cannot fire then: it
+/// only counts while JARVIS is silent): the kiosk asks for a goodbye, queued behind the 5 s
+/// reply. The kiosk hangs up when the reply ends (its `response.done` counts as the goodbye's
+/// for the session machine), with the goodbye's response started and not done: it is
+/// cancelled, billed, and its usage recorded with the rest.
+#[test]
+fn the_time_limit_during_a_reply_records_every_response() {
+    let emulator = Emulator::start("long_reply.toml", &[]);
+    let kiosk = Kiosk::start(
+        &emulator,
+        "kiosk-e2e",
+        "[session]\nidle_timeout_s = 600\nmax_duration_s = 1\n",
+    );
+    kiosk.scanner.scan("0012345678");
+    let s = kiosk.ended_session(Duration::from_secs(30));
+    assert_eq!(
+        s.end_reason.as_deref(),
+        Some("max_duration"),
+        "{s:?}\n{}",
+        kiosk.log()
+    );
+    use price::*;
+    // 180 input tokens of which 150 cached.
+    let goodbye = 30 * TEXT_IN + 150 * CACHED + 4 * TEXT_OUT + 6 * AUDIO_OUT;
+    // The late usage lands after `SessionEnded`: wait for it in the store.
+    let db = kiosk.db();
+    let s = support::wait_until("the goodbye's usage", Duration::from_secs(5), || {
+        let store = Store::open_existing(&db).ok()?;
+        let s = store.recent_sessions(5).ok()?.into_iter().next()?;
+        (s.responses == 3).then_some(s)
+    });
+    assert_eq!(
+        s.total_nusd,
+        NanoUsd(long_reply_cost() + goodbye),
+        "{s:?}\n{}",
+        kiosk.log()
+    );
+    let log = kiosk.stop();
+    assert!(
+        !log.contains("hung up before the usage of running responses arrived"),
+        "{log}"
+    );
+}
