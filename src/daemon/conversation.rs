@@ -29,7 +29,7 @@ use jarvis_realtime::session_update::{self, InstructionsTemplate, MemberContext}
 /// Microphone frames that may wait for the peer (100 ms); older ones are dropped, not delayed.
 const AUDIO_QUEUE: usize = 5;
 /// How long a hang-up waits for the usage of responses still running.
-const USAGE_GRACE: Duration = Duration::from_secs(2);
+pub const USAGE_GRACE: Duration = Duration::from_secs(2);
 
 /// Everything a conversation needs that outlives it.
 pub struct RealtimeDeps {
@@ -247,7 +247,7 @@ async fn run(
                     Err(e) => tracing::error!(error = %e, "cannot encode a client event"),
                 },
                 Some(Command::HangUp) | None => {
-                    inbox.await_usage_in_flight(&mut events).await;
+                    inbox.await_usage_in_flight(&peer, &mut events).await;
                     hang_up(&deps, &peer, call_id.as_deref()).await;
                     break;
                 }
@@ -304,11 +304,27 @@ impl Inbox<'_> {
         }
     }
 
-    /// OpenAI bills a response as generated, even when nobody hears it: before closing, read
-    /// on until every started response has its `response.done` (its usage goes to the
-    /// ended session) or [`USAGE_GRACE`] passes. Audio arriving meanwhile is not played.
-    async fn await_usage_in_flight(&mut self, events: &mut mpsc::Receiver<PeerEvent>) {
+    /// OpenAI bills a response as generated, even when nobody hears it: before closing, cancel
+    /// what is still running (so the server ends it now, `cancelled`, with its usage so far,
+    /// rather than when its audio would have finished playing), then read on until every
+    /// started response has its `response.done` (its usage goes to the ended session) or
+    /// [`USAGE_GRACE`] passes. Audio arriving meanwhile is not played.
+    async fn await_usage_in_flight(
+        &mut self,
+        peer: &PeerHandle,
+        events: &mut mpsc::Receiver<PeerEvent>,
+    ) {
         let deadline = tokio::time::Instant::now() + USAGE_GRACE;
+        if self.translator.responses_in_flight() > 0 {
+            for event in [
+                ClientEvent::response_cancel(),
+                ClientEvent::OutputAudioBufferClear { event_id: None },
+            ] {
+                if let Ok(json) = event.to_json() {
+                    let _ = peer.send_event(json);
+                }
+            }
+        }
         while self.translator.responses_in_flight() > 0 {
             match tokio::time::timeout_at(deadline, events.recv()).await {
                 Ok(Some(PeerEvent::Message(text))) => self.on_message(&text).await,

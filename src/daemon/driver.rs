@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::conversation::{Conversation, ConversationEvent, RealtimeDeps};
 use super::faults::TestFaults;
 use super::watchdog::Heartbeat;
-use jarvis_audio::{OpusFrame, Playback, PromptSound};
+use jarvis_audio::{Capture, OpusFrame, Playback, PromptSound};
 use jarvis_badge::Scan;
 use jarvis_core::badge::Badge;
 use jarvis_core::breaker::{Admission, Breaker, BreakerState};
@@ -66,6 +66,8 @@ pub struct Driver<D: Directory> {
     pub directory: Arc<D>,
     pub realtime: Arc<RealtimeDeps>,
     pub playback: Arc<Playback>,
+    /// Live only while a session's conversation connects or runs: idle costs no encoding.
+    pub capture: Arc<Capture>,
     pub breaker: Breaker,
     /// Bumped on every turn of the loop: the watchdog pings only while it moves.
     pub heartbeat: Heartbeat,
@@ -110,6 +112,7 @@ impl<D: Directory> Driver<D> {
             store: self.store.clone(),
             health: self.health.clone(),
             playback: self.playback.clone(),
+            capture: self.capture.clone(),
             badges: HashMap::new(),
             conversations: HashMap::new(),
             reports: reports_tx,
@@ -223,6 +226,17 @@ impl<D: Directory> Driver<D> {
 
         let now = clock::now();
         self.feed(&mut ctx, &mut fed, now, Input::Shutdown).await;
+        // The hung-up conversations read on for the usage of responses still running (billed
+        // by OpenAI): record it until each has finished (its report sender dropped with it) or
+        // their grace has passed.
+        ctx.reports = mpsc::channel(1).0;
+        let deadline = tokio::time::Instant::now() + super::conversation::USAGE_GRACE + TICK;
+        while let Ok(Some(report)) = tokio::time::timeout_at(deadline, reports.recv()).await {
+            if let ConversationEvent::Input(input) = report {
+                self.feed(&mut ctx, &mut fed, clock::now(), input).await;
+            }
+        }
+        let now = clock::now();
         ctx.retry_unrecorded(now).await;
         mic_task.abort();
         self.machine
@@ -429,6 +443,7 @@ struct Ctx {
     store: StoreHandle,
     health: Health,
     playback: Arc<Playback>,
+    capture: Arc<Capture>,
     /// Raw badges of scans whose lookup is pending (never kept longer).
     badges: HashMap<ScanId, Badge>,
     conversations: HashMap<Uuid, Conversation>,
@@ -529,7 +544,9 @@ impl Ctx {
         self.record(alert).await;
     }
 
-    /// Points the microphone at the current session's conversation (or nowhere).
+    /// Points the microphone at the current session's conversation (or nowhere), and keeps
+    /// capture live only while there is one: with no conversation the capture thread only
+    /// drains the device (no resampling, echo cancellation or encoding).
     fn route_audio(&mut self, current: Option<Uuid>) {
         let sink = current.and_then(|id| self.conversations.get(&id).map(|c| (id, c)));
         let target = sink.as_ref().map(|(id, _)| *id);
@@ -537,6 +554,7 @@ impl Ctx {
             return;
         }
         self.routed = target;
+        self.capture.set_live(target.is_some());
         if let Ok(mut live) = self.live_audio.lock() {
             *live = sink.map(|(_, c)| c.audio_sink());
         }

@@ -106,6 +106,9 @@ pub async fn run(
             .context("starting the badge reader")?;
         let (playback, capture, mic) = jarvis_audio::start(&cfg.audio, health.clone());
         let playback = Arc::new(playback);
+        // Idle until a session's conversation starts (the driver switches it).
+        capture.set_live(false);
+        let capture = Arc::new(capture);
         let realtime = Arc::new(realtime_deps(&cfg, &health, playback.clone())?);
         let heartbeat = watchdog::Heartbeat::default();
         let (reload_tx, reloads) = mpsc::channel(1);
@@ -116,6 +119,7 @@ pub async fn run(
             directory,
             realtime,
             playback: playback.clone(),
+            capture: capture.clone(),
             breaker: Breaker::new(cfg.openai.breaker_settings()),
             heartbeat: heartbeat.clone(),
             faults,
@@ -207,7 +211,11 @@ pub async fn run(
         if let Some(reader) = reader {
             reader.stop();
         }
-        capture.stop();
+        // The stopped lifecycle has dropped its handle; if it did not stop in time, capture
+        // closes with the runtime.
+        if let Ok(capture) = Arc::try_unwrap(capture) {
+            capture.stop();
+        }
         let left = supervisor.shutdown(SHUTDOWN_GRACE).await;
         if left > 0 {
             tracing::warn!(

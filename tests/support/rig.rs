@@ -401,6 +401,11 @@ impl Kiosk {
         super::send_signal(&self.child, signal);
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn config(&self) -> PathBuf {
         self.dir.path().join("config.toml")
     }

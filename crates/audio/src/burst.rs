@@ -11,7 +11,8 @@
 //! [`WARM_UP_MS`] are not measured: opening a device fills its buffers at once (the 64 KiB
 //! pipe in front of a `pv` sink takes 340 ms), which says nothing of how it drains after.
 
-/// Wake-ups closer than this belong to the same burst (the thread's idle timeout is 5 ms).
+/// Wake-ups closer than this belong to the same burst (the thread wakes at least every 5 ms
+/// while playing).
 pub const BURST_GAP_MS: u64 = 4;
 /// Time after the first observation during which drains are not measured.
 pub const WARM_UP_MS: u64 = 1_000;

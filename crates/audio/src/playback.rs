@@ -37,6 +37,10 @@ use jarvis_core::health::Health;
 const QUEUE: usize = 512;
 /// Audio kept ready ahead of the device beyond its measured burst, in milliseconds.
 const AHEAD_MS: u32 = 10;
+/// How long the playback thread sleeps at most while a stream or prompt plays.
+const ACTIVE_POLL: Duration = Duration::from_millis(5);
+/// ... and while nothing plays (idle costs nothing: see README's benchmark table).
+const IDLE_POLL: Duration = Duration::from_millis(100);
 /// How long a measured device burst is remembered (between one and two of these): a device's
 /// pattern does not change, and a burst forgotten too soon is a gap when it recurs.
 const BURST_WINDOW_MS: u64 = 10_000;
@@ -320,7 +324,15 @@ impl StreamWorker for Worker {
                 );
                 reported_decode_errors = decode_errors;
             }
-            thread::park_timeout(Duration::from_millis(5));
+            // Every device callback, packet, prompt and flush wakes the thread; the timeout
+            // only keeps a stream's refill going between them. With nothing to play, the
+            // callbacks alone (for the burst measure) are enough.
+            let timeout = if chain.is_active() {
+                ACTIVE_POLL
+            } else {
+                IDLE_POLL
+            };
+            thread::park_timeout(timeout);
         }
     }
 

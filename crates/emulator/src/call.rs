@@ -266,6 +266,12 @@ pub(super) async fn run(
                 script.step(Input::Timer)
             }
             _ = &mut hangup => {
+                for action in script.step(Input::HangUp) {
+                    if let Action::Send(v) = action {
+                        recorder.note(record::sent(&v));
+                        send(&peer, v.to_string());
+                    }
+                }
                 let _ = peer.close();
                 shared.note_hangup();
                 // Let the close drain (close_notify) before the handle is dropped.

@@ -24,6 +24,9 @@ pub enum Input<'a> {
     Timer,
     /// The audio started by the oldest pending [`Action::Play`] has been fully sent.
     AudioFinished,
+    /// The call is hung up: responses still running end `cancelled`/`client_cancelled` with
+    /// their usage (billed as generated), sent before the connection closes.
+    HangUp,
 }
 
 /// What the call runtime must do, in order.
@@ -247,6 +250,10 @@ impl Script {
                 }
             }
             Input::AudioFinished => self.on_audio_finished(&mut out),
+            Input::HangUp => {
+                self.cancel_all("client_cancelled", &mut out);
+                self.playing.clear();
+            }
         }
         out
     }
@@ -401,7 +408,10 @@ impl Script {
     }
 
     fn response_create(&mut self, msg: &Value, out: &mut Vec<Action>) {
-        let reply = if self.goodbye_due {
+        // One-off instructions after the greeting: the kiosk asks for a goodbye itself (time
+        // or spending limit reached).
+        let asked_goodbye = self.greeted && msg["response"]["instructions"].is_string();
+        let reply = if self.goodbye_due || asked_goodbye {
             self.goodbye_due = false;
             self.scenario.goodbye.clone()
         } else if !self.greeted && self.next_turn == 0 {

@@ -370,6 +370,39 @@ fn clear_stops_audio_and_reports_cleared() {
 }
 
 #[test]
+fn a_hang_up_mid_reply_sends_its_response_done_cancelled_with_usage() {
+    let mut s = script("timer", ScriptFaults::default());
+    s.step(Input::Open);
+    s.step(Input::Timer);
+    let a = s.step(Input::HangUp);
+    assert_eq!(kinds(&a), ["response.done"]);
+    let response = &sent(&a, "response.done")[0]["response"];
+    assert_eq!(response["status"], "cancelled");
+    assert_eq!(response["status_details"]["reason"], "client_cancelled");
+    assert_eq!(
+        response["usage"]["output_token_details"]["audio_tokens"],
+        50
+    );
+    assert!(s.step(Input::HangUp).is_empty(), "only once");
+}
+
+#[test]
+fn instructions_after_the_greeting_ask_for_the_goodbye() {
+    let mut s = script("vad", ScriptFaults::default());
+    s.step(Input::Open);
+    s.step(Input::Client(r#"{"type":"response.create"}"#));
+    s.step(Input::AudioFinished);
+    let a = s.step(Input::Client(
+        r#"{"type":"response.create","response":{"instructions":"Say goodbye."}}"#,
+    ));
+    assert_eq!(sent(&a, "response.created").len(), 1, "{:?}", kinds(&a));
+    let end = s.step(Input::AudioFinished);
+    let done = &sent(&end, "response.done")[0]["response"];
+    assert_eq!(done["output"][0]["content"][0]["transcript"], "A bientot");
+    assert_eq!(done["usage"]["input_tokens"], 300);
+}
+
+#[test]
 fn response_cancel_ends_the_open_response_and_leaves_its_audio() {
     let mut s = script("timer", ScriptFaults::default());
     s.step(Input::Open);
