@@ -12,18 +12,6 @@ use jarvis_core::money::NanoUsd;
 use jarvis_store::{SessionSummary, Store};
 use support::rig::{Emulator, Kiosk};
 
-/// Nano-dollars per token of the shipped table (reference §9), written out independently.
-mod price {
-    pub const TEXT_IN: u64 = 4_000;
-    pub const CACHED: u64 = 400;
-    pub const TEXT_OUT: u64 = 16_000;
-    pub const AUDIO_IN: u64 = 32_000;
-    pub const AUDIO_OUT: u64 = 64_000;
-    /// gpt-4o-mini-transcribe: audio in $3 / 1M, text out $5 / 1M.
-    pub const ASR_AUDIO_IN: u64 = 3_000;
-    pub const ASR_TEXT_OUT: u64 = 5_000;
-}
-
 /// CPU the daemon's own threads used over `window`, as a share of one core, leaving out the
 /// virtual card's device threads (cpal's ALSA callback threads, `cpal_alsa_in`/`_out`, whose
 /// cost on real hardware is the driver's), and the per-thread figures.
@@ -83,7 +71,7 @@ fn scan_converse_goodbye_and_exact_cost() {
     assert_eq!(s.membership.as_deref(), Some("guest"));
     assert!(s.connect_ms.is_some(), "{s:?}");
 
-    use price::*;
+    use support::price::*;
     // kiosk_e2e.toml: the greeting the kiosk asks for, turn 1, turn 2 (says goodbye and calls
     // end_session), and the transcription of turn 1.
     let greeting = 80 * TEXT_IN + 6 * TEXT_OUT + 25 * AUDIO_OUT;
@@ -423,15 +411,7 @@ fn a_terminating_signal_ends_the_live_session_as_shutdown() {
         let mut kiosk = Kiosk::start(&emulator, "kiosk-e2e", "[session]\nidle_timeout_s = 600\n");
         kiosk.scanner.scan("0012345678");
         let live = wait_live(&kiosk);
-        let db = kiosk.db();
-        let log = kiosk.stop_with(signal);
-        let store = Store::open_existing(&db).unwrap();
-        let s = store
-            .recent_sessions(5)
-            .unwrap()
-            .into_iter()
-            .find(|s| s.session_id.to_string() == live)
-            .unwrap_or_else(|| panic!("{signal}: no session {live}:\n{log}"));
+        let (s, log) = kiosk.stop_and_find(signal, &live);
         assert_eq!(
             s.end_reason.as_deref(),
             Some("shutdown"),
@@ -610,7 +590,7 @@ fn wait_heard(kiosk: &Kiosk, secs: f64) {
 
 /// long_reply.toml: the greeting and the 5 s reply, both billed in full.
 fn long_reply_cost() -> u64 {
-    use price::*;
+    use support::price::*;
     let greeting = 80 * TEXT_IN + 3 * TEXT_OUT + 8 * AUDIO_OUT;
     let reply = 100 * TEXT_IN + 20 * AUDIO_IN + 25 * TEXT_OUT + 100 * AUDIO_OUT;
     greeting + reply
@@ -626,15 +606,7 @@ fn shutdown_during_a_reply_records_its_usage() {
     let live = wait_live(&kiosk);
     // The 0.2 s greeting, then well into the reply (and 3 s of it still to play).
     wait_heard(&kiosk, 1.5);
-    let db = kiosk.db();
-    let log = kiosk.stop_with(nix::sys::signal::Signal::SIGTERM);
-    let store = Store::open_existing(&db).unwrap();
-    let s = store
-        .recent_sessions(5)
-        .unwrap()
-        .into_iter()
-        .find(|s| s.session_id.to_string() == live)
-        .unwrap_or_else(|| panic!("no session {live}:\n{log}"));
+    let (s, log) = kiosk.stop_and_find(nix::sys::signal::Signal::SIGTERM, &live);
     assert_eq!(s.end_reason.as_deref(), Some("shutdown"), "{s:?}\n{log}");
     assert_eq!(s.responses, 2, "{s:?}\n{log}");
     assert_eq!(s.total_nusd, NanoUsd(long_reply_cost()), "{s:?}\n{log}");
@@ -661,7 +633,7 @@ fn the_time_limit_during_a_reply_records_every_response() {
         "{s:?}\n{}",
         kiosk.log()
     );
-    use price::*;
+    use support::price::*;
     // 180 input tokens of which 150 cached.
     let goodbye = 30 * TEXT_IN + 150 * CACHED + 4 * TEXT_OUT + 6 * AUDIO_OUT;
     // The late usage lands after `SessionEnded`: wait for it in the store.

@@ -182,17 +182,6 @@ fn voiced_runs(levels: &[f32]) -> Vec<(usize, usize)> {
     runs
 }
 
-/// Nano-dollars per token of the shipped gpt-realtime table (reference §9).
-mod price {
-    pub const TEXT_IN: u64 = 4_000;
-    pub const CACHED: u64 = 400;
-    pub const TEXT_OUT: u64 = 16_000;
-    pub const AUDIO_IN: u64 = 32_000;
-    pub const AUDIO_OUT: u64 = 64_000;
-    pub const ASR_AUDIO_IN: u64 = 3_000;
-    pub const ASR_TEXT_OUT: u64 = 5_000;
-}
-
 /// The replies the peer speaks (tone lengths in ms): greeting, turn 1, turn 2.
 const REPLIES_MS: [usize; 3] = [1000, 2000, 800];
 /// Length of the badge-accepted chime (`assets/prompts/badge_accepted.wav`).
@@ -278,7 +267,7 @@ fn whole_session(extra: &str) {
     assert_eq!(speech_started, 2, "{context}");
 
     // The cost: greeting, turn 1, turn 2 (end_session) and turn 1's transcription.
-    use price::*;
+    use support::price::*;
     let greeting = 80 * TEXT_IN + 6 * TEXT_OUT + 25 * AUDIO_OUT;
     let turn1 = 100 * TEXT_IN + 20 * AUDIO_IN + 5 * TEXT_OUT + 40 * AUDIO_OUT;
     let turn2 = 50 * TEXT_IN + 100 * CACHED + 30 * AUDIO_IN + 5 * TEXT_OUT + 30 * AUDIO_OUT;

@@ -3,6 +3,7 @@
 
 pub mod journal;
 pub mod net;
+pub mod price;
 pub mod rig;
 pub mod room;
 

@@ -425,6 +425,25 @@ impl Kiosk {
     }
 
     /// Stops the daemon with `signal` (SIGTERM, SIGINT, SIGQUIT) and returns its log.
+    /// Stops the daemon with `signal` and returns the session `session_id` as the store
+    /// kept it, with the daemon's log.
+    pub fn stop_and_find(
+        &mut self,
+        signal: nix::sys::signal::Signal,
+        session_id: &str,
+    ) -> (SessionSummary, String) {
+        let db = self.db();
+        let log = self.stop_with(signal);
+        let s = Store::open_existing(&db)
+            .unwrap()
+            .recent_sessions(5)
+            .unwrap()
+            .into_iter()
+            .find(|s| s.session_id.to_string() == session_id)
+            .unwrap_or_else(|| panic!("{signal}: no session {session_id}:\n{log}"));
+        (s, log)
+    }
+
     pub fn stop_with(&mut self, signal: nix::sys::signal::Signal) -> String {
         super::send_signal(&self.child, signal);
         let deadline = Instant::now() + Duration::from_secs(5);
