@@ -110,7 +110,7 @@ pub async fn run(
         capture.set_live(false);
         let capture = Arc::new(capture);
         let realtime = Arc::new(realtime_deps(&cfg, &health, playback.clone())?);
-        let heartbeat = watchdog::Heartbeat::default();
+        let heartbeat = watchdog::Heartbeat::new(driver::TICK);
         let (reload_tx, reloads) = mpsc::channel(1);
         let driver = driver::Driver {
             machine,
