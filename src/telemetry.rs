@@ -6,11 +6,12 @@
 //! session they serve ([`tracing::Instrument`]); [`session_span`] builds it.
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
 
 use tracing::Span;
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Registry, reload};
 
 /// Where log lines go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -44,9 +45,30 @@ pub fn resolve(format: LogFormat, journal_stream: Option<&str>) -> LogFormat {
     }
 }
 
+/// The installed subscriber's filter, which `log.level` sets and a reload (SIGHUP) changes.
+static LEVEL: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
+
+/// Changes the level of the installed subscriber (`log.level` syntax: `info`,
+/// `info,jarvis_audio=debug`...). An error names what is wrong; the level stays as it was.
+pub fn set_level(filter: &str) -> Result<(), String> {
+    let new = EnvFilter::try_new(filter).map_err(|e| format!("log.level = {filter:?}: {e}"))?;
+    let handle = LEVEL
+        .get()
+        .ok_or_else(|| "no log subscriber is installed".to_string())?;
+    handle
+        .reload(new)
+        .map_err(|e| format!("log.level = {filter:?}: {e}"))
+}
+
 /// Installs the global subscriber. Call once, before anything logs.
 pub fn init(format: LogFormat, filter: &str, kiosk_id: &str) -> Installed {
-    let env_filter = || EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let env_filter = || {
+        let (layer, handle) = reload::Layer::new(
+            EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info")),
+        );
+        let _ = LEVEL.set(handle);
+        layer
+    };
     let journal_stream = std::env::var("JOURNAL_STREAM").ok();
     match resolve(format, journal_stream.as_deref()) {
         LogFormat::Journald => match tracing_journald::layer() {
@@ -88,7 +110,7 @@ pub fn init(format: LogFormat, filter: &str, kiosk_id: &str) -> Installed {
     }
 }
 
-fn init_human(filter: EnvFilter) {
+fn init_human(filter: reload::Layer<EnvFilter, Registry>) {
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(

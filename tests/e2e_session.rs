@@ -453,6 +453,32 @@ fn sighup_reloads_session_limits_and_names_what_needs_a_restart() {
     kiosk.stop();
 }
 
+/// `log.level` is reloaded too: a daemon started at `warn` logs nothing at info until a
+/// SIGHUP brings it to `info`, and then logs the reload itself.
+#[test]
+fn sighup_changes_the_log_level() {
+    let emulator = Emulator::start("live_until_idle.toml", &[]);
+    let kiosk = Kiosk::start(&emulator, "kiosk-e2e", "[log]\nlevel = \"warn\"\n");
+    let quiet = kiosk.log();
+    assert!(
+        !quiet.contains("\"INFO\""),
+        "at warn, nothing at info:\n{quiet}"
+    );
+    let body = std::fs::read_to_string(kiosk.config())
+        .unwrap()
+        .replace("level = \"warn\"", "level = \"info\"");
+    std::fs::write(kiosk.config(), body).unwrap();
+    kiosk.signal(nix::sys::signal::Signal::SIGHUP);
+    let log = kiosk.wait_log("SIGHUP: reloading", Duration::from_secs(10));
+    let line = log
+        .lines()
+        .find(|l| l.contains("SIGHUP: reloading"))
+        .unwrap();
+    assert!(line.contains("log.level"), "{line}");
+    assert!(!log.contains("need a restart"), "{log}");
+    kiosk.stop();
+}
+
 /// The microphone does not wait on the store: with every append held 500 ms on the store
 /// thread (a slow SD card's fsync), a whole session's frames reach the conversation.
 #[test]

@@ -1,6 +1,6 @@
 //! SIGHUP: re-read the config file and apply what can change safely while the kiosk serves —
 //! session limits and budget (`session.*`), the badge rate limits, prices (`pricing`), the
-//! instructions and goodbye phrases. Any other key that changed is named in the log as
+//! instructions and goodbye phrases, the log level (`log.level`). Any other key that changed is named in the log as
 //! needing a restart; an invalid file changes nothing.
 
 use std::sync::Arc;
@@ -48,6 +48,12 @@ pub fn reload(
             return None;
         }
     };
+    if merged.log.level != running.log.level
+        && let Err(e) = crate::telemetry::set_level(&merged.log.level)
+    {
+        tracing::error!(error = %e, "SIGHUP: the log level was not changed");
+        health.record_error(format!("reload: {e}"));
+    }
     tracing::info!(
         changed = changed_keys(running, &merged).join(", "),
         "SIGHUP: reloading"
@@ -72,6 +78,7 @@ fn reloadable_from(running: &Config, new: &Config) -> Config {
     out.badge.max_sessions_per_hour = new.badge.max_sessions_per_hour;
     out.badge.on_scan_during_session = new.badge.on_scan_during_session;
     out.badge.unknown_member = new.badge.unknown_member;
+    out.log.level = new.log.level.clone();
     out
 }
 
