@@ -97,11 +97,29 @@ usage = { input_text = 180, cached_text = 150, output_text = 4, output_audio = 4
     path
 }
 
-/// The emulator's only call, once `ready` says so.
-fn wait_call(emulator: &Emulator, what: &str, ready: impl Fn(&CallRecord) -> bool) -> CallRecord {
-    support::wait_until(what, Duration::from_secs(30), || {
-        emulator.calls().into_iter().next().filter(|c| ready(c))
-    })
+/// The emulator's only call, once `ready` says so; on timeout, what the call and the daemon
+/// did instead.
+fn wait_call(
+    emulator: &Emulator,
+    kiosk: &Kiosk,
+    what: &str,
+    ready: impl Fn(&CallRecord) -> bool,
+) -> CallRecord {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let call = emulator.calls().into_iter().next();
+        if let Some(c) = call.as_ref().filter(|c| ready(c)) {
+            return c.clone();
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "{what}: not within 30 s\ncall: {call:#?}\nstatus: {:#}\ndaemon:\n{}",
+                kiosk.status().unwrap_or_default(),
+                kiosk.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn sent(call: &CallRecord, kind: &str) -> usize {
@@ -125,12 +143,12 @@ fn the_member_interrupts_jarvis_in_an_echoing_room_and_jarvis_never_interrupts_i
 
     kiosk.scanner.scan("0012345678");
     // The member waits for the greeting to end, then asks.
-    wait_call(&emulator, "the greeting to end", |c| {
+    wait_call(&emulator, &kiosk, "the greeting to end", |c| {
         sent(c, "output_audio_buffer.stopped") >= 1
     });
     room.say(question);
     // JARVIS answers at length; 1.5 s into the reply, the member cuts in.
-    wait_call(&emulator, "1.5 s of the long reply", |c| {
+    wait_call(&emulator, &kiosk, "1.5 s of the long reply", |c| {
         c.replies.len() >= 2 && c.replies[1].frames_sent >= 75
     });
     let interrupted_at = room.say(stop.clone());
