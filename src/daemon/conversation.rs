@@ -335,10 +335,10 @@ impl Inbox<'_> {
                         responses = self.translator.responses_in_flight(),
                         "hung up before the usage of running responses arrived: their cost is not recorded"
                     );
-                    self.deps.health.record_error(
-                        "Realtime: a response's usage did not arrive within 2 s of hang-up; its cost is missing"
-                            .to_string(),
-                    );
+                    self.deps.health.record_error(format!(
+                        "Realtime: a response's usage did not arrive within {} s of hang-up; its cost is missing",
+                        USAGE_GRACE.as_secs()
+                    ));
                     break;
                 }
             }
