@@ -206,12 +206,3 @@ fn flush_to_silence(speaker: &Path, cfg: &jarvis_config::AudioConfig, health: &H
         times.len()
     );
 }
-
-fn gauge(health: &Health, name: &str) -> u64 {
-    health
-        .snapshot()
-        .gauges
-        .get(name)
-        .and_then(|v| v.as_u64())
-        .unwrap_or(0)
-}

@@ -143,12 +143,3 @@ fn play(playback: &Playback, packets: &[Vec<u8>], health: &Health) {
     );
     assert_eq!(snap.counters.get("audio_late_packets"), None, "{snap:?}");
 }
-
-fn gauge(health: &Health, name: &str) -> u64 {
-    health
-        .snapshot()
-        .gauges
-        .get(name)
-        .and_then(|v| v.as_u64())
-        .unwrap_or(0)
-}

@@ -84,6 +84,16 @@ pub fn playback_config() -> AudioConfig {
 }
 
 /// Waits until the audio adapter is up (the device is open and playing).
+/// A health gauge as a number (0 while unset).
+pub fn gauge(health: &Health, name: &str) -> u64 {
+    health
+        .snapshot()
+        .gauges
+        .get(name)
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0)
+}
+
 pub fn wait_up(health: &Health) {
     let start = Instant::now();
     while health.snapshot().adapters.get("audio") != Some(&AdapterState::Up) {
