@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use jarvis_badge::serial::{self, SerialSettings};
 use jarvis_badge::{
-    COUNTER_DEVICE_ERRORS, COUNTER_DISCARDED, COUNTER_RECONNECTS, COUNTER_SCANS,
+    COUNTER_DEVICE_ERRORS, COUNTER_DISCARDED, COUNTER_INPUT, COUNTER_RECONNECTS, COUNTER_SCANS,
     GAUGE_LAST_SCAN_MS, HEALTH_ADAPTER, ReaderHandle, Scan,
 };
 use jarvis_config::{Charset, LeadingZeros, LetterCase, Parity};
@@ -51,28 +51,6 @@ impl Pty {
         let mut done = 0;
         while done < bytes.len() {
             done += nix::unistd::write(&self.master, &bytes[done..]).unwrap();
-        }
-    }
-
-    /// Waits until the reader has read everything written so far.
-    async fn wait_consumed(&self) {
-        use std::os::fd::AsRawFd;
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let mut queued: nix::libc::c_int = 0;
-            // SAFETY: FIONREAD writes one int through the pointer, which outlives the call.
-            let rc = unsafe {
-                nix::libc::ioctl(self.slave.as_raw_fd(), nix::libc::FIONREAD, &mut queued)
-            };
-            assert_eq!(rc, 0, "FIONREAD on the pty");
-            if queued == 0 {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the reader left {queued} bytes unread"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
@@ -159,6 +137,20 @@ impl Rig {
         scan.badge.expose().to_owned()
     }
 
+    /// Waits until the reader has taken `total` bytes from the scanner since the start: the
+    /// kernel hands a pty's bytes to the reader asynchronously, so only the reader can tell.
+    async fn wait_read(&self, total: u64) {
+        let deadline = Instant::now() + WAIT;
+        while self.counter(COUNTER_INPUT) < total {
+            assert!(
+                Instant::now() < deadline,
+                "the reader took {} of {total} bytes",
+                self.counter(COUNTER_INPUT)
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Waits until the scanner has failed `n` more opens or reads than `since`.
     async fn wait_device_errors(&self, since: u64, n: u64) {
         let deadline = Instant::now() + WAIT;
@@ -209,10 +201,12 @@ async fn frames_in_chunks_garbage_and_overlong_input() {
     let mut rig = start(rules());
     let pty = Pty::plug(&[&rig.link()]);
     rig.wait_state(up).await;
+    let mut written = 0;
     for chunk in [&b"00"[..], b"1234", b"5678\r", b"\n0087654321\r\n"] {
         pty.write(chunk);
+        written += chunk.len() as u64;
         // Each chunk is read on its own before the next is written.
-        pty.wait_consumed().await;
+        rig.wait_read(written).await;
     }
     assert_eq!(rig.next_badge().await, "0012345678");
     assert_eq!(rig.next_badge().await, "0087654321");
@@ -246,7 +240,7 @@ async fn unplug_mid_frame_does_not_merge_and_replug_at_the_same_link_resumes() {
     pty.write(b"4444\r\n");
     assert_eq!(rig.next_badge().await, "4444");
     pty.write(b"0012");
-    pty.wait_consumed().await;
+    rig.wait_read(b"4444\r\n0012".len() as u64).await;
     let errors_before = rig.health.snapshot().last_errors.len();
     let device_errors = rig.counter(COUNTER_DEVICE_ERRORS);
     pty.unplug();

@@ -13,10 +13,10 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use tokio::sync::mpsc;
 
 use crate::keymap::WedgeDecoder;
-use crate::reconnect::{self, ScannerDevice};
+use crate::reconnect::{self, Input, ScannerDevice};
 use crate::{ReaderHandle, Scan};
 use jarvis_config::{BadgeConfig, KeyboardLayout};
-use jarvis_core::badge::frame::{Discard, FrameEvent, FrameRules};
+use jarvis_core::badge::frame::{Discard, FrameRules};
 use jarvis_core::health::Health;
 
 /// How long one poll waits: bounds how late a stop request or closed channel is noticed.
@@ -95,13 +95,13 @@ impl ScannerDevice for HidReader {
         Ok((device, path.display().to_string()))
     }
 
-    fn read(&mut self, device: &mut Device) -> Result<Vec<FrameEvent>, String> {
+    fn read(&mut self, device: &mut Device) -> Result<Input, String> {
         let ready = {
             let mut fds = [PollFd::new(device.as_fd(), PollFlags::POLLIN)];
             poll(&mut fds, PollTimeout::from(POLL_TIMEOUT_MS)).map_err(|e| e.to_string())?
         };
         if ready == 0 {
-            return Ok(Vec::new());
+            return Ok(Input::default());
         }
         let events: Vec<evdev::InputEvent> = match device.fetch_events() {
             Ok(events) => events.collect(),
@@ -110,11 +110,18 @@ impl ScannerDevice for HidReader {
             Err(e) => return Err(e.to_string()),
         };
         let now = Instant::now();
+        let presses = events
+            .iter()
+            .filter(|e| e.event_type() == evdev::EventType::KEY && e.value() == 1)
+            .count();
         let found = events
             .into_iter()
             .flat_map(|event| self.decoder.feed(event, now))
             .collect();
-        Ok(found)
+        Ok(Input {
+            units: presses,
+            events: found,
+        })
     }
 
     fn reset(&mut self) -> Option<Discard> {

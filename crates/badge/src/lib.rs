@@ -30,6 +30,9 @@ pub use hash::BadgeHasher;
 pub const HEALTH_ADAPTER: &str = "scanner";
 /// Health counter: discarded runs of scanner input (garbage, overlong, cut-off frames).
 pub const COUNTER_DISCARDED: &str = "badge_frames_discarded";
+/// Health counter: bytes (serial) or key presses (HID) read from the scanner. Rising with no
+/// badges means the framing rules do not match what the scanner sends.
+pub const COUNTER_INPUT: &str = "scanner_input_read";
 /// Health counter: badges read from the scanner.
 pub const COUNTER_SCANS: &str = "badge_scans";
 /// Health counter: failed opens and reads of the scanner (each reopen attempt while it is

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::{
-    COUNTER_DEVICE_ERRORS, COUNTER_DISCARDED, COUNTER_RECONNECTS, COUNTER_SCANS,
+    COUNTER_DEVICE_ERRORS, COUNTER_DISCARDED, COUNTER_INPUT, COUNTER_RECONNECTS, COUNTER_SCANS,
     GAUGE_LAST_SCAN_MS, HEALTH_ADAPTER, ReaderHandle, Scan,
 };
 use jarvis_core::badge::frame::{Discard, FrameEvent};
@@ -127,6 +127,15 @@ impl Reporter {
     }
 }
 
+/// What one read of a scanner gave.
+#[derive(Debug, Default)]
+pub(crate) struct Input {
+    /// Bytes (serial) or characters (HID) taken from the device.
+    pub units: usize,
+    /// The badges and discards they completed.
+    pub events: Vec<FrameEvent>,
+}
+
 /// A scanner as the reader loop drives it: how to open it, read it, and drop a half frame.
 pub(crate) trait ScannerDevice {
     /// An open device.
@@ -134,9 +143,9 @@ pub(crate) trait ScannerDevice {
 
     /// Opens the device: the port and the path actually opened (for the log), or the cause.
     fn open(&mut self) -> Result<(Self::Port, String), String>;
-    /// Waits for input for at most one poll or read timeout (about 100 ms) and decodes it: the
-    /// frame events and when they were read (none on a timeout), or the cause of a failure.
-    fn read(&mut self, port: &mut Self::Port) -> Result<Vec<FrameEvent>, String>;
+    /// Waits for input for at most one poll or read timeout (about 100 ms) and decodes it (nothing
+    /// on a timeout), or the cause of a failure.
+    fn read(&mut self, port: &mut Self::Port) -> Result<Input, String>;
     /// Forgets a half-read frame; returns it as a discard, if there was one.
     fn reset(&mut self) -> Option<Discard>;
 }
@@ -214,8 +223,11 @@ fn read_until_error<D: ScannerDevice>(
         if stopped() {
             return Ok(());
         }
-        let events = device.read(&mut port)?;
-        if reporter.deliver(events, scans) == Flow::Closed {
+        let input = device.read(&mut port)?;
+        if input.units > 0 {
+            reporter.health.add(COUNTER_INPUT, input.units as u64);
+        }
+        if reporter.deliver(input.events, scans) == Flow::Closed {
             return Ok(());
         }
     }
@@ -263,7 +275,7 @@ mod tests {
             Ok(((), format!("/dev/pts/{}", self.opens)))
         }
 
-        fn read(&mut self, (): &mut ()) -> Result<Vec<FrameEvent>, String> {
+        fn read(&mut self, (): &mut ()) -> Result<Input, String> {
             self.reads += 1;
             let now = Instant::now();
             if self.reads == 1 {
@@ -272,7 +284,11 @@ mod tests {
                 return Err("Broken pipe".into());
             }
             self.stop.store(true, Ordering::Relaxed);
-            Ok(self.parser.push(now, b"0012345678\r\n"))
+            let line = b"0012345678\r\n";
+            Ok(Input {
+                units: line.len(),
+                events: self.parser.push(now, line),
+            })
         }
 
         fn reset(&mut self) -> Option<Discard> {

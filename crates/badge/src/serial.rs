@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use serialport::{DataBits, FlowControl, StopBits, TTYPort};
 use tokio::sync::mpsc;
 
-use crate::reconnect::{self, ScannerDevice};
+use crate::reconnect::{self, Input, ScannerDevice};
 use crate::{ReaderHandle, Scan};
 use jarvis_config::{BadgeConfig, Parity};
-use jarvis_core::badge::frame::{Discard, FrameEvent, FrameParser, FrameRules};
+use jarvis_core::badge::frame::{Discard, FrameParser, FrameRules};
 use jarvis_core::health::Health;
 
 /// Where udev publishes stable serial names.
@@ -84,13 +84,16 @@ impl ScannerDevice for SerialReader {
         Ok((port, opened.display().to_string()))
     }
 
-    fn read(&mut self, port: &mut TTYPort) -> Result<Vec<FrameEvent>, String> {
+    fn read(&mut self, port: &mut TTYPort) -> Result<Input, String> {
         let mut buf = [0u8; 512];
         match port.read(&mut buf) {
             Ok(0) => Err("end of file (device closed)".into()),
             Ok(n) => {
                 let now = Instant::now();
-                Ok(self.parser.push(now, &buf[..n]))
+                Ok(Input {
+                    units: n,
+                    events: self.parser.push(now, &buf[..n]),
+                })
             }
             Err(e)
                 if matches!(
@@ -100,7 +103,7 @@ impl ScannerDevice for SerialReader {
                         | std::io::ErrorKind::WouldBlock
                 ) =>
             {
-                Ok(Vec::new())
+                Ok(Input::default())
             }
             Err(e) => Err(e.to_string()),
         }
