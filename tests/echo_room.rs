@@ -156,7 +156,11 @@ fn the_member_interrupts_jarvis_in_an_echoing_room_and_jarvis_never_interrupts_i
     let s = kiosk.ended_session(Duration::from_secs(60));
     let call = emulator.calls().into_iter().next().unwrap();
     let log = kiosk.log();
-    let context = format!("{s:?}\ntimeline: {:#?}\ndaemon:\n{log}", call.timeline);
+    let context = format!(
+        "{s:?}\ntimeline: {:#?}\nstatus: {:#}\ndaemon:\n{log}",
+        call.timeline,
+        kiosk.status().unwrap_or_default()
+    );
     assert_eq!(s.end_reason.as_deref(), Some("goodbye"), "{context}");
 
     // Turns started only when the member spoke: the question and the interruption. JARVIS's own

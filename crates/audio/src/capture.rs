@@ -100,7 +100,7 @@ pub(crate) fn echo_stage_for(cfg: &AudioConfig) -> Result<EchoStage, EchoError> 
         EchoControl::HalfDuplex => {
             EchoStage::HalfDuplex(HalfDuplexGate::new(cfg.half_duplex_tail_ms))
         }
-        EchoControl::Aec => EchoStage::aec()?,
+        EchoControl::Aec => EchoStage::aec(cfg.half_duplex_tail_ms)?,
     })
 }
 
@@ -153,6 +153,7 @@ impl StreamWorker for Worker {
         let mut round = Round::new();
         let mut reported_overruns = 0;
         let mut reported_echo_errors = 0;
+        let mut reported_guards = 0;
         let mut closed = false;
         let mut dropped = 0u64;
         let mut encode_errors = 0u64;
@@ -169,6 +170,7 @@ impl StreamWorker for Worker {
             let n = round.run(
                 &mut r.consumer,
                 &mut chain,
+                r.overruns.load(Ordering::Acquire),
                 self.live.load(Ordering::Acquire),
                 || (self.speaking.is_speaking(), clock::mono_ms()),
                 &mut |res| match res {
@@ -196,6 +198,20 @@ impl StreamWorker for Worker {
                     .add(counters::OVERRUNS, overruns - reported_overruns);
                 reported_overruns = overruns;
             }
+            let xruns = r.stream.take_xruns();
+            if xruns > 0 {
+                // The device lost microphone audio we cannot measure: the canceller's
+                // reference no longer lines up.
+                chain.echo_disrupted();
+                self.status.health().add(counters::INPUT_XRUNS, xruns);
+            }
+            let guarded = chain.echo_guard_engaged();
+            if guarded > reported_guards {
+                self.status
+                    .health()
+                    .add(counters::ECHO_GUARD_ENGAGED, guarded - reported_guards);
+                reported_guards = guarded;
+            }
             if dropped > 0 {
                 self.status.health().add(counters::FRAMES_DROPPED, dropped);
                 dropped = 0;
@@ -221,6 +237,11 @@ impl StreamWorker for Worker {
 pub(crate) struct Round {
     buf: Vec<f32>,
     was_live: bool,
+    /// The callback's overrun count already accounted for.
+    overruns_seen: u64,
+    /// Samples still in the ring before the samples the callback dropped, and how many it
+    /// dropped: the chain hears of the loss where it happened in the stream.
+    gap: Option<(usize, u64)>,
 }
 
 impl Round {
@@ -228,21 +249,28 @@ impl Round {
         Round {
             buf: vec![0.0; 4096],
             was_live: true,
+            overruns_seen: 0,
+            gap: None,
         }
     }
 
     /// Takes the waiting samples: while `live`, through the chain (`state` gives whether
     /// JARVIS is speaking and the time, read only then); otherwise they are discarded and the
-    /// chain pauses. Returns how many samples were taken.
+    /// chain pauses. `overruns` is the callback's count of dropped samples: a rise means
+    /// samples are missing after what the ring holds now. Returns how many samples were taken.
     pub(crate) fn run(
         &mut self,
         consumer: &mut rtrb::Consumer<f32>,
         chain: &mut CaptureChain,
+        overruns: u64,
         live: bool,
         state: impl FnOnce() -> (bool, u64),
         emit: &mut dyn FnMut(Result<OpusFrame, super::codec::CodecError>),
     ) -> usize {
+        let lost = overruns.saturating_sub(self.overruns_seen);
+        self.overruns_seen = overruns;
         if !live {
+            self.gap = None;
             let n = consumer.slots();
             if let Ok(chunk) = consumer.read_chunk(n) {
                 chunk.commit_all();
@@ -253,8 +281,20 @@ impl Round {
             }
             return n;
         }
-        self.was_live = true;
-        let n = consumer.slots().min(self.buf.len());
+        if !self.was_live {
+            chain.resume();
+            self.was_live = true;
+        }
+        if lost > 0 {
+            // Later losses before the first is reached are counted at its place.
+            let at = self.gap.map_or(consumer.slots(), |(at, _)| at);
+            let total = self.gap.map_or(0, |(_, n)| n) + lost;
+            self.gap = Some((at, total));
+        }
+        let mut n = consumer.slots().min(self.buf.len());
+        if let Some((at, _)) = self.gap {
+            n = n.min(at);
+        }
         if n > 0 {
             if let Ok(chunk) = consumer.read_chunk(n) {
                 let (a, b) = chunk.as_slices();
@@ -264,6 +304,14 @@ impl Round {
             }
             let (speaking, now_ms) = state();
             chain.push(&self.buf[..n], speaking, now_ms, emit);
+        }
+        if let Some((at, dropped)) = self.gap {
+            if at == n {
+                chain.microphone_lost(dropped);
+                self.gap = None;
+            } else {
+                self.gap = Some((at - n, dropped));
+            }
         }
         n
     }
@@ -282,7 +330,8 @@ fn open(host: &cpal::Host, cfg: &AudioConfig) -> Result<Running, DeviceError> {
         overruns: overruns.clone(),
         worker: thread::current(),
     };
-    let stream = Stream::start(Direction::Input, chosen.name, rate, |on_error| {
+    let xruns = Arc::new(AtomicU64::new(0));
+    let stream = Stream::start(Direction::Input, chosen.name, rate, xruns, |on_error| {
         build_input_stream(&chosen.device, chosen.config, chosen.format, feed, on_error)
     })?;
     Ok(Running {
@@ -390,6 +439,7 @@ mod tests {
         let n = round.run(
             &mut consumer,
             chain,
+            0,
             live,
             || {
                 asked = true;
@@ -406,13 +456,132 @@ mod tests {
 
     #[test]
     fn idle_capture_discards_without_running_the_chain_and_resumes_when_live() {
-        let mut chain = CaptureChain::new(48_000, EchoStage::aec().unwrap()).unwrap();
+        let mut chain = CaptureChain::new(48_000, EchoStage::aec(300).unwrap()).unwrap();
         let mut round = Round::new();
         assert_eq!(round_trip(&mut round, &mut chain, true), (3_840, 4, true));
         for _ in 0..3 {
             assert_eq!(round_trip(&mut round, &mut chain, false), (3_840, 0, false));
         }
         assert_eq!(round_trip(&mut round, &mut chain, true), (3_840, 4, true));
+    }
+
+    fn rms(s: &[f32]) -> f32 {
+        (s.iter().map(|x| x * x).sum::<f32>() / s.len().max(1) as f32).sqrt()
+    }
+
+    /// The callback's side of the ring: what does not fit is dropped and counted.
+    fn feed(producer: &mut rtrb::Producer<f32>, overruns: &mut u64, block: &[f32]) {
+        let n = block.len().min(producer.slots());
+        *overruns += (block.len() - n) as u64;
+        if let Ok(chunk) = producer.write_chunk_uninit(n) {
+            chunk.fill_from_iter(block.iter().copied());
+        }
+    }
+
+    #[test]
+    fn the_chain_hears_of_an_overrun_where_the_samples_went_missing() {
+        let mut chain = CaptureChain::new(48_000, EchoStage::aec(300).unwrap()).unwrap();
+        let mut round = Round::new();
+        let (mut producer, mut consumer) = RingBuffer::new(9_600);
+        let mut overruns = 0;
+        // The capture thread stalled: the ring filled up, then 4 800 samples were dropped.
+        feed(&mut producer, &mut overruns, &tone(14_400));
+        assert_eq!(overruns, 4_800);
+        // The new canceller's own window opens with the first frame and is over by 5 s.
+        let mut taken = round.run(
+            &mut consumer,
+            &mut chain,
+            overruns,
+            true,
+            || (true, 0),
+            &mut |_| {},
+        );
+        assert_eq!(chain.echo_guard_engaged(), 1);
+        while taken < 9_600 {
+            assert_eq!(
+                chain.echo_guard_engaged(),
+                1,
+                "told before the gap, at {taken}"
+            );
+            taken += round.run(
+                &mut consumer,
+                &mut chain,
+                overruns,
+                true,
+                || (true, 0),
+                &mut |_| {},
+            );
+        }
+        assert_eq!(taken, 9_600);
+        // The next frame, the first after the gap, opens the recovery window.
+        feed(&mut producer, &mut overruns, &tone(960));
+        round.run(
+            &mut consumer,
+            &mut chain,
+            overruns,
+            true,
+            || (true, 5_000),
+            &mut |_| {},
+        );
+        assert_eq!(chain.echo_guard_engaged(), 2);
+    }
+
+    #[test]
+    fn after_a_capture_stall_jarvis_is_gated_until_the_canceller_settles_then_cancelled() {
+        use crate::reference::reference_ring;
+        use crate::room::{Room, Signals};
+        let room = Room::kiosk(80);
+        let s = Signals::far_only(8.0);
+        let mic = room.microphone(&s);
+        let echo = room.echo(&s.far);
+        let (mut tap, reader) = reference_ring(48_000).unwrap();
+        let mut chain = CaptureChain::new(48_000, EchoStage::aec(300).unwrap()).unwrap();
+        chain.set_reference(reader);
+        let mut round = Round::new();
+        let (mut producer, mut consumer) = RingBuffer::new(24_000);
+        let mut overruns = 0;
+        let mut frames = Vec::new();
+        // 10 ms at a time the speaker plays and the microphone records; the capture thread
+        // does not run from 2.5 s to 3.1 s, and its 500 ms ring loses 100 ms.
+        for (i, (far, near)) in s.far.chunks(480).zip(mic.chunks(480)).enumerate() {
+            let now_ms = i as u64 * 10;
+            tap.played(far);
+            feed(&mut producer, &mut overruns, near);
+            if (2_500..3_100).contains(&now_ms) {
+                continue;
+            }
+            while round.run(
+                &mut consumer,
+                &mut chain,
+                overruns,
+                true,
+                || (true, now_ms),
+                &mut |f| frames.push(f.unwrap()),
+            ) > 0
+            {}
+        }
+        // 600 ms of stall plus the block fed before the thread ran again, less the ring.
+        assert_eq!(overruns, 5_280);
+        let lost = 5_280;
+        // The new canceller's window at the start, then the stall's.
+        assert_eq!(chain.echo_guard_engaged(), 2);
+        let out = crate::pipeline::tests::play(&frames, 48_000);
+        // JARVIS speaks throughout: what follows the gap (3.1 s of the room) is gated for 1.5 s.
+        let gap = 3 * 48_000 + 4_800 - lost;
+        let window = gap + 960..gap + 72_000 - 960;
+        assert!(
+            rms(&out[window]) < 1e-4,
+            "gated: {}",
+            rms(&out[gap..gap + 48_000])
+        );
+        // Then the canceller works on a reference still aligned with the microphone.
+        let echo_span = 5 * 48_000..7 * 48_000;
+        let out_span = echo_span.start - lost..echo_span.end - lost;
+        let reduction = 20.0 * (rms(&echo[echo_span]) / rms(&out[out_span])).log10();
+        assert!(
+            reduction >= 20.0,
+            "echo reduced by {reduction:.1} dB after the stall"
+        );
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub mod devices;
 mod doctor;
 pub mod echo;
 mod gate;
+pub mod guard;
 pub mod jitter;
 pub mod pipeline;
 mod playback;
@@ -107,6 +108,16 @@ pub mod counters {
     pub const LATE_PACKETS: &str = "audio_late_packets";
     /// Received packets that failed to decode.
     pub const DECODE_ERRORS: &str = "audio_decode_errors";
+    /// Times the echo canceller's reference lost alignment with the microphone (a late output
+    /// callback, a capture overrun) and the microphone was gated while JARVIS spoke until the
+    /// canceller found the echo again (see `guard`).
+    pub const ECHO_GUARD_ENGAGED: &str = "audio_echo_guard_engaged";
+    /// Times the output device ran out of audio (underrun) and restarted: the speaker went
+    /// silent for a moment and its timeline moved.
+    pub const OUTPUT_XRUNS: &str = "audio_output_xruns";
+    /// Times the input device overflowed (nobody read it in time) and restarted: microphone
+    /// audio was lost.
+    pub const INPUT_XRUNS: &str = "audio_input_xruns";
     /// Times a vanished or failing audio device was reopened.
     pub const REOPENS: &str = "audio_reopens";
 }

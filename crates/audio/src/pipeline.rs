@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::codec::{CodecError, MAX_PACKET_SAMPLES, OpusDecoder, OpusEncoder};
 use super::echo::{BLOCK_SAMPLES, EchoCanceller, EchoError};
 use super::gate::HalfDuplexGate;
+use super::guard::EchoGuard;
 use super::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout, PushOutcome};
 use super::reference::ReferenceReader;
 use super::resample::{ResampleError, StreamResampler};
@@ -35,29 +36,40 @@ pub enum EchoStage {
 
 impl EchoStage {
     /// Echo cancellation; the reference comes later with [`CaptureChain::set_reference`]
-    /// (zeros until then).
-    pub fn aec() -> Result<EchoStage, EchoError> {
+    /// (zeros until then). `tail_ms` is the echo tail the recovery gate waits out after
+    /// JARVIS stops (`audio.half_duplex_tail_ms`).
+    pub fn aec(tail_ms: u64) -> Result<EchoStage, EchoError> {
+        let mut guard = EchoGuard::new(tail_ms);
+        // A new canceller knows nothing of the room yet.
+        guard.disrupted();
         Ok(EchoStage::Aec(Box::new(AecStage {
             canceller: EchoCanceller::new()?,
             reference: None,
             render: vec![0.0; BLOCK_SAMPLES],
+            guard,
+            slips_seen: 0,
             errors: 0,
         })))
     }
 }
 
-/// The canceller and where its far-end reference comes from.
+/// The canceller, where its far-end reference comes from, and the gate that covers for it
+/// while it re-converges after the two lost alignment.
 pub struct AecStage {
     canceller: EchoCanceller,
     reference: Option<ReferenceReader>,
     render: Vec<f32>,
+    guard: EchoGuard,
+    /// The reference's slip count already passed to the guard.
+    slips_seen: u64,
     errors: u64,
 }
 
 impl AecStage {
     /// Cancels echo in one 20 ms frame, 10 ms at a time. A block the canceller refuses is
-    /// muted (echo must not reach the model) and counted.
-    fn apply(&mut self, frame: &mut [f32]) {
+    /// muted (echo must not reach the model) and counted. Returns whether the recovery gate
+    /// muted the frame.
+    fn apply(&mut self, frame: &mut [f32], speaking: bool, now_ms: u64) -> bool {
         for block in frame.chunks_exact_mut(BLOCK_SAMPLES) {
             match self.reference.as_mut() {
                 Some(r) => r.next_block(&mut self.render),
@@ -68,6 +80,25 @@ impl AecStage {
                 block.fill(0.0);
             }
         }
+        let slips = self.reference.as_ref().map_or(0, ReferenceReader::slips);
+        if slips != self.slips_seen {
+            self.slips_seen = slips;
+            self.guard.disrupted();
+        }
+        let muted = self.guard.is_muted(speaking, now_ms);
+        if muted {
+            frame.fill(0.0);
+        }
+        muted
+    }
+
+    /// The microphone lost `n` samples at 48 kHz: drop as much reference, and cover for the
+    /// canceller while it settles.
+    fn skip(&mut self, n: usize) {
+        if let Some(r) = self.reference.as_mut() {
+            r.skip(n);
+        }
+        self.guard.disrupted();
     }
 }
 
@@ -79,11 +110,13 @@ pub struct CaptureChain {
     echo: EchoStage,
     encoder: OpusEncoder,
     muted_frames: u64,
+    device_rate: u32,
 }
 
 impl CaptureChain {
     pub fn new(device_rate: u32, echo: EchoStage) -> Result<Self, ChainError> {
         Ok(CaptureChain {
+            device_rate,
             resampler: StreamResampler::new(device_rate, SAMPLE_RATE)?,
             frame: Vec::with_capacity(FRAME_SAMPLES),
             echo,
@@ -95,19 +128,53 @@ impl CaptureChain {
     /// The far-end reference of a newly opened output stream (ignored without AEC).
     pub fn set_reference(&mut self, reader: ReferenceReader) {
         if let EchoStage::Aec(aec) = &mut self.echo {
+            aec.slips_seen = reader.slips();
             aec.reference = Some(reader);
+            aec.guard.disrupted();
         }
     }
 
-    /// Capture goes idle: drop the partial frame and the reference waiting, so the next live
-    /// stretch starts aligned. The canceller keeps what it learnt of the room.
+    /// Capture goes idle: drop the partial frame. The canceller keeps what it learnt of the
+    /// room.
     pub fn pause(&mut self) {
         self.frame.clear();
         self.resampler.reset();
-        if let EchoStage::Aec(aec) = &mut self.echo
-            && let Some(r) = aec.reference.as_mut()
-        {
-            r.discard();
+    }
+
+    /// Capture goes live again: drop the reference played while idle, so the microphone and
+    /// the reference start aligned. The echo path may have moved meanwhile (both devices
+    /// restarted their buffering): the guard covers the first words.
+    pub fn resume(&mut self) {
+        if let EchoStage::Aec(aec) = &mut self.echo {
+            if let Some(r) = aec.reference.as_mut() {
+                r.discard();
+            }
+            aec.guard.disrupted();
+        }
+    }
+
+    /// The device lost `n` microphone samples at its rate (its ring overran) after what was
+    /// pushed so far: keeps the echo canceller's reference aligned with what follows.
+    pub fn microphone_lost(&mut self, n: u64) {
+        if let EchoStage::Aec(aec) = &mut self.echo {
+            let at_48k = n * u64::from(SAMPLE_RATE) / u64::from(self.device_rate.max(1));
+            aec.skip(usize::try_from(at_48k).unwrap_or(usize::MAX));
+        }
+    }
+
+    /// The microphone and the echo canceller's reference lost alignment by an unknown amount
+    /// (the input device overflowed): cover for the canceller while it settles.
+    pub fn echo_disrupted(&mut self) {
+        if let EchoStage::Aec(aec) = &mut self.echo {
+            aec.guard.disrupted();
+        }
+    }
+
+    /// Recovery windows the echo guard opened so far (see [`super::guard`]).
+    pub fn echo_guard_engaged(&self) -> u64 {
+        match &self.echo {
+            EchoStage::Aec(aec) => aec.guard.engaged(),
+            _ => 0,
         }
     }
 
@@ -134,6 +201,7 @@ impl CaptureChain {
             echo,
             encoder,
             muted_frames,
+            ..
         } = self;
         resampler.process(mono, |mut out| {
             while !out.is_empty() {
@@ -148,7 +216,11 @@ impl CaptureChain {
                                 *muted_frames += 1;
                             }
                         }
-                        EchoStage::Aec(aec) => aec.apply(frame),
+                        EchoStage::Aec(aec) => {
+                            if aec.apply(frame, speaking, now_ms) {
+                                *muted_frames += 1;
+                            }
+                        }
                     }
                     emit(encoder.encode(frame).map(|data| OpusFrame {
                         data,
@@ -372,7 +444,7 @@ impl PlaybackChain {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -420,7 +492,7 @@ mod tests {
         (out, slots)
     }
 
-    fn play(frames: &[OpusFrame], device_rate: u32) -> Vec<f32> {
+    pub(crate) fn play(frames: &[OpusFrame], device_rate: u32) -> Vec<f32> {
         play_slots(frames, device_rate).0
     }
 
@@ -507,7 +579,7 @@ mod tests {
         let s = Signals::double_talk(8.0, 5.0);
         let mic = room.microphone(&s);
         let (mut tap, reader) = reference_ring(48_000).unwrap();
-        let mut c = CaptureChain::new(48_000, EchoStage::aec().unwrap()).unwrap();
+        let mut c = CaptureChain::new(48_000, EchoStage::aec(300).unwrap()).unwrap();
         c.set_reference(reader);
         let mut frames = Vec::new();
         // The output callback plays 10 ms, the input callback delivers 10 ms, in turn.

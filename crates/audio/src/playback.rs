@@ -273,6 +273,10 @@ impl StreamWorker for Worker {
             if let Some(e) = r.stream.next_error() {
                 return End::Failed(format!("{}: {e}", r.stream.name));
             }
+            let xruns = r.stream.take_xruns();
+            if xruns > 0 {
+                self.status.health().add(counters::OUTPUT_XRUNS, xruns);
+            }
             if self.flush_pending.swap(false, Ordering::AcqRel) {
                 self.flush(&mut chain, &r.shared);
             }
@@ -397,15 +401,21 @@ fn open(
         worker: thread::current(),
         reference: tap,
     };
-    let stream = Stream::start(Direction::Output, chosen.name, rate, |on_error| {
-        build_output_stream(
-            &chosen.device,
-            chosen.config,
-            chosen.format,
-            drain,
-            on_error,
-        )
-    })?;
+    let stream = Stream::start(
+        Direction::Output,
+        chosen.name,
+        rate,
+        reference.output_xruns(),
+        |on_error| {
+            build_output_stream(
+                &chosen.device,
+                chosen.config,
+                chosen.format,
+                drain,
+                on_error,
+            )
+        },
+    )?;
     Ok(Running {
         stream,
         producer,

@@ -4,6 +4,7 @@
 //! 48 kHz, one 10 ms block per microphone block ([`ReferenceReader`]), which keeps render and
 //! capture fed one for one. The canceller finds the delay between the two itself.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rtrb::{Consumer, Producer, RingBuffer};
@@ -13,12 +14,15 @@ use super::echo::BLOCK_SAMPLES;
 use super::resample::{ResampleError, StreamResampler};
 
 /// Ring capacity in seconds of output audio: what accumulates while capture does not read.
-const RING_SECONDS: f64 = 0.5;
+/// Twice the microphone's ring, so a stalled capture thread overruns the microphone first and
+/// the reference is skipped to match ([`ReferenceReader::skip`]) instead of losing samples.
+const RING_SECONDS: f64 = 1.0;
 /// Reference kept ahead of the microphone after (re)starting, so the reader never runs dry
 /// on callback jitter: 30 ms at 48 kHz.
 const PRIME_SAMPLES: usize = 3 * BLOCK_SAMPLES;
-/// More reference than this waiting (300 ms) means capture fell behind: skip to the prime.
-const MAX_BACKLOG: usize = 30 * BLOCK_SAMPLES;
+/// More reference than this waiting (700 ms) cannot be matched by microphone samples (its ring
+/// holds 500 ms): the clocks drifted or capture stopped reading. Skip to the prime.
+const MAX_BACKLOG: usize = 70 * BLOCK_SAMPLES;
 
 /// Hands each output stream's reference from playback to capture. Cheap to clone; playback
 /// [`attach`](Self::attach)es on every device (re)open, capture [`take`](Self::take)s the new
@@ -26,16 +30,24 @@ const MAX_BACKLOG: usize = 30 * BLOCK_SAMPLES;
 #[derive(Clone, Default)]
 pub struct EchoReference {
     next: Arc<Mutex<Option<ReferenceReader>>>,
+    output_xruns: Arc<AtomicU64>,
 }
 
 impl EchoReference {
     /// A new output stream at `device_rate` Hz: returns the callback's end of its ring.
     pub fn attach(&self, device_rate: u32) -> Result<ReferenceTap, ResampleError> {
-        let (tap, reader) = reference_ring(device_rate)?;
+        let (tap, mut reader) = reference_ring(device_rate)?;
+        reader.watch_xruns(self.output_xruns.clone());
         if let Ok(mut next) = self.next.lock() {
             *next = Some(reader);
         }
         Ok(tap)
+    }
+
+    /// The output stream's xrun count: an underrun puts silence on the speaker that the
+    /// reference never saw, so the reader counts it as a slip.
+    pub fn output_xruns(&self) -> Arc<AtomicU64> {
+        self.output_xruns.clone()
     }
 
     /// The reader of the newest output stream, once.
@@ -58,7 +70,9 @@ pub fn reference_ring(device_rate: u32) -> Result<(ReferenceTap, ReferenceReader
             scratch: vec![0.0; capacity],
             pending: Vec::with_capacity(capacity * 2),
             primed: false,
+            owed: 0,
             slips: 0,
+            xruns: None,
         },
     ))
 }
@@ -97,13 +111,24 @@ pub struct ReferenceReader {
     pending: Vec<f32>,
     /// False until [`PRIME_SAMPLES`] are waiting after a (re)start.
     primed: bool,
+    /// Reference samples to drop as they arrive (see [`Self::skip`]).
+    owed: usize,
     slips: u64,
+    /// The output stream's xrun count, and the value last seen.
+    xruns: Option<(Arc<AtomicU64>, u64)>,
 }
 
 impl ReferenceReader {
     /// Fills `block` ([`BLOCK_SAMPLES`]) with the next reference block, or zeros while the
     /// reference is (re)priming or the output stream is gone.
     pub fn next_block(&mut self, block: &mut [f32]) {
+        if let Some((count, seen)) = &mut self.xruns {
+            let now = count.load(Ordering::Acquire);
+            if now != *seen {
+                *seen = now;
+                self.slips += 1;
+            }
+        }
         self.pull();
         if !self.primed && self.pending.len() >= PRIME_SAMPLES {
             self.primed = true;
@@ -125,6 +150,19 @@ impl ReferenceReader {
         self.pending.drain(..block.len());
     }
 
+    /// Counts each rise of `count` (the output stream's xruns) as a slip.
+    pub fn watch_xruns(&mut self, count: Arc<AtomicU64>) {
+        let seen = count.load(Ordering::Acquire);
+        self.xruns = Some((count, seen));
+    }
+
+    /// Drops the next `n` samples (48 kHz) of reference: the microphone lost that much (its
+    /// ring overran), and the two must stay aligned.
+    pub fn skip(&mut self, n: usize) {
+        self.owed += n;
+        self.settle_owed();
+    }
+
     /// Drops everything waiting (capture is idle): the next block starts priming afresh.
     pub fn discard(&mut self) {
         let all = self.consumer.slots();
@@ -134,6 +172,7 @@ impl ReferenceReader {
         self.pending.clear();
         self.resampler.reset();
         self.primed = false;
+        self.owed = 0;
     }
 
     /// Times the reference ran dry or piled up and was re-aligned.
@@ -160,6 +199,13 @@ impl ReferenceReader {
         let pending = &mut self.pending;
         self.resampler
             .process(&self.scratch[..n], |out| pending.extend_from_slice(out));
+        self.settle_owed();
+    }
+
+    fn settle_owed(&mut self) {
+        let n = self.owed.min(self.pending.len());
+        self.pending.drain(..n);
+        self.owed -= n;
     }
 }
 
@@ -212,6 +258,53 @@ mod tests {
         assert_eq!(reader.slips(), 1);
         let first_kept = (MAX_BACKLOG + 4_800 - PRIME_SAMPLES) as f32;
         assert_eq!(block[0], first_kept);
+    }
+
+    #[test]
+    fn a_skip_drops_what_is_waiting_then_what_arrives() {
+        let (mut tap, mut reader) = reference_ring(48_000).unwrap();
+        tap.played(&ramp(0, PRIME_SAMPLES + 100));
+        let mut block = [0.0; BLOCK_SAMPLES];
+        reader.next_block(&mut block);
+        assert_eq!(block[0], 0.0);
+        // The microphone lost 1 000 samples: 1 000 - 100 - (prime - block) are owed from later.
+        reader.skip(1_000);
+        tap.played(&ramp(PRIME_SAMPLES + 100, 2_000));
+        reader.next_block(&mut block);
+        assert_eq!(block[0], (BLOCK_SAMPLES + 1_000) as f32);
+        assert_eq!(reader.slips(), 0, "a skip keeps the alignment: no slip");
+    }
+
+    #[test]
+    fn a_capture_stall_shorter_than_the_microphone_ring_is_not_a_slip() {
+        let (mut tap, mut reader) = reference_ring(48_000).unwrap();
+        tap.played(&ramp(0, PRIME_SAMPLES));
+        let mut block = [0.0; BLOCK_SAMPLES];
+        reader.next_block(&mut block);
+        // Capture did not run for 480 ms while the speaker kept playing; it then catches up
+        // on its own backlog, one block for one block.
+        tap.played(&ramp(PRIME_SAMPLES, 48 * BLOCK_SAMPLES));
+        for i in 1..49 {
+            reader.next_block(&mut block);
+            assert_eq!(block[0], (i * BLOCK_SAMPLES) as f32);
+        }
+        assert_eq!(reader.slips(), 0);
+    }
+
+    #[test]
+    fn an_output_xrun_is_a_slip() {
+        let link = EchoReference::default();
+        let mut tap = link.attach(48_000).unwrap();
+        let mut reader = link.take().unwrap();
+        tap.played(&[0.1; 4 * BLOCK_SAMPLES]);
+        let mut block = [0.0; BLOCK_SAMPLES];
+        reader.next_block(&mut block);
+        assert_eq!(reader.slips(), 0);
+        link.output_xruns().fetch_add(1, Ordering::AcqRel);
+        reader.next_block(&mut block);
+        assert_eq!(reader.slips(), 1);
+        reader.next_block(&mut block);
+        assert_eq!(reader.slips(), 1, "counted once");
     }
 
     #[test]

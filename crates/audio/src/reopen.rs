@@ -6,7 +6,7 @@
 //! Only the worker threads run this loop; the device callbacks never allocate, lock or log.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -155,26 +155,35 @@ pub(crate) struct Stream {
     pub name: String,
     pub rate: u32,
     errors: std_mpsc::Receiver<cpal::Error>,
+    xruns: Arc<AtomicU64>,
+    xruns_taken: u64,
 }
 
 impl Stream {
-    /// Builds a stream with `build` and starts it. The error callback handed to `build` queues
-    /// errors for [`Stream::next_error`] and wakes the calling worker thread; failures name the
-    /// device. Called from [`StreamWorker::open`], on the worker thread.
+    /// Builds a stream with `build` and starts it. The error callback handed to `build` counts
+    /// xruns in `xruns`, queues errors for [`Stream::next_error`] and wakes the calling worker
+    /// thread; failures name the device. Called from [`StreamWorker::open`], on the worker
+    /// thread.
     pub fn start(
         dir: Direction,
         name: String,
         rate: u32,
+        xruns: Arc<AtomicU64>,
         build: impl FnOnce(ErrorCallback) -> Result<cpal::Stream, cpal::Error>,
     ) -> Result<Stream, DeviceError> {
         let (err_tx, errors) = std_mpsc::channel();
         let worker = thread::current();
+        let counted = xruns.clone();
+        let xruns_taken = xruns.load(Ordering::Acquire);
         let backend = |source: cpal::Error| DeviceError::Backend {
             dir: dir.label(),
             device: name.clone(),
             source,
         };
         let stream = build(Box::new(move |e| {
+            if e.kind() == cpal::ErrorKind::Xrun {
+                counted.fetch_add(1, Ordering::AcqRel);
+            }
             let _ = err_tx.send(e);
             worker.unpark();
         }))
@@ -186,7 +195,18 @@ impl Stream {
             name,
             rate,
             errors,
+            xruns,
+            xruns_taken,
         })
+    }
+
+    /// Xruns (the device ran out of audio, or overflowed) since the last call: each one moves
+    /// the speaker's or the microphone's timeline against the other.
+    pub fn take_xruns(&mut self) -> u64 {
+        let now = self.xruns.load(Ordering::Acquire);
+        let new = now.saturating_sub(self.xruns_taken);
+        self.xruns_taken = now;
+        new
     }
 
     /// The next stream error that needs a reopen; xruns are glitches, not failures.
