@@ -220,6 +220,44 @@ fn a_dropped_call_ends_with_connection_lost_and_keeps_the_cost_so_far() {
 }
 
 #[test]
+fn a_network_outage_of_a_few_seconds_keeps_the_call() {
+    // After the first turn no packet goes either way for 8 s (a Wi-Fi hiccup): the call survives
+    // it and goes on to its goodbye, with every turn's usage.
+    let emulator = Emulator::start("kiosk_e2e.toml", &["pause-after-turn=1", "pause-ms=8000"]);
+    let kiosk = Kiosk::start(&emulator, "kiosk-e2e", "");
+    kiosk.scanner.scan("0012345678");
+    let s = &ended_sessions(&kiosk, 1, Duration::from_secs(40))[0];
+    let log = kiosk.log();
+    assert_eq!(s.end_reason.as_deref(), Some("goodbye"), "{s:?}\n{log}");
+    assert_eq!(s.responses, 3, "both turns and the goodbye: {s:?}");
+    assert!(
+        s.duration_ms.unwrap_or(0) >= 8_000,
+        "the outage happened: {s:?}"
+    );
+    kiosk.stop();
+}
+
+#[test]
+fn a_network_outage_that_lasts_ends_the_call_as_lost_and_keeps_the_cost_so_far() {
+    let emulator = Emulator::start("kiosk_e2e.toml", &["pause-after-turn=1", "pause-ms=30000"]);
+    let kiosk = Kiosk::start(&emulator, "kiosk-e2e", "");
+    kiosk.scanner.scan("0012345678");
+    let s = &ended_sessions(&kiosk, 1, Duration::from_secs(40))[0];
+    let log = kiosk.log();
+    assert_eq!(
+        s.end_reason.as_deref(),
+        Some("connection_lost"),
+        "{s:?}\n{log}"
+    );
+    assert!(
+        log.contains("no packets from the Realtime server"),
+        "the cause says the network went quiet:\n{log}"
+    );
+    assert!(s.responses >= 1, "usage before the outage is kept: {s:?}");
+    kiosk.stop();
+}
+
+#[test]
 fn malformed_and_unknown_events_are_survived() {
     let emulator = Emulator::start("kiosk_e2e.toml", &["malformed"]);
     let kiosk = Kiosk::start(&emulator, "kiosk-e2e", "");

@@ -314,6 +314,12 @@ pub(super) async fn run(
                     }
                 }
                 Action::ArmTimer(d) => timer = Some(Instant::now() + d),
+                Action::PauseTraffic(span) => {
+                    tracing::info!(%call_id, ?span, "fault: pausing all traffic");
+                    if let Err(e) = peer.pause_traffic(span) {
+                        tracing::debug!(error = %e, "emulator could not pause the call");
+                    }
+                }
                 Action::Drop => {
                     tracing::info!(%call_id, "fault: dropping the call without a goodbye");
                     shared.note_drop();

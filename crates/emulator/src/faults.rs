@@ -8,6 +8,8 @@
 //! | `answer-delay-ms=800` | `calls` waits this long before answering |
 //! | `drop-after-turn=1` | after turn N's reply audio, the call goes silent (no packet at all) |
 //! | `malformed` | non-JSON text and an unknown event type on the data channel |
+//! | `pause-after-turn=1` | after turn N's reply audio, no packet goes either way for `pause-ms` (default 3000), then the call goes on: a network outage |
+//! | `pause-ms=3000` | how long `pause-after-turn` pauses |
 
 use std::time::Duration;
 
@@ -16,7 +18,7 @@ use serde_json::json;
 use super::script::ScriptFaults;
 
 /// The faults of one emulator instance.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Faults {
     /// HTTP status for `client_secrets` and `calls` (>= 400).
     pub http_status: Option<u16>,
@@ -30,17 +32,39 @@ pub struct Faults {
     pub drop_after_turn: Option<usize>,
     /// Send malformed and unknown events.
     pub malformed: bool,
+    /// Pause all traffic after this many turns.
+    pub pause_after_turn: Option<usize>,
+    /// How long the pause lasts.
+    pub pause: Duration,
 }
+
+/// How long `pause-after-turn` pauses unless `pause-ms` says otherwise.
+const DEFAULT_PAUSE: Duration = Duration::from_secs(3);
 
 /// A `--fault` spec that cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
     "bad --fault '{spec}': {reason}; use http-status=CODE, retry-after=S, fail-times=N, \
-     answer-delay-ms=MS, drop-after-turn=N or malformed"
+     answer-delay-ms=MS, drop-after-turn=N, pause-after-turn=N, pause-ms=MS or malformed"
 )]
 pub struct FaultError {
     spec: String,
     reason: String,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            http_status: None,
+            retry_after_s: None,
+            fail_times: None,
+            answer_delay: Duration::ZERO,
+            drop_after_turn: None,
+            malformed: false,
+            pause_after_turn: None,
+            pause: DEFAULT_PAUSE,
+        }
+    }
 }
 
 impl Faults {
@@ -85,6 +109,14 @@ impl Faults {
                 }
                 self.drop_after_turn = Some(n as usize);
             }
+            "pause-after-turn" => {
+                let n = num(value)?;
+                if n == 0 {
+                    return Err(err("turns count from 1"));
+                }
+                self.pause_after_turn = Some(n as usize);
+            }
+            "pause-ms" => self.pause = Duration::from_millis(num(value)?),
             "malformed" if value.is_none() => self.malformed = true,
             _ => return Err(err("unknown fault")),
         }
@@ -96,6 +128,7 @@ impl Faults {
         ScriptFaults {
             malformed: self.malformed,
             drop_after_turn: self.drop_after_turn,
+            pause_after_turn: self.pause_after_turn.map(|n| (n, self.pause)),
         }
     }
 }
@@ -164,6 +197,8 @@ mod tests {
             "fail-times=1",
             "answer-delay-ms=300",
             "drop-after-turn=1",
+            "pause-after-turn=2",
+            "pause-ms=4000",
             "malformed",
         ])
         .unwrap();
@@ -176,14 +211,25 @@ mod tests {
                 answer_delay: Duration::from_millis(300),
                 drop_after_turn: Some(1),
                 malformed: true,
+                pause_after_turn: Some(2),
+                pause: Duration::from_secs(4),
             }
         );
         assert_eq!(
             f.script(),
             ScriptFaults {
                 malformed: true,
-                drop_after_turn: Some(1)
+                drop_after_turn: Some(1),
+                pause_after_turn: Some((2, Duration::from_secs(4))),
             }
+        );
+        assert_eq!(
+            Faults::parse(&["pause-after-turn=1"])
+                .unwrap()
+                .script()
+                .pause_after_turn,
+            Some((1, Duration::from_secs(3))),
+            "3 s unless pause-ms says otherwise"
         );
         assert_eq!(Faults::parse::<&str>(&[]).unwrap(), Faults::default());
     }
@@ -195,6 +241,8 @@ mod tests {
             "http-status",
             "http-status=abc",
             "drop-after-turn=0",
+            "pause-after-turn=0",
+            "pause-ms=soon",
             "explode",
             "malformed=yes",
             "answer-delay-ms=-1",

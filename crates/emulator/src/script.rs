@@ -53,6 +53,8 @@ pub enum Action {
     ArmTimer(Duration),
     /// Stop every packet of this call at once (the drop-mid-call fault).
     Drop,
+    /// Drop every packet both ways for this long, then go on (the network-outage fault).
+    PauseTraffic(Duration),
 }
 
 /// Faults that change the conversation itself.
@@ -63,6 +65,8 @@ pub struct ScriptFaults {
     pub malformed: bool,
     /// Drop the call after this many member turns have been fully spoken (1-based).
     pub drop_after_turn: Option<usize>,
+    /// After this many turns, pause all traffic for this long; the next turn waits it out.
+    pub pause_after_turn: Option<(usize, Duration)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -688,9 +692,18 @@ impl Script {
             out.push(Action::Drop);
             return;
         }
+        let mut pause = Duration::ZERO;
+        if let Some((turn, span)) = self.faults.pause_after_turn
+            && turn == self.turns_spoken
+        {
+            out.push(Action::PauseTraffic(span));
+            pause = span;
+        }
         if self.scenario.trigger == Trigger::Timer && self.next_turn < self.scenario.turns.len() {
             let ms = self.scenario.turns[self.next_turn].after_ms;
-            out.push(Action::ArmTimer(Duration::from_millis(u64::from(ms))));
+            out.push(Action::ArmTimer(
+                pause + Duration::from_millis(u64::from(ms)),
+            ));
         }
     }
 }

@@ -50,6 +50,7 @@ fn kinds(actions: &[Action]) -> Vec<String> {
             Action::BargeIn => "<barge-in>".into(),
             Action::ArmTimer(d) => format!("<timer {}>", d.as_millis()),
             Action::Drop => "<drop>".into(),
+            Action::PauseTraffic(d) => format!("<pause {}>", d.as_millis()),
         })
         .collect()
 }
@@ -187,6 +188,27 @@ fn vad_turn_replays_the_ga_sequence_with_usage() {
 }
 
 #[test]
+fn a_pause_after_a_turn_stops_traffic_and_the_next_turn_waits_it_out() {
+    let faults = ScriptFaults {
+        pause_after_turn: Some((1, Duration::from_millis(2_500))),
+        ..ScriptFaults::default()
+    };
+    let mut s = script("timer", faults);
+    s.step(Input::Open);
+    s.step(Input::Timer);
+    let mut first = CLOSING.to_vec();
+    first.push("<pause 2500>");
+    first.push("<timer 2650>");
+    assert_eq!(kinds(&s.step(Input::AudioFinished)), first);
+    s.step(Input::Timer);
+    let second = kinds(&s.step(Input::AudioFinished));
+    assert!(
+        !second.iter().any(|k| k.starts_with("<pause")),
+        "{second:?}"
+    );
+}
+
+#[test]
 fn end_session_call_then_function_output_and_response_create_give_the_goodbye() {
     let mut s = script("timer", ScriptFaults::default());
     assert_eq!(
@@ -274,6 +296,7 @@ fn faults_inject_malformed_events_and_drop_after_the_turn() {
         ScriptFaults {
             malformed: true,
             drop_after_turn: Some(1),
+            ..ScriptFaults::default()
         },
     );
     let a = s.step(Input::Open);
@@ -504,7 +527,7 @@ fn arb_input() -> impl Strategy<Value = u8> {
 proptest! {
     #[test]
     fn any_input_sequence_keeps_event_ids_unique(inputs in proptest::collection::vec(arb_input(), 0..60)) {
-        let mut s = script("vad", ScriptFaults { malformed: true, drop_after_turn: None });
+        let mut s = script("vad", ScriptFaults { malformed: true, ..ScriptFaults::default() });
         let mut ids = std::collections::HashSet::new();
         let mut plays = 0i64;
         for i in inputs {

@@ -21,6 +21,17 @@ pub enum Phase {
     Open,
 }
 
+/// What an ICE state change did to the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IcePath {
+    /// ICE lost the path: the grace period starts.
+    Lost,
+    /// ICE found a path again this long after losing it.
+    Back { after: Duration },
+    /// Nothing that matters to the call.
+    Unchanged,
+}
+
 /// Tracks the connect deadline and inbound silence.
 #[derive(Debug, Clone)]
 pub struct Liveness {
@@ -86,14 +97,32 @@ impl Liveness {
         true
     }
 
-    /// ICE changed state at `at`: a disconnect starts the grace period, any other state
-    /// (ICE found a path again) ends it.
-    pub fn on_ice(&mut self, state: IceConnectionState, at: Instant) {
-        if state == IceConnectionState::Disconnected {
-            self.disconnected_since.get_or_insert(at);
-        } else {
-            self.disconnected_since = None;
+    /// ICE changed state at `at`: a disconnect starts the grace period, a working path again
+    /// (`Connected`, `Completed`) ends it; `Checking` is still looking. Says what changed, for
+    /// the log.
+    pub fn on_ice(&mut self, state: IceConnectionState, at: Instant) -> IcePath {
+        let working = matches!(
+            state,
+            IceConnectionState::Connected | IceConnectionState::Completed
+        );
+        match (state, self.disconnected_since) {
+            (IceConnectionState::Disconnected, None) => {
+                self.disconnected_since = Some(at);
+                IcePath::Lost
+            }
+            (_, Some(since)) if working => {
+                self.disconnected_since = None;
+                IcePath::Back {
+                    after: at.saturating_duration_since(since),
+                }
+            }
+            _ => IcePath::Unchanged,
         }
+    }
+
+    /// How long ICE may stay disconnected.
+    pub fn ice_grace(&self) -> Duration {
+        self.ice_grace
     }
 
     /// The instant at which [`Liveness::check`] may next report a failure.
@@ -223,16 +252,32 @@ mod tests {
     #[test]
     fn ice_reconnecting_within_the_grace_period_keeps_the_call() {
         let t0 = Instant::now();
-        for back in [
-            IceConnectionState::Checking,
-            IceConnectionState::Connected,
-            IceConnectionState::Completed,
-        ] {
+        for back in [IceConnectionState::Connected, IceConnectionState::Completed] {
             let mut l = open(t0);
-            l.on_ice(IceConnectionState::Disconnected, t0);
-            l.on_ice(back, t0 + Duration::from_secs(3));
+            assert_eq!(
+                l.on_ice(IceConnectionState::Disconnected, t0),
+                IcePath::Lost
+            );
+            assert_eq!(
+                l.on_ice(back, t0 + Duration::from_secs(3)),
+                IcePath::Back {
+                    after: Duration::from_secs(3)
+                }
+            );
             assert_eq!(l.check(t0 + GRACE * 2), None, "{back:?}");
         }
+    }
+
+    #[test]
+    fn checking_again_is_not_a_path_yet() {
+        let t0 = Instant::now();
+        let mut l = open(t0);
+        l.on_ice(IceConnectionState::Disconnected, t0);
+        assert_eq!(
+            l.on_ice(IceConnectionState::Checking, t0 + Duration::from_secs(1)),
+            IcePath::Unchanged
+        );
+        assert_eq!(l.check(t0 + GRACE), Some(CloseReason::IceDisconnected));
     }
 
     proptest! {

@@ -256,6 +256,7 @@ pub type PeerEvents = mpsc::Receiver<PeerEvent>;
 enum Command {
     Audio { frame: Vec<u8>, marker: bool },
     Event(String),
+    PauseTraffic(Duration),
     Close,
 }
 
@@ -296,6 +297,13 @@ impl PeerHandle {
     /// queued before the channel opens are sent, in order, once it does.
     pub fn send_event(&self, json: String) -> Result<(), PeerError> {
         self.push(Command::Event(json))
+    }
+
+    /// Drops every datagram in and out for `span`, as a network outage would; str0m's timers
+    /// keep running, so ICE sees the path fail and (if it comes back in time) recover. The
+    /// emulator's `pause-after-turn` fault uses it to test the kiosk's ICE grace period.
+    pub fn pause_traffic(&self, span: Duration) -> Result<(), PeerError> {
+        self.push(Command::PauseTraffic(span))
     }
 
     /// Starts a graceful close (DTLS close_notify, SCTP shutdown); the events end with

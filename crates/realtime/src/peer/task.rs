@@ -15,7 +15,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::liveness::{Liveness, Phase};
+use super::liveness::{IcePath, Liveness, Phase};
 use super::{
     AudioFrame, COMMAND_QUEUE, CloseReason, Command, EVENT_QUEUE, EVENTS_CHANNEL,
     OPUS_FRAME_SAMPLES, PeerError, PeerEvent, PeerEvents, PeerHandle, PeerOptions,
@@ -83,6 +83,7 @@ pub(super) fn spawn(
         )
         .with_ice_grace(options.ice_disconnect_grace),
         events: ev_tx,
+        paused_until: None,
     };
     let task = tokio::spawn(driver.run(cmd_rx));
     Ok((
@@ -106,6 +107,8 @@ struct PeerTask {
     frames_dropped: u64,
     liveness: Liveness,
     events: mpsc::Sender<PeerEvent>,
+    /// Until when every datagram is dropped ([`super::PeerHandle::pause_traffic`]).
+    paused_until: Option<Instant>,
 }
 
 async fn read_socket(
@@ -166,6 +169,7 @@ impl PeerTask {
             let wake = timeout.min(self.liveness.next_deadline());
             let step = tokio::select! {
                 dg = datagrams.recv() => match dg {
+                    Some(Ok(dg)) if self.paused(dg.at) => Ok(()),
                     Some(Ok(dg)) => self.receive(dg),
                     Some(Err(e)) => Err(CloseReason::Failed(format!("UDP receive failed: {e}"))),
                     None => Err(CloseReason::Failed("all UDP sockets stopped".into())),
@@ -175,6 +179,11 @@ impl PeerTask {
                     None => return,
                     Some(Command::Audio { frame, marker }) => self.write_audio(frame, marker),
                     Some(Command::Event(json)) => self.queue_event(json),
+                    Some(Command::PauseTraffic(span)) => {
+                        tracing::info!(?span, "pausing all traffic (fault injection)");
+                        self.paused_until = Some(Instant::now() + span);
+                        Ok(())
+                    }
                     Some(Command::Close) => {
                         self.close_gracefully().await;
                         Err(CloseReason::Local)
@@ -217,7 +226,15 @@ impl PeerTask {
         }
     }
 
+    /// True while traffic is paused at `at`.
+    fn paused(&self, at: Instant) -> bool {
+        self.paused_until.is_some_and(|until| at < until)
+    }
+
     fn transmit(&self, t: &Transmit) {
+        if self.paused(Instant::now()) {
+            return;
+        }
         let Some((_, sock)) = self.sockets.iter().find(|(a, _)| *a == t.source) else {
             tracing::warn!(source = %t.source, "str0m asked to send from an unknown address");
             return;
@@ -248,7 +265,18 @@ impl PeerTask {
             Event::Connected if self.liveness.on_connected() => self.emit(PeerEvent::Connected)?,
             Event::IceConnectionStateChange(s) => {
                 tracing::debug!(state = ?s, "ICE state");
-                self.liveness.on_ice(s, Instant::now());
+                match self.liveness.on_ice(s, Instant::now()) {
+                    IcePath::Lost => tracing::warn!(
+                        grace_s = self.liveness.ice_grace().as_secs_f32(),
+                        "ICE disconnected: no answer from the Realtime server; the call waits \
+                         openai.ice_disconnect_grace_s for the network path to come back"
+                    ),
+                    IcePath::Back { after } => tracing::info!(
+                        after_ms = after.as_millis() as u64,
+                        "ICE path back: the call goes on"
+                    ),
+                    IcePath::Unchanged => {}
+                }
             }
             Event::MediaAdded(m) if m.kind == MediaKind::Audio && self.audio_mid.is_none() => {
                 self.audio_mid = Some(m.mid);
