@@ -478,50 +478,63 @@ mod tests {
         }
     }
 
+    /// One capture round while JARVIS speaks at `now_ms`; the frames go to `frames`.
+    fn speaking_round(
+        round: &mut Round,
+        consumer: &mut rtrb::Consumer<f32>,
+        chain: &mut CaptureChain,
+        overruns: u64,
+        now_ms: u64,
+        frames: &mut Vec<OpusFrame>,
+    ) -> usize {
+        round.run(
+            consumer,
+            chain,
+            overruns,
+            true,
+            || (true, now_ms),
+            &mut |f| frames.push(f.unwrap()),
+        )
+    }
+
     #[test]
     fn the_chain_hears_of_an_overrun_where_the_samples_went_missing() {
         let mut chain = CaptureChain::new(48_000, EchoStage::aec(300).unwrap()).unwrap();
         let mut round = Round::new();
         let (mut producer, mut consumer) = RingBuffer::new(9_600);
         let mut overruns = 0;
+        let mut frames = Vec::new();
         // The capture thread stalled: the ring filled up, then 4 800 samples were dropped.
         feed(&mut producer, &mut overruns, &tone(14_400));
         assert_eq!(overruns, 4_800);
-        // The new canceller's own window opens with the first frame and is over by 5 s.
-        let mut taken = round.run(
-            &mut consumer,
-            &mut chain,
-            overruns,
-            true,
-            || (true, 0),
-            &mut |_| {},
-        );
-        assert_eq!(chain.echo_guard_engaged(), 1);
+        let mut taken = 0;
         while taken < 9_600 {
+            taken += speaking_round(
+                &mut round,
+                &mut consumer,
+                &mut chain,
+                overruns,
+                0,
+                &mut frames,
+            );
+            // The new canceller's own window opened with the first frame (it is over by 5 s);
+            // the loss is not reached yet.
             assert_eq!(
                 chain.echo_guard_engaged(),
                 1,
                 "told before the gap, at {taken}"
             );
-            taken += round.run(
-                &mut consumer,
-                &mut chain,
-                overruns,
-                true,
-                || (true, 0),
-                &mut |_| {},
-            );
         }
         assert_eq!(taken, 9_600);
         // The next frame, the first after the gap, opens the recovery window.
         feed(&mut producer, &mut overruns, &tone(960));
-        round.run(
+        speaking_round(
+            &mut round,
             &mut consumer,
             &mut chain,
             overruns,
-            true,
-            || (true, 5_000),
-            &mut |_| {},
+            5_000,
+            &mut frames,
         );
         assert_eq!(chain.echo_guard_engaged(), 2);
     }
@@ -550,15 +563,17 @@ mod tests {
             if (2_500..3_100).contains(&now_ms) {
                 continue;
             }
-            while round.run(
-                &mut consumer,
-                &mut chain,
-                overruns,
-                true,
-                || (true, now_ms),
-                &mut |f| frames.push(f.unwrap()),
-            ) > 0
-            {}
+            let mut round_once = || {
+                speaking_round(
+                    &mut round,
+                    &mut consumer,
+                    &mut chain,
+                    overruns,
+                    now_ms,
+                    &mut frames,
+                )
+            };
+            while round_once() > 0 {}
         }
         // 600 ms of stall plus the block fed before the thread ran again, less the ring.
         assert_eq!(overruns, 5_280);
