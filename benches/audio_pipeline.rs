@@ -1,5 +1,6 @@
 //! Audio pipeline cost and added latency, each way, on the real signal chains (resampler,
-//! framing, half-duplex gate, Opus; jitter buffer, Opus decode, resampler) fed with speech.
+//! framing, echo cancellation (or the half-duplex gate, last row), Opus; jitter buffer, Opus
+//! decode, resampler) fed with speech.
 //! Budgets: <= 30 ms added each way beyond the device buffer, <= 5 % of one core for both
 //! directions together. Prints a table; run with `cargo bench --bench audio_pipeline`.
 //!
@@ -56,12 +57,17 @@ struct Row {
     proc_p99_ms: f64,
 }
 
-/// Capture at `rate` in device periods of 10 ms: returns the row and the encoded frames.
-fn capture(rate: u32) -> (Row, Vec<OpusFrame>) {
+/// Capture at `rate` in device periods of 10 ms, with echo cancellation (the default) or the
+/// half-duplex gate: returns the row and the encoded frames.
+fn capture(rate: u32, aec: bool) -> (Row, Vec<OpusFrame>) {
     let input = speech(rate);
     let period = rate as usize / 100;
-    let mut chain =
-        CaptureChain::new(rate, EchoStage::HalfDuplex(HalfDuplexGate::new(300))).expect("chain");
+    let echo = if aec {
+        EchoStage::aec(300).expect("canceller")
+    } else {
+        EchoStage::HalfDuplex(HalfDuplexGate::new(300))
+    };
+    let mut chain = CaptureChain::new(rate, echo).expect("chain");
     let mut frames = Vec::new();
     let mut completing = Vec::new();
     let start = Instant::now();
@@ -78,7 +84,10 @@ fn capture(rate: u32) -> (Row, Vec<OpusFrame>) {
     let total = start.elapsed().as_secs_f64();
     let algo = FRAME_MS as f64 + chain.algorithmic_delay_samples() as f64 * 1e3 / 48_000.0;
     let row = Row {
-        what: format!("capture {rate} Hz -> Opus"),
+        what: format!(
+            "capture {rate} Hz {} -> Opus",
+            if aec { "+ AEC" } else { "gate" }
+        ),
         cpu_percent: total / SECONDS as f64 * 100.0,
         algo_ms: algo,
         proc_p50_ms: percentile(&mut completing.clone(), 0.5),
@@ -146,15 +155,17 @@ fn main() {
     let mut rows = Vec::new();
     let mut frames = Vec::new();
     for rate in [48_000, 44_100, 16_000] {
-        let (row, f) = capture(rate);
+        let (row, f) = capture(rate, true);
         rows.push(row);
         if rate == 48_000 {
             frames = f;
         }
     }
+    let captures = rows.len();
     for rate in [48_000, 44_100] {
         rows.push(playback(&frames, rate));
     }
+    rows.push(capture(48_000, false).0);
     println!("audio pipeline, {SECONDS} s of speech per row; thread wake-up p99 {wake:.3} ms");
     println!(
         "{:<28} {:>10} {:>10} {:>10} {:>10} {:>14}",
@@ -171,7 +182,13 @@ fn main() {
             r.algo_ms + r.proc_p99_ms + wake
         );
     }
-    let worst_cpu = rows[..3].iter().map(|r| r.cpu_percent).fold(0.0, f64::max)
-        + rows[3..].iter().map(|r| r.cpu_percent).fold(0.0, f64::max);
+    let worst_cpu = rows[..captures]
+        .iter()
+        .map(|r| r.cpu_percent)
+        .fold(0.0, f64::max)
+        + rows[captures..captures + 2]
+            .iter()
+            .map(|r| r.cpu_percent)
+            .fold(0.0, f64::max);
     println!("both directions, worst rates: {worst_cpu:.2} % of one core (budget 5 %)");
 }

@@ -4,7 +4,7 @@
 //!
 //! AEC3 finds the echo path delay itself: its five matched filters cover 128 sub-blocks of
 //! 4 ms, about 512 ms, so a 40-150 ms room plus both devices' buffering fits with room to
-//! spare. It adds 10 ms of algorithmic delay to the microphone (its block framing).
+//! spare. It delays the microphone by [`DELAY_SAMPLES`] (17 ms).
 
 use aec3::nodes::audio::AudioFormat;
 use aec3::pipelines::linear::{self, LinearPipeline};
@@ -13,6 +13,11 @@ use super::SAMPLE_RATE;
 
 /// Samples in one 10 ms block at [`SAMPLE_RATE`]: what the canceller takes per call.
 pub const BLOCK_SAMPLES: usize = 480;
+
+/// How late the microphone comes out of the canceller, in samples at [`SAMPLE_RATE`]: 17 ms,
+/// 9 of them AEC3's band split and block framing, 8 the noise suppressor's overlap (measured by
+/// cross-correlation, see the tests).
+pub const DELAY_SAMPLES: usize = 816;
 
 /// The canceller could not be built or refused a block.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +113,30 @@ mod tests {
         assert!(kept > before, "kept {kept:.3}, raw microphone {before:.3}");
         let tail = 4 * crate::SAMPLE_RATE as usize..out.len();
         assert!(energy(&out[tail]) > 1e-5, "near end silenced");
+    }
+
+    #[test]
+    fn the_microphone_comes_out_late_by_the_stated_delay() {
+        let mut aec = EchoCanceller::new().unwrap();
+        // Chirp bursts (200 ms on, 100 ms off) that the noise suppressor lets through.
+        let n = BLOCK_SAMPLES * 300;
+        let input: Vec<f32> = (0..n)
+            .map(|i| {
+                let t = (i % 14_400) as f32 / 48_000.0;
+                let phase = 2.0 * std::f32::consts::PI * (300.0 * t + 4_000.0 * t * t);
+                if t < 0.2 { 0.3 * phase.sin() } else { 0.0 }
+            })
+            .collect();
+        let mut out = input.clone();
+        for block in out.chunks_exact_mut(BLOCK_SAMPLES) {
+            aec.process(&[0.0; BLOCK_SAMPLES], block).unwrap();
+        }
+        let correlation =
+            |lag: usize| -> f32 { (48_000..n - 2_000).map(|i| input[i] * out[i + lag]).sum() };
+        let delay = (0..2_000)
+            .max_by(|&a, &b| correlation(a).total_cmp(&correlation(b)))
+            .unwrap();
+        assert!(delay.abs_diff(DELAY_SAMPLES) <= 24, "delay {delay} samples");
     }
 
     #[test]

@@ -233,10 +233,10 @@ impl CaptureChain {
     }
 
     /// Algorithmic delay this chain adds beyond the 20 ms framing, in 48 kHz samples
-    /// (resampler, plus the canceller's 10 ms block with AEC).
+    /// (resampler, plus the canceller's with AEC).
     pub fn algorithmic_delay_samples(&self) -> usize {
         let aec = match self.echo {
-            EchoStage::Aec(_) => BLOCK_SAMPLES,
+            EchoStage::Aec(_) => super::echo::DELAY_SAMPLES,
             _ => 0,
         };
         self.resampler.delay_samples() + aec
