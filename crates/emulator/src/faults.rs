@@ -8,6 +8,8 @@
 //! | `answer-delay-ms=800` | `calls` waits this long before answering |
 //! | `drop-after-turn=1` | after turn N's reply audio, the call goes silent (no packet at all) |
 //! | `malformed` | non-JSON text and an unknown event type on the data channel |
+//! | `block-udp` | the answer's UDP candidate is a socket nobody answers on (a firewall dropping UDP); the passive TCP candidate works |
+//! | `refuse-tcp` | the answer's TCP candidate is a closed port (connection refused) |
 
 use std::time::Duration;
 
@@ -30,13 +32,17 @@ pub struct Faults {
     pub drop_after_turn: Option<usize>,
     /// Send malformed and unknown events.
     pub malformed: bool,
+    /// UDP goes unanswered (as behind a firewall that drops it): only ICE-TCP can connect.
+    pub block_udp: bool,
+    /// The TCP candidate refuses connections.
+    pub refuse_tcp: bool,
 }
 
 /// A `--fault` spec that cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
     "bad --fault '{spec}': {reason}; use http-status=CODE, retry-after=S, fail-times=N, \
-     answer-delay-ms=MS, drop-after-turn=N or malformed"
+     answer-delay-ms=MS, drop-after-turn=N, malformed, block-udp or refuse-tcp"
 )]
 pub struct FaultError {
     spec: String,
@@ -86,6 +92,8 @@ impl Faults {
                 self.drop_after_turn = Some(n as usize);
             }
             "malformed" if value.is_none() => self.malformed = true,
+            "block-udp" if value.is_none() => self.block_udp = true,
+            "refuse-tcp" if value.is_none() => self.refuse_tcp = true,
             _ => return Err(err("unknown fault")),
         }
         Ok(())
@@ -165,6 +173,8 @@ mod tests {
             "answer-delay-ms=300",
             "drop-after-turn=1",
             "malformed",
+            "block-udp",
+            "refuse-tcp",
         ])
         .unwrap();
         assert_eq!(
@@ -176,6 +186,8 @@ mod tests {
                 answer_delay: Duration::from_millis(300),
                 drop_after_turn: Some(1),
                 malformed: true,
+                block_udp: true,
+                refuse_tcp: true,
             }
         );
         assert_eq!(
@@ -197,6 +209,7 @@ mod tests {
             "drop-after-turn=0",
             "explode",
             "malformed=yes",
+            "block-udp=1",
             "answer-delay-ms=-1",
         ] {
             let e = Faults::parse(&[bad]).unwrap_err().to_string();

@@ -26,7 +26,9 @@
 
 mod candidates;
 mod liveness;
+mod paths;
 mod task;
+mod tcp;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::OnceLock;
@@ -36,10 +38,12 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::ChannelId;
 use str0m::config::DtlsCert;
 use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::TcpType;
 use str0m::{Candidate, Rtc};
 use tokio::sync::mpsc;
 
 pub use candidates::{InterfaceAddr, interface_addrs, is_loopback_base_url, select_candidate_ips};
+pub use paths::Transport;
 
 /// Label of the data channel that carries the Realtime JSON events.
 pub const EVENTS_CHANNEL: &str = "oai-events";
@@ -70,6 +74,15 @@ pub struct PeerOptions {
     /// How long ICE may stay `Disconnected` before the connection counts as dropped
     /// (`openai.ice_disconnect_grace_s`): a brief network hiccup does not end the call.
     pub ice_disconnect_grace: Duration,
+    /// Offer UDP host candidates (one socket per IP). Off only for an answerer that plays a
+    /// server whose UDP is unreachable (the emulator's `block-udp` fault).
+    pub udp: bool,
+    /// Offerer: when the answer has TCP candidates, add an active ICE-TCP candidate per local IP
+    /// and connect to them (UDP still wins on priority when it works).
+    pub tcp_active: bool,
+    /// Answerer: listen for ICE-TCP on each IP and offer a passive TCP candidate, as OpenAI's
+    /// servers do on port 443.
+    pub tcp_passive: bool,
 }
 
 impl Default for PeerOptions {
@@ -80,6 +93,9 @@ impl Default for PeerOptions {
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(10),
             ice_disconnect_grace: liveness::DEFAULT_ICE_GRACE,
+            udp: true,
+            tcp_active: true,
+            tcp_passive: false,
         }
     }
 }
@@ -171,6 +187,18 @@ pub enum CloseReason {
         /// Whether DTLS had come up.
         dtls_up: bool,
     },
+    /// ICE never found a working path: every transport the server offered failed.
+    #[error(
+        "no network path to the Realtime server after {}: {tried}; allow outbound UDP to the \
+         server (OpenAI: UDP 3478) or at least TCP 443, see README \"Network requirements\"",
+        fmt_ms(*after)
+    )]
+    Unreachable {
+        /// How long the peer tried.
+        after: Duration,
+        /// What was tried and how each failed ([`Transport`] by remote address).
+        tried: String,
+    },
     /// ICE lost the path to the server.
     #[error(
         "ICE disconnected longer than openai.ice_disconnect_grace_s: the network path to the \
@@ -189,6 +217,10 @@ pub enum CloseReason {
     /// The WebRTC stack or a socket failed.
     #[error("WebRTC failure: {0}")]
     Failed(String),
+}
+
+fn fmt_ms(d: Duration) -> String {
+    format!("{} ms", d.as_millis())
 }
 
 /// Errors from setting up a peer (before the I/O task runs) or from a handle whose task ended.
@@ -233,7 +265,8 @@ pub struct Peer;
 pub struct PendingPeer {
     rtc: Rtc,
     pending: SdpPendingOffer,
-    sockets: Vec<std::net::UdpSocket>,
+    sockets: Sockets,
+    ips: Vec<IpAddr>,
     audio_mid: Mid,
     channel: ChannelId,
     options: PeerOptions,
@@ -264,6 +297,15 @@ enum Command {
 pub struct PeerHandle {
     commands: mpsc::Sender<Command>,
     task: tokio::task::JoinHandle<()>,
+    transport: std::sync::Arc<std::sync::atomic::AtomicU8>,
+}
+
+fn transport_code(t: Option<Transport>) -> u8 {
+    match t {
+        None => 0,
+        Some(Transport::Udp) => 1,
+        Some(Transport::Tcp) => 2,
+    }
 }
 
 impl Drop for PeerHandle {
@@ -304,6 +346,16 @@ impl PeerHandle {
         self.push(Command::Close)
     }
 
+    /// The transport the connection runs on (UDP, or TCP when UDP failed); `None` until
+    /// [`PeerEvent::Connected`].
+    pub fn transport(&self) -> Option<Transport> {
+        match self.transport.load(std::sync::atomic::Ordering::Relaxed) {
+            1 => Some(Transport::Udp),
+            2 => Some(Transport::Tcp),
+            _ => None,
+        }
+    }
+
     /// True once the I/O task has ended.
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
@@ -340,19 +392,79 @@ fn new_rtc(now: Instant) -> Result<Rtc, PeerError> {
         .build(now))
 }
 
-fn bind_candidates(rtc: &mut Rtc, ips: &[IpAddr]) -> Result<Vec<std::net::UdpSocket>, PeerError> {
-    let mut sockets = Vec::with_capacity(ips.len());
+/// The sockets a peer owns, handed to its I/O task.
+#[derive(Debug, Default)]
+struct Sockets {
+    /// One per UDP host candidate.
+    udp: Vec<std::net::UdpSocket>,
+    /// One per passive TCP candidate (answerer).
+    listeners: Vec<std::net::TcpListener>,
+    /// The addresses of the active TCP candidates (offerer; `ip:9`, no socket until str0m
+    /// sends on them).
+    active: Vec<SocketAddr>,
+    /// The remote candidates of the answer, for naming what failed.
+    offered: Vec<(Transport, SocketAddr)>,
+}
+
+fn bind_candidates(
+    rtc: &mut Rtc,
+    ips: &[IpAddr],
+    options: &PeerOptions,
+) -> Result<Sockets, PeerError> {
+    let mut sockets = Sockets::default();
     for &ip in ips {
         let bind = |e| PeerError::Bind { ip, source: e };
-        let sock = std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).map_err(bind)?;
-        sock.set_nonblocking(true).map_err(bind)?;
-        let addr = sock.local_addr().map_err(bind)?;
-        let cand = Candidate::host(addr, "udp")
-            .map_err(|e| PeerError::Negotiation(format!("host candidate {addr}: {e}")))?;
-        rtc.add_local_candidate(cand);
-        sockets.push(sock);
+        if options.udp {
+            let sock = std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).map_err(bind)?;
+            sock.set_nonblocking(true).map_err(bind)?;
+            let addr = sock.local_addr().map_err(bind)?;
+            let cand = Candidate::host(addr, "udp")
+                .map_err(|e| PeerError::Negotiation(format!("host candidate {addr}: {e}")))?;
+            rtc.add_local_candidate(cand);
+            sockets.udp.push(sock);
+        }
+        if options.tcp_passive {
+            let listener = std::net::TcpListener::bind(SocketAddr::new(ip, 0)).map_err(bind)?;
+            listener.set_nonblocking(true).map_err(bind)?;
+            let addr = listener.local_addr().map_err(bind)?;
+            let cand = Candidate::builder()
+                .tcp()
+                .host(addr)
+                .tcptype(TcpType::Passive)
+                .build()
+                .map_err(|e| PeerError::Negotiation(format!("TCP candidate {addr}: {e}")))?;
+            rtc.add_local_candidate(cand);
+            sockets.listeners.push(listener);
+        }
     }
     Ok(sockets)
+}
+
+/// Adds an active ICE-TCP candidate per local IP of a family the answer offers TCP on.
+fn add_active_tcp(
+    rtc: &mut Rtc,
+    ips: &[IpAddr],
+    offered: &[(Transport, SocketAddr)],
+) -> Result<Vec<SocketAddr>, PeerError> {
+    let mut active = Vec::new();
+    for &ip in ips {
+        let wanted = offered
+            .iter()
+            .any(|(t, a)| *t == Transport::Tcp && a.is_ipv6() == ip.is_ipv6());
+        if !wanted {
+            continue;
+        }
+        let addr = SocketAddr::new(ip, tcp::ACTIVE_PORT);
+        let cand = Candidate::builder()
+            .tcp()
+            .host(addr)
+            .tcptype(TcpType::Active)
+            .build()
+            .map_err(|e| PeerError::Negotiation(format!("TCP candidate {addr}: {e}")))?;
+        rtc.add_local_candidate(cand);
+        active.push(addr);
+    }
+    Ok(active)
 }
 
 impl Peer {
@@ -362,7 +474,7 @@ impl Peer {
     pub fn offer(options: PeerOptions) -> Result<(PendingPeer, String), PeerError> {
         let ips = options.candidate_ips()?;
         let mut rtc = new_rtc(Instant::now())?;
-        let sockets = bind_candidates(&mut rtc, &ips)?;
+        let sockets = bind_candidates(&mut rtc, &ips, &options)?;
         let mut api = rtc.sdp_api();
         let audio_mid = api.add_media(
             MediaKind::Audio,
@@ -381,6 +493,7 @@ impl Peer {
                 rtc,
                 pending,
                 sockets,
+                ips,
                 audio_mid,
                 channel,
                 options,
@@ -400,7 +513,7 @@ impl Peer {
             SdpOffer::from_sdp_string(offer_sdp).map_err(|e| PeerError::BadSdp(e.to_string()))?;
         let ips = options.candidate_ips()?;
         let mut rtc = new_rtc(Instant::now())?;
-        let sockets = bind_candidates(&mut rtc, &ips)?;
+        let sockets = bind_candidates(&mut rtc, &ips, &options)?;
         let answer = rtc
             .sdp_api()
             .accept_offer(offer)
@@ -417,7 +530,8 @@ impl PendingPeer {
         let PendingPeer {
             mut rtc,
             pending,
-            sockets,
+            mut sockets,
+            ips,
             audio_mid,
             channel,
             options,
@@ -427,12 +541,17 @@ impl PendingPeer {
         rtc.sdp_api()
             .accept_answer(pending, answer)
             .map_err(|e| PeerError::BadSdp(e.to_string()))?;
+        sockets.offered = paths::sdp_candidates(answer_sdp);
+        if options.tcp_active {
+            sockets.active = add_active_tcp(&mut rtc, &ips, &sockets.offered)?;
+        }
         task::spawn(rtc, sockets, Some(audio_mid), Some(channel), &options)
     }
 
     /// The local addresses offered as host candidates.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.sockets
+            .udp
             .iter()
             .filter_map(|s| s.local_addr().ok())
             .collect()
