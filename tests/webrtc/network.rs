@@ -113,3 +113,121 @@ async fn without_tcp_support_a_tcp_only_answer_says_so() {
     );
     assert!(!text.contains("was lost"), "{text}");
 }
+
+/// A UDP relay between the kiosk and the answerer that can be cut, as a network that starts
+/// dropping UDP mid-call.
+struct UdpRelay {
+    front: std::net::SocketAddr,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl UdpRelay {
+    async fn start(server: std::net::SocketAddr) -> UdpRelay {
+        use std::sync::atomic::Ordering;
+        let front = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let back = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = front.local_addr().unwrap();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = cut.clone();
+        let task = tokio::spawn(async move {
+            let (mut a, mut b) = (vec![0u8; 2048], vec![0u8; 2048]);
+            let mut kiosk = None;
+            loop {
+                tokio::select! {
+                    Ok((n, from)) = front.recv_from(&mut a) => {
+                        kiosk = Some(from);
+                        if !flag.load(Ordering::Relaxed) {
+                            let _ = back.send_to(&a[..n], server).await;
+                        }
+                    }
+                    Ok((n, _)) = back.recv_from(&mut b) => {
+                        if let (Some(k), false) = (kiosk, flag.load(Ordering::Relaxed)) {
+                            let _ = front.send_to(&b[..n], k).await;
+                        }
+                    }
+                }
+            }
+        });
+        UdpRelay {
+            front: addr,
+            cut,
+            task,
+        }
+    }
+}
+
+impl Drop for UdpRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The SDP with its UDP candidate lines dropped (`keep` = false) or re-addressed to `to`.
+fn rewrite_udp_candidates(sdp: &str, to: Option<std::net::SocketAddr>) -> String {
+    sdp.split_inclusive("\r\n")
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let udp = line.starts_with("a=candidate:") && f.get(2) == Some(&"udp");
+            match (udp, to) {
+                (false, _) => Some(line.to_owned()),
+                (true, None) => None,
+                (true, Some(addr)) => Some(format!(
+                    "{} {} {} {} {} {} {}\r\n",
+                    f[0],
+                    f[1],
+                    f[2],
+                    f[3],
+                    addr.ip(),
+                    addr.port(),
+                    f[6..].join(" ")
+                )),
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_call_moves_to_tcp_when_udp_stops_mid_call() {
+    use std::sync::atomic::Ordering;
+    // Default idle timeout and ICE grace, as the daemon runs.
+    let (pending, offer) = Peer::offer(PeerOptions::loopback_only()).unwrap();
+    // The answerer learns the kiosk only through the relay (its UDP candidate is withheld).
+    let (srv, mut srv_events, answer) =
+        Peer::answer(&rewrite_udp_candidates(&offer, None), server(true, true)).unwrap();
+    let srv_udp = answer
+        .lines()
+        .find(|l| l.starts_with("a=candidate:") && l.contains(" udp "))
+        .and_then(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            format!("{}:{}", f[4], f[5]).parse().ok()
+        })
+        .expect("the answer has a UDP candidate");
+    let relay = UdpRelay::start(srv_udp).await;
+    let (peer, mut events) = pending
+        .accept(&rewrite_udp_candidates(&answer, Some(relay.front)))
+        .unwrap();
+    until(&mut events, |e| *e == PeerEvent::ChannelOpen).await;
+    assert_eq!(peer.transport(), Some(Transport::Udp));
+
+    relay.cut.store(true, Ordering::Relaxed);
+    let cut_at = std::time::Instant::now();
+    // Messages keep flowing both ways once ICE has moved to the TCP pair.
+    let moved = timeout(GUARD * 2, async {
+        loop {
+            let _ = srv.send_event(r#"{"type":"ping"}"#.into());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if peer.transport() == Some(Transport::Tcp) {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(moved.is_ok(), "the call did not move to TCP");
+    eprintln!("UDP cut -> sending over TCP after {:?}", cut_at.elapsed());
+    peer.send_event(r#"{"type":"after"}"#.into()).unwrap();
+    until(&mut srv_events, |e| {
+        *e == PeerEvent::Message(r#"{"type":"after"}"#.into())
+    })
+    .await;
+}

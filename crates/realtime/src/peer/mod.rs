@@ -62,7 +62,7 @@ const EVENT_QUEUE: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerOptions {
     /// Host candidate IPs to offer. Empty: discover them from the interfaces (up, non-loopback,
-    /// non-link-local IPv4), plus 127.0.0.1 when `include_loopback` is set.
+    /// non-link-local IPv4 and global IPv6), plus 127.0.0.1 when `include_loopback` is set.
     pub local_ips: Vec<IpAddr>,
     /// Also offer 127.0.0.1 (the Realtime base URL is a local emulator or demo server).
     pub include_loopback: bool,
@@ -101,8 +101,15 @@ impl Default for PeerOptions {
 }
 
 impl PeerOptions {
-    /// Defaults for talking to `base_url` (`openai.base_url`): a loopback host adds 127.0.0.1.
+    /// Defaults for talking to `base_url` (`openai.base_url`): a loopback host adds 127.0.0.1;
+    /// the IPv6 loopback `[::1]` offers `::1` alone.
     pub fn for_base_url(base_url: &str) -> Self {
+        if candidates::is_ipv6_loopback_base_url(base_url) {
+            return Self {
+                local_ips: vec![IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)],
+                ..Self::default()
+            };
+        }
         Self {
             include_loopback: is_loopback_base_url(base_url),
             ..Self::default()
@@ -228,8 +235,8 @@ fn fmt_ms(d: Duration) -> String {
 pub enum PeerError {
     /// No interface can carry WebRTC.
     #[error(
-        "no usable local IPv4 address for WebRTC: every interface is down, loopback or link-local; \
-         connect the kiosk to the network"
+        "no usable local address for WebRTC: every interface is down, loopback or link-local \
+         (IPv6 needs a global address); connect the kiosk to the network"
     )]
     NoLocalAddress,
     /// `getifaddrs` failed.
@@ -300,6 +307,14 @@ pub struct PeerHandle {
     transport: std::sync::Arc<std::sync::atomic::AtomicU8>,
 }
 
+fn transport_from_code(code: u8) -> Option<Transport> {
+    match code {
+        1 => Some(Transport::Udp),
+        2 => Some(Transport::Tcp),
+        _ => None,
+    }
+}
+
 fn transport_code(t: Option<Transport>) -> u8 {
     match t {
         None => 0,
@@ -346,14 +361,10 @@ impl PeerHandle {
         self.push(Command::Close)
     }
 
-    /// The transport the connection runs on (UDP, or TCP when UDP failed); `None` until
-    /// [`PeerEvent::Connected`].
+    /// The transport the connection runs on (UDP, or TCP when UDP failed), from the path str0m
+    /// sends DTLS and media on; `None` until ICE has chosen one.
     pub fn transport(&self) -> Option<Transport> {
-        match self.transport.load(std::sync::atomic::Ordering::Relaxed) {
-            1 => Some(Transport::Udp),
-            2 => Some(Transport::Tcp),
-            _ => None,
-        }
+        transport_from_code(self.transport.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// True once the I/O task has ended.
@@ -546,6 +557,14 @@ impl PendingPeer {
             sockets.active = add_active_tcp(&mut rtc, &ips, &sockets.offered)?;
         }
         task::spawn(rtc, sockets, Some(audio_mid), Some(channel), &options)
+    }
+
+    /// Replaces the connect timeout (from applying the answer): the caller's own deadline minus
+    /// what the HTTP calls already took, so the peer, which can say what it tried, gives up
+    /// first.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.options.connect_timeout = timeout;
+        self
     }
 
     /// The local addresses offered as host candidates.

@@ -275,6 +275,16 @@ impl PeerTask {
     }
 
     fn transmit(&mut self, t: Transmit) {
+        // str0m sends everything but STUN (first byte 0..=3, RFC 7983) on the pair ICE chose:
+        // that is the path in use, and it changes if ICE moves from UDP to TCP mid-call.
+        if t.contents.first().is_some_and(|b| *b > 3) {
+            let transport = match t.proto {
+                Protocol::Tcp => Some(Transport::Tcp),
+                _ => Some(Transport::Udp),
+            };
+            self.transport
+                .store(super::transport_code(transport), Ordering::Relaxed);
+        }
         match t.proto {
             Protocol::Udp => {
                 self.paths.on_sent(Transport::Udp, t.destination);
@@ -395,9 +405,7 @@ impl PeerTask {
     fn on_event(&mut self, e: Event) -> Result<(), CloseReason> {
         match e {
             Event::Connected if self.liveness.on_connected() => {
-                let transport = self.paths.last_transport();
-                self.transport
-                    .store(super::transport_code(transport), Ordering::Relaxed);
+                let transport = super::transport_from_code(self.transport.load(Ordering::Relaxed));
                 tracing::info!(transport = ?transport, "WebRTC connected");
                 self.emit(PeerEvent::Connected)?;
             }
@@ -448,11 +456,6 @@ impl PeerTask {
             _ => Transport::Udp,
         };
         self.paths.on_received(transport, dg.source);
-        if self.liveness.phase() != Phase::Connecting {
-            // The path in use: it changes if ICE switches from UDP to TCP mid-call.
-            self.transport
-                .store(super::transport_code(Some(transport)), Ordering::Relaxed);
-        }
         let Ok(recv) = Receive::new(dg.proto, dg.source, dg.destination, &dg.data) else {
             tracing::debug!(source = %dg.source, "ignored a datagram that is not STUN/DTLS/RTP");
             return Ok(());
