@@ -13,7 +13,7 @@ use jarvis_core::events::EventPayload;
 use jarvis_store::Store;
 use support::rig::{Emulator, Kiosk};
 
-fn assert_goodbye(kiosk: &Kiosk) {
+fn assert_goodbye(kiosk: &Kiosk) -> jarvis_store::SessionSummary {
     kiosk.scanner.scan("0012345678");
     let s = kiosk.ended_session(Duration::from_secs(30));
     assert_eq!(
@@ -23,13 +23,18 @@ fn assert_goodbye(kiosk: &Kiosk) {
         kiosk.log()
     );
     assert_eq!(s.responses, 3, "{s:?}");
+    s
 }
 
 #[test]
 fn a_whole_session_runs_over_tcp_when_udp_is_blocked() {
     let emulator = Emulator::start("kiosk_e2e.toml", &["block-udp"]);
     let kiosk = Kiosk::start(&emulator, "kiosk-tcp", "");
-    assert_goodbye(&kiosk);
+    let s = assert_goodbye(&kiosk);
+    eprintln!(
+        "scan -> data channel open over TCP only: {:?} ms",
+        s.connect_ms
+    );
     let log = kiosk.stop();
     let connected = log
         .lines()
