@@ -423,11 +423,21 @@ fn bind_candidates(
     options: &PeerOptions,
 ) -> Result<Sockets, PeerError> {
     let mut sockets = Sockets::default();
+    let mut skipped = None;
     for &ip in ips {
         let bind = |e| PeerError::Bind { ip, source: e };
         if options.udp {
-            let sock = std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).map_err(bind)?;
-            sock.set_nonblocking(true).map_err(bind)?;
+            let sock = match bind_udp(ip) {
+                Ok(s) => s,
+                // An IPv6 address can be unusable for a while (duplicate address detection):
+                // offer the others rather than fail the session.
+                Err(e) if ip.is_ipv6() && ips.len() > 1 => {
+                    tracing::warn!(%ip, error = %e, "IPv6 candidate skipped: cannot bind");
+                    skipped = Some(bind(e));
+                    continue;
+                }
+                Err(e) => return Err(bind(e)),
+            };
             let addr = sock.local_addr().map_err(bind)?;
             let cand = Candidate::host(addr, "udp")
                 .map_err(|e| PeerError::Negotiation(format!("host candidate {addr}: {e}")))?;
@@ -448,7 +458,16 @@ fn bind_candidates(
             sockets.listeners.push(listener);
         }
     }
-    Ok(sockets)
+    match skipped {
+        Some(e) if sockets.udp.is_empty() && sockets.listeners.is_empty() => Err(e),
+        _ => Ok(sockets),
+    }
+}
+
+fn bind_udp(ip: IpAddr) -> std::io::Result<std::net::UdpSocket> {
+    let sock = std::net::UdpSocket::bind(SocketAddr::new(ip, 0))?;
+    sock.set_nonblocking(true)?;
+    Ok(sock)
 }
 
 /// Adds an active ICE-TCP candidate per local IP of a family the answer offers TCP on.
