@@ -184,8 +184,8 @@ pub enum CloseReason {
     Remote,
     /// The connection did not get ready in time.
     #[error(
-        "WebRTC connect timed out after {after:?} ({}); check that UDP to the Realtime server is \
-         not blocked by the gym's firewall",
+        "WebRTC connect timed out after {after:?} ({}); check the gym's firewall (README \
+         \"Network requirements\": UDP 3478 or TCP 443 to the media servers)",
         if *dtls_up { "DTLS was up but the oai-events channel never opened" } else { "ICE/DTLS never completed" }
     )]
     ConnectTimeout {
