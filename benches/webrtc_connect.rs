@@ -1,12 +1,15 @@
 //! Offer creation -> `oai-events` data channel open, kiosk peer against the local emulator on
 //! loopback (budget: 250 ms from badge scan to connected). Prints a table of N runs.
 //!
-//! `cargo bench --bench webrtc_connect` (runs: `WEBRTC_BENCH_RUNS`, default 50).
+//! `cargo bench --bench webrtc_connect` (runs: `WEBRTC_BENCH_RUNS`, default 50). With
+//! `WEBRTC_BENCH_FAULTS=block-udp` the emulator's UDP goes unanswered and the kiosk connects
+//! over ICE-TCP (the gym network that blocks UDP).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use jarvis_realtime::peer::{self, Peer, PeerEvent, PeerOptions};
+use jarvis_realtime_emulator::faults::Faults;
 use jarvis_realtime_emulator::scenario::Scenario;
 use jarvis_realtime_emulator::{Emulator, EmulatorConfig};
 
@@ -87,7 +90,13 @@ async fn main() -> anyhow::Result<()> {
     let scenario = Scenario::load(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scenarios/goodbye.toml"),
     )?;
-    let emu = Emulator::start(EmulatorConfig::new(scenario)).await?;
+    let faults = std::env::var("WEBRTC_BENCH_FAULTS").unwrap_or_default();
+    let specs: Vec<&str> = faults.split(',').filter(|s| !s.trim().is_empty()).collect();
+    let emu = Emulator::start(EmulatorConfig {
+        faults: Faults::parse(&specs)?,
+        ..EmulatorConfig::new(scenario)
+    })
+    .await?;
     let client = reqwest::Client::new();
 
     // The first connect of the process generates the DTLS certificate; the daemon does that at
@@ -100,7 +109,15 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    println!("webrtc_connect: kiosk peer -> local emulator over loopback, {runs} runs (+1 cold)");
+    println!(
+        "webrtc_connect: kiosk peer -> local emulator over loopback, {runs} runs (+1 cold), \
+         faults: {}",
+        if specs.is_empty() {
+            "none".into()
+        } else {
+            specs.join(",")
+        }
+    );
     println!(
         "{:<34} {:>9} {:>9} {:>9} {:>9}",
         "milestone (from Peer::offer)", "median ms", "p95 ms", "min ms", "max ms"

@@ -57,7 +57,7 @@ fn doctor_passes_on_a_healthy_kiosk() {
     let _scanner = Scanner::plug(&d.join("ttyBADGE"));
     let card = SoundCard::Paced(Microphone::start(d, tone(30.0)));
     let config = write_config(d, &login.kiosk_id, &emulator.base_url, "");
-    let mut cmd = binary(&config, &["doctor", "--json"]);
+    let mut cmd = binary(&config, &["doctor", "--json", "--call"]);
     cmd.env("JARVIS_KIOSK__CENTRAL__URL", &login.url)
         .env("JARVIS_KIOSK__CENTRAL__PASSWORD_FILE", &login.password_file);
     card.env(&mut cmd, d);
@@ -73,6 +73,7 @@ fn doctor_passes_on_a_healthy_kiosk() {
         "openai.api_key_file",
         "openai dns",
         "openai https",
+        "openai call",
         "central",
     ] {
         let (level, check) = checks
@@ -147,4 +148,52 @@ fn doctor_fails_with_a_fix_for_each_unreachable_service() {
         !stderr.contains("ALSA lib"),
         "doctor's lines are not buried: {stderr}"
     );
+}
+
+/// `doctor --call` against the emulator: the transport that worked, or each failure's cause and
+/// fix. (Scanner and sound card are absent here, so only the call's line is judged.)
+#[test]
+fn doctor_call_names_the_transport_or_what_failed() {
+    let call = |base_url: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(dir.path(), "kiosk-call", base_url, "");
+        let (code, checks) = doctor(&mut binary(
+            &config,
+            &["doctor", "--json", "--quiet", "--call"],
+        ));
+        let (level, check) = checks
+            .get("openai call")
+            .unwrap_or_else(|| panic!("no openai call in {checks:#?}"))
+            .clone();
+        let text = |k: &str| check[k].as_str().unwrap_or_default().to_owned();
+        (code, level, text("detail"), text("fix"))
+    };
+
+    let emulator = Emulator::start("kiosk_e2e.toml", &[]);
+    let (_, level, detail, _) = call(&emulator.base_url);
+    assert_eq!(level, "OK", "{detail}");
+    assert!(detail.contains("connected over UDP in"), "{detail}");
+    assert!(detail.contains("hung up without a response"), "{detail}");
+    assert_eq!(emulator.calls().len(), 1);
+
+    let emulator = Emulator::start("kiosk_e2e.toml", &["block-udp"]);
+    let (_, level, detail, fix) = call(&emulator.base_url);
+    assert_eq!(level, "WARN", "{detail}");
+    assert!(detail.contains("connected over TCP"), "{detail}");
+    assert!(fix.contains("UDP 3478"), "{fix}");
+
+    let emulator = Emulator::start("kiosk_e2e.toml", &["block-udp", "refuse-tcp"]);
+    let (code, level, detail, fix) = call(&emulator.base_url);
+    assert_eq!((code, level.as_str()), (Some(1), "FAIL"), "{detail}");
+    assert!(
+        detail.contains("no answer to") && detail.contains("connection refused"),
+        "{detail}"
+    );
+    assert!(fix.contains("TCP 443"), "{fix}");
+
+    let closed = support::net::free_port();
+    let (code, level, detail, fix) = call(&format!("http://127.0.0.1:{closed}/v1"));
+    assert_eq!((code, level.as_str()), (Some(1), "FAIL"), "{detail}");
+    assert!(detail.contains(&format!("127.0.0.1:{closed}")), "{detail}");
+    assert!(fix.contains("HTTPS_PROXY"), "{fix}");
 }

@@ -28,8 +28,9 @@ struct PionPeer {
 }
 
 impl PionPeer {
-    /// Uses `$JARVIS_PION_PEER` (what `scripts/test.sh` built) or builds the peer here.
-    fn start() -> PionPeer {
+    /// Uses `$JARVIS_PION_PEER` (what `scripts/test.sh` built) or builds the peer here; `args`
+    /// go to the peer (`--tcp-only`).
+    fn start(args: &[&str]) -> PionPeer {
         let binary = match std::env::var_os("JARVIS_PION_PEER") {
             Some(path) => PathBuf::from(path),
             None => {
@@ -52,6 +53,7 @@ impl PionPeer {
         let mut child = Command::new(&binary)
             .args(["--listen", "127.0.0.1:0", "--out"])
             .arg(out.path())
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(out.path().join("peer.log")).unwrap())
             .spawn()
@@ -188,7 +190,11 @@ const REPLIES_MS: [usize; 3] = [1000, 2000, 800];
 const CHIME_MS: usize = 320;
 
 fn whole_session(extra: &str) {
-    let peer = PionPeer::start();
+    whole_session_with(&[], extra);
+}
+
+fn whole_session_with(peer_args: &[&str], extra: &str) {
+    let peer = PionPeer::start(peer_args);
     let mut kiosk = Kiosk::start_at(&peer.base_url, "kiosk-interop", extra, &[]);
     kiosk.scanner.scan("0012345678");
 
@@ -218,6 +224,19 @@ fn whole_session(extra: &str) {
         candidates.iter().all(|c| c.contains("typ host")),
         "{answer}"
     );
+    if peer_args.contains(&"--tcp-only") {
+        assert!(
+            candidates
+                .iter()
+                .all(|c| c.contains(" tcp ") && c.contains("tcptype passive")),
+            "{answer}"
+        );
+        let connected = log
+            .lines()
+            .find(|l| l.contains("WebRTC connected"))
+            .unwrap_or_default();
+        assert!(connected.contains("Tcp"), "{connected}");
+    }
     // RFC 8832 §6: the DTLS client uses even stream ids, the server odd ones. The peer is the
     // client, so the channel the kiosk (DTLS server) opened must have an odd id.
     let stream_id = state["stream_id"].as_i64().unwrap();
@@ -326,4 +345,12 @@ fn whole_session_with_pion_default_config() {
 fn whole_session_with_pion_half_duplex() {
     // Appended after the rig's [audio] table.
     whole_session("echo_control = \"half_duplex\"\n");
+}
+
+/// Pion offering only its passive ICE-TCP candidate, as on a network that blocks UDP: the
+/// kiosk connects over TCP (RFC 4571 framing between two independent stacks) and the whole
+/// session runs as over UDP.
+#[test]
+fn whole_session_with_pion_over_tcp_only() {
+    whole_session_with(&["--tcp-only"], "");
 }

@@ -11,13 +11,16 @@ use jarvis_store::{IntegrityCheck, Store};
 /// How long `doctor` waits for central or OpenAI before calling it unreachable.
 const NETWORK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How long each step of `doctor --call` may take (connect, then `session.created`).
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How long a running daemon may take to tell `doctor` what it holds.
 const DAEMON_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Below this much free space the store may soon refuse writes.
 const MIN_FREE_BYTES: u64 = 100 * 1024 * 1024;
 
-pub fn run(cfg: &Config, json: bool, quiet: bool) -> ExitCode {
+pub fn run(cfg: &Config, json: bool, quiet: bool, call: bool) -> ExitCode {
     let snapshot = socket::query(&cfg.health.runtime_dir, DAEMON_TIMEOUT)
         .ok()
         .map(|r| r.health);
@@ -29,7 +32,7 @@ pub fn run(cfg: &Config, json: bool, quiet: bool) -> ExitCode {
     checks.push(disk_check(&cfg.storage.path));
     checks.extend(jarvis_badge::doctor_checks(cfg, snapshot.as_ref()));
     checks.extend(jarvis_audio::doctor_checks(cfg, quiet));
-    checks.extend(network_checks(cfg));
+    checks.extend(network_checks(cfg, call));
     print_checks(&checks, json);
     if checks.iter().any(|c| c.level == Level::Fail) {
         ExitCode::FAILURE
@@ -52,8 +55,9 @@ pub fn devices() -> ExitCode {
     }
 }
 
-/// Can this kiosk reach OpenAI, and central (log in, find the schema it needs)?
-fn network_checks(cfg: &Config) -> Vec<Check> {
+/// Can this kiosk reach OpenAI, and central (log in, find the schema it needs)? With `call`,
+/// also a real test call proving the media path.
+fn network_checks(cfg: &Config, call: bool) -> Vec<Check> {
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -61,6 +65,10 @@ fn network_checks(cfg: &Config) -> Vec<Check> {
         Ok(rt) => rt.block_on(async {
             let mut checks = jarvis_realtime::doctor::checks(&cfg.openai, NETWORK_TIMEOUT).await;
             checks.push(jarvis_sync::doctor::check(cfg, NETWORK_TIMEOUT).await);
+            if call {
+                let outcome = jarvis_realtime::test_call::run(&cfg.openai, CALL_TIMEOUT).await;
+                checks.push(jarvis_realtime::test_call::advice(&outcome));
+            }
             checks
         }),
         Err(e) => vec![Check::fail(

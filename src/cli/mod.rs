@@ -44,6 +44,13 @@ pub enum Command {
         /// Do not play the test tone
         #[arg(long)]
         quiet: bool,
+        /// Also place a real test call to openai.base_url: mint a key, exchange SDP, connect
+        /// (UDP, or TCP 443 when UDP is blocked), open the data channel, wait for
+        /// session.created and hang up without asking for a response. No model output is
+        /// generated, so no tokens are billed; the call may count toward OpenAI's rate limits
+        /// and concurrent-session limit for a few seconds.
+        #[arg(long)]
+        call: bool,
     },
     /// List serial ports, input devices and sound cards
     Devices,
@@ -102,7 +109,7 @@ pub fn main(cli: Cli) -> ExitCode {
         }
         Command::Run => run_daemon(cfg, source, cli.log, started),
         Command::Status { json } => status::run(&cfg, json),
-        Command::Doctor { json, quiet } => doctor::run(&cfg, json, quiet),
+        Command::Doctor { json, quiet, call } => doctor::run(&cfg, json, quiet, call),
         Command::Devices => doctor::devices(),
         Command::Outbox { action } => outbox::run(&cfg, action),
     }

@@ -348,7 +348,12 @@ impl Inbox<'_> {
 
 type Connected = (PeerHandle, mpsc::Receiver<PeerEvent>, Option<String>);
 
+/// How much earlier than the session's connect deadline the peer gives up, so its account of
+/// the transports tried reaches the core before the core's own timer ends the session.
+const PEER_DEADLINE_MARGIN: Duration = Duration::from_millis(300);
+
 async fn connect(deps: &RealtimeDeps, member: &MemberContext<'_>) -> Result<Connected, CallError> {
+    let began = Instant::now();
     let creds = deps
         .credentials
         .as_ref()
@@ -368,7 +373,11 @@ async fn connect(deps: &RealtimeDeps, member: &MemberContext<'_>) -> Result<Conn
     };
     let (pending, offer) = Peer::offer(options).map_err(|e| CallError::Client(e.to_string()))?;
     let answer = calls::exchange(&deps.http, &deps.cfg, &key, &offer).await?;
+    let left = Duration::from_secs(deps.cfg.connect_timeout_s)
+        .saturating_sub(began.elapsed() + PEER_DEADLINE_MARGIN)
+        .max(PEER_DEADLINE_MARGIN);
     let (peer, events) = pending
+        .with_connect_timeout(left)
         .accept(&answer.sdp)
         .map_err(|e| CallError::Client(format!("the SDP answer was refused: {e}")))?;
     Ok((peer, events, answer.call_id))

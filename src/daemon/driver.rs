@@ -21,7 +21,7 @@ use jarvis_badge::Scan;
 use jarvis_core::badge::Badge;
 use jarvis_core::breaker::{Admission, Breaker, BreakerState};
 use jarvis_core::clock;
-use jarvis_core::events::{EventPayload, KioskEvent, Severity};
+use jarvis_core::events::{EndReason, EventPayload, KioskEvent, Severity};
 use jarvis_core::health::{AdapterState, CurrentSession, Health};
 use jarvis_core::session::{
     BadgeLookup, Decision, FailureKind, Input, Now, Prompt, ScanId, SessionMachine, Settings,
@@ -376,6 +376,17 @@ impl<D: Directory> Driver<D> {
                 detail,
             } => {
                 tracing::info!(reason = reason.as_str(), detail, "hanging up");
+                let failed = matches!(
+                    reason,
+                    EndReason::ConnectFailed | EndReason::ConnectionLost | EndReason::RealtimeError
+                );
+                if let (true, Some(detail)) = (failed, detail.as_deref()) {
+                    // `status` shows it: a technician sees why members got the apology.
+                    ctx.health.record_error(format!(
+                        "session {session_id} ended {}: {detail}",
+                        reason.as_str()
+                    ));
+                }
                 if let Some(c) = ctx.conversations.remove(&session_id) {
                     c.hang_up();
                 }
@@ -593,6 +604,7 @@ fn log_event(event: &KioskEvent) {
             duration_ms,
             tokens,
             cost,
+            ..
         } => tracing::info!(
             reason = reason.as_str(),
             duration_s = *duration_ms as f64 / 1000.0,

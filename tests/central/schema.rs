@@ -212,6 +212,7 @@ fn session_events(session: Uuid) -> Vec<KioskEvent> {
                 output_text_nusd: NanoUsd(480_003),
                 transcription_nusd: NanoUsd(7),
             },
+            detail: None,
         },
     );
     vec![

@@ -395,6 +395,7 @@ pub fn sessions(sessions: usize, responses: usize) -> Vec<jarvis_core::events::K
                 duration_ms: 999,
                 tokens: TokenCounts::default(),
                 cost: CostBreakdown::default(),
+                detail: None,
             },
         ));
     }

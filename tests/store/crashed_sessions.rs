@@ -37,6 +37,7 @@ fn an_open_session_is_ended_crashed_with_its_cost_and_last_event_time_at_the_nex
         duration_ms,
         tokens,
         cost: charged,
+        ..
     } = &end.payload
     else {
         panic!("{end:?}")

@@ -107,6 +107,7 @@ pub fn ended(sid: Uuid, at: i64, duration_ms: u64) -> KioskEvent {
             duration_ms,
             tokens: TokenCounts::default(),
             cost: CostBreakdown::default(),
+            detail: None,
         },
     )
 }

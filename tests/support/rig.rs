@@ -157,6 +157,12 @@ pub struct Emulator {
 
 impl Emulator {
     pub fn start(scenario: &str, faults: &[&str]) -> Emulator {
+        Emulator::start_on("127.0.0.1:0", scenario, faults)
+    }
+
+    /// [`Emulator::start`] listening on `listen` (`[::1]:0` for IPv6 loopback).
+    pub fn start_on(listen: &str, scenario: &str, faults: &[&str]) -> Emulator {
+        let listen: std::net::SocketAddr = listen.parse().unwrap();
         let scenario = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/scenarios")
             .join(scenario);
@@ -173,7 +179,7 @@ impl Emulator {
                 .unwrap();
             rt.block_on(async move {
                 let emu = jarvis_realtime_emulator::Emulator::start(EmulatorConfig {
-                    listen: "127.0.0.1:0".parse().unwrap(),
+                    listen,
                     scenario,
                     faults,
                 })

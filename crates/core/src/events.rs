@@ -266,6 +266,10 @@ pub enum EventPayload {
         duration_ms: u64,
         tokens: TokenCounts,
         cost: CostBreakdown,
+        /// Why it ended, in words, when there is more to say than the reason: for a failure,
+        /// the cause a technician reads (a connect that failed names each transport tried).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
     },
     ScanRefused {
         /// Short machine-readable cause: `rate_limited`, `daily_budget`, `breaker_open`, ...
@@ -311,6 +315,7 @@ mod tests {
                 duration_ms: 1,
                 tokens: TokenCounts::default(),
                 cost: CostBreakdown::default(),
+                detail: Some("why".into()),
             },
             EventPayload::Alert {
                 code: "x".into(),

@@ -10,6 +10,8 @@
 //! | `malformed` | non-JSON text and an unknown event type on the data channel |
 //! | `pause-after-turn=1` | after turn N's reply audio, no packet goes either way for `pause-ms` (default 3000), then the call goes on: a network outage |
 //! | `pause-ms=3000` | how long `pause-after-turn` pauses |
+//! | `block-udp` | the answer's UDP candidate is a socket nobody answers on (a firewall dropping UDP); the passive TCP candidate works |
+//! | `refuse-tcp` | the answer's TCP candidate is a closed port (connection refused) |
 
 use std::time::Duration;
 
@@ -36,6 +38,10 @@ pub struct Faults {
     pub pause_after_turn: Option<usize>,
     /// How long the pause lasts.
     pub pause: Duration,
+    /// UDP goes unanswered (as behind a firewall that drops it): only ICE-TCP can connect.
+    pub block_udp: bool,
+    /// The TCP candidate refuses connections.
+    pub refuse_tcp: bool,
 }
 
 /// How long `pause-after-turn` pauses unless `pause-ms` says otherwise.
@@ -45,7 +51,8 @@ const DEFAULT_PAUSE: Duration = Duration::from_secs(3);
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
     "bad --fault '{spec}': {reason}; use http-status=CODE, retry-after=S, fail-times=N, \
-     answer-delay-ms=MS, drop-after-turn=N, pause-after-turn=N, pause-ms=MS or malformed"
+     answer-delay-ms=MS, drop-after-turn=N, pause-after-turn=N, pause-ms=MS, malformed, block-udp \
+     or refuse-tcp"
 )]
 pub struct FaultError {
     spec: String,
@@ -63,6 +70,8 @@ impl Default for Faults {
             malformed: false,
             pause_after_turn: None,
             pause: DEFAULT_PAUSE,
+            block_udp: false,
+            refuse_tcp: false,
         }
     }
 }
@@ -118,6 +127,8 @@ impl Faults {
             }
             "pause-ms" => self.pause = Duration::from_millis(num(value)?),
             "malformed" if value.is_none() => self.malformed = true,
+            "block-udp" if value.is_none() => self.block_udp = true,
+            "refuse-tcp" if value.is_none() => self.refuse_tcp = true,
             _ => return Err(err("unknown fault")),
         }
         Ok(())
@@ -200,6 +211,8 @@ mod tests {
             "pause-after-turn=2",
             "pause-ms=4000",
             "malformed",
+            "block-udp",
+            "refuse-tcp",
         ])
         .unwrap();
         assert_eq!(
@@ -213,6 +226,8 @@ mod tests {
                 malformed: true,
                 pause_after_turn: Some(2),
                 pause: Duration::from_secs(4),
+                block_udp: true,
+                refuse_tcp: true,
             }
         );
         assert_eq!(
@@ -245,6 +260,7 @@ mod tests {
             "pause-ms=soon",
             "explode",
             "malformed=yes",
+            "block-udp=1",
             "answer-delay-ms=-1",
         ] {
             let e = Faults::parse(&[bad]).unwrap_err().to_string();

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use super::faults::{ErrorResponse, error_response};
+use super::network;
 use jarvis_realtime::peer::{Peer, PeerOptions};
 
 /// Largest request body accepted (an SDP offer is ~2 KB).
@@ -203,15 +204,24 @@ async fn call(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp {
     if !shared.faults.answer_delay.is_zero() {
         tokio::time::sleep(shared.faults.answer_delay).await;
     }
+    // Like OpenAI: UDP host candidates and a passive ICE-TCP one; a blocked transport is
+    // replaced by a dead end the kiosk can try and fail on.
     let options = PeerOptions {
         local_ips: vec![shared.peer_ip],
+        udp: !shared.faults.block_udp,
+        tcp_passive: !shared.faults.refuse_tcp,
         ..PeerOptions::default()
+    };
+    let (dead, held) = match network::dead_ends(&shared.faults, shared.peer_ip) {
+        Ok(x) => x,
+        Err(e) => return respond(500, "text/plain", format!("cannot bind a socket: {e}")),
     };
     let (peer, events, answer) = match Peer::answer(offer, options) {
         Ok(x) => x,
         Err(e) => return bad_request(&format!("Invalid SDP offer: {e}")),
     };
-    let call_id = shared.start_call(peer, events);
+    let answer = network::with_candidates(&answer, &dead);
+    let call_id = shared.start_call(peer, events, held);
     let mut r = respond(201, "application/sdp", answer);
     if let Ok(v) = HeaderValue::from_str(&format!("/v1/realtime/calls/{call_id}")) {
         r.headers_mut().insert(LOCATION, v);

@@ -18,6 +18,7 @@ pub mod audio;
 mod call;
 pub mod faults;
 mod http;
+mod network;
 pub mod record;
 pub mod scenario;
 pub mod script;
@@ -93,6 +94,8 @@ pub enum EmulatorError {
 struct CallEntry {
     hangup: Option<oneshot::Sender<()>>,
     task: AbortHandle,
+    /// The unanswered sockets a network fault put in the answer, held as long as the call.
+    _dead_ends: network::DeadEnds,
 }
 
 /// State shared by the HTTP handlers and the calls.
@@ -144,7 +147,12 @@ impl Shared {
         lock(&self.stats).client_events.push(kind);
     }
 
-    fn start_call(self: &Arc<Self>, peer: PeerHandle, events: PeerEvents) -> String {
+    fn start_call(
+        self: &Arc<Self>,
+        peer: PeerHandle,
+        events: PeerEvents,
+        dead_ends: network::DeadEnds,
+    ) -> String {
         let n = {
             let mut s = lock(&self.stats);
             s.calls_answered += 1;
@@ -171,6 +179,7 @@ impl Shared {
             CallEntry {
                 hangup: Some(tx),
                 task: task.abort_handle(),
+                _dead_ends: dead_ends,
             },
         );
         call_id

@@ -151,6 +151,9 @@ pub type HttpClient = reqwest::Client;
 
 /// The HTTP client for OpenAI and the token broker: rustls, `openai.connect_timeout_s` to
 /// connect, no redirects (a bearer key is never replayed elsewhere). Build it once and share.
+/// The one place proxies are decided: `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` and `NO_PROXY`
+/// from the environment (the unit's drop-in) are honoured, so every call (key, SDP exchange,
+/// hang-up, broker) follows the site's proxy.
 pub fn http_client(cfg: &OpenAiConfig) -> Result<HttpClient, CallError> {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(cfg.connect_timeout_s))

@@ -8,3 +8,4 @@ pub mod http;
 pub mod peer;
 pub mod protocol;
 pub mod session_update;
+pub mod test_call;

@@ -272,6 +272,7 @@ impl Store {
                         duration_ms: to_u64(ended_at - started),
                         tokens: s.tokens,
                         cost: s.cost,
+                        detail: None,
                     },
                 )
             })

@@ -138,6 +138,7 @@ type entry struct {
 // peer is the one call this server handles.
 type peer struct {
 	mu         sync.Mutex
+	tcpMux     ice.TCPMux // set by -tcp-only: answers carry only a passive ICE-TCP candidate
 	out        string
 	start      time.Time
 	pc         *webrtc.PeerConnection
@@ -337,6 +338,10 @@ func (p *peer) pace(done <-chan struct{}) {
 func (p *peer) answer(offer string) (string, error) {
 	se := webrtc.SettingEngine{}
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	if p.tcpMux != nil {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
+		se.SetICETCPMux(p.tcpMux)
+	}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
@@ -462,8 +467,16 @@ func jsonReply(w http.ResponseWriter, status int, v interface{}) {
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "HTTP address")
 	out := flag.String("out", ".", "directory for member.pcm")
+	tcpOnly := flag.Bool("tcp-only", false, "offer only a passive ICE-TCP candidate (a network that blocks UDP)")
 	flag.Parse()
 	p := &peer{out: *out, start: time.Now(), streamID: -1}
+	if *tcpOnly {
+		tl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			log.Fatal(err)
+		}
+		p.tcpMux = webrtc.NewICETCPMux(nil, tl, 8)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/realtime/client_secrets", func(w http.ResponseWriter, r *http.Request) {
 		jsonReply(w, 200, map[string]interface{}{"value": "ek_pion_1", "expires_at": time.Now().Unix() + 600,

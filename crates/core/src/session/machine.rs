@@ -870,7 +870,7 @@ impl SessionMachine {
         self.out.push(Decision::HangUp {
             session_id: session.id,
             reason,
-            detail,
+            detail: detail.clone(),
         });
         self.record(
             Some(session.id),
@@ -879,6 +879,7 @@ impl SessionMachine {
                 duration_ms: now.saturating_sub(session.started_at),
                 tokens: session.tokens,
                 cost: session.cost,
+                detail,
             },
         );
         let failed = matches!(

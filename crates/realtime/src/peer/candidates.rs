@@ -4,15 +4,15 @@
 //! pure function of the interface list and of the Realtime base URL, so it is tested without a
 //! network; [`interface_addrs`] is the thin adapter over `getifaddrs`.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// One IPv4 address of one network interface, as the selection needs it.
+/// One address of one network interface, as the selection needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterfaceAddr {
     /// Interface name (`eth0`, `wlan0`, `lo`), for logs.
     pub name: String,
-    /// The interface's IPv4 address.
-    pub ip: Ipv4Addr,
+    /// The interface's IPv4 or IPv6 address.
+    pub ip: IpAddr,
     /// The interface is administratively up and running.
     pub up: bool,
     /// The interface is a loopback interface.
@@ -22,50 +22,75 @@ pub struct InterfaceAddr {
 /// True when `base_url`'s host is a loopback address or `localhost` (the emulator and the demo
 /// live there, so the kiosk must offer a 127.0.0.1 candidate to reach them).
 pub fn is_loopback_base_url(base_url: &str) -> bool {
-    let Ok(url) = reqwest::Url::parse(base_url) else {
+    let Some(host) = base_url_host(base_url) else {
         return false;
     };
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
     match host.parse::<IpAddr>() {
         Ok(ip) => ip.is_loopback(),
         Err(_) => host.eq_ignore_ascii_case("localhost"),
     }
 }
 
+/// True when `base_url`'s host is the IPv6 loopback `[::1]`: the kiosk offers `::1` only.
+pub fn is_ipv6_loopback_base_url(base_url: &str) -> bool {
+    base_url_host(base_url).is_some_and(|h| h.parse::<Ipv6Addr>().is_ok_and(|ip| ip.is_loopback()))
+}
+
+fn base_url_host(base_url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(base_url).ok()?;
+    let host = url.host_str()?;
+    Some(
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+    )
+}
+
+/// A global unicast IPv6 address (2000::/3): routable to OpenAI, unlike link-local (fe80::/10),
+/// unique-local (fc00::/7) or loopback.
+pub fn is_global_ipv6(ip: &Ipv6Addr) -> bool {
+    ip.segments()[0] & 0xe000 == 0x2000
+}
+
 /// The host candidate IPs to offer: every IPv4 address of an interface that is up, not loopback
-/// and not link-local (169.254/16 is unroutable to OpenAI), deduplicated in interface order,
-/// preceded by 127.0.0.1 when `want_loopback` is set.
+/// and not link-local (169.254/16 is unroutable to OpenAI), and every global IPv6 address,
+/// deduplicated in interface order, preceded by 127.0.0.1 when `want_loopback` is set.
 pub fn select_candidate_ips(ifaces: &[InterfaceAddr], want_loopback: bool) -> Vec<IpAddr> {
     let mut out: Vec<IpAddr> = Vec::new();
     if want_loopback {
         out.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
     }
     for iface in ifaces {
-        let usable = iface.up
-            && !iface.loopback
-            && !iface.ip.is_loopback()
-            && !iface.ip.is_link_local()
-            && !iface.ip.is_unspecified()
-            && !iface.ip.is_multicast()
-            && !iface.ip.is_broadcast();
-        let ip = IpAddr::V4(iface.ip);
-        if usable && !out.contains(&ip) {
-            out.push(ip);
+        let routable = match iface.ip {
+            IpAddr::V4(v4) => {
+                !v4.is_loopback()
+                    && !v4.is_link_local()
+                    && !v4.is_unspecified()
+                    && !v4.is_multicast()
+                    && !v4.is_broadcast()
+            }
+            IpAddr::V6(v6) => is_global_ipv6(&v6),
+        };
+        if iface.up && !iface.loopback && routable && !out.contains(&iface.ip) {
+            out.push(iface.ip);
         }
     }
     out
 }
 
-/// The kiosk's IPv4 interface addresses (all of them; [`select_candidate_ips`] filters).
+/// The kiosk's IPv4 and IPv6 interface addresses (all of them; [`select_candidate_ips`]
+/// filters).
 pub fn interface_addrs() -> std::io::Result<Vec<InterfaceAddr>> {
     use nix::net::if_::InterfaceFlags;
     let addrs = nix::ifaddrs::getifaddrs().map_err(std::io::Error::from)?;
     Ok(addrs
         .filter_map(|a| {
-            let ip = a.address.as_ref()?.as_sockaddr_in()?.ip();
+            let addr = a.address.as_ref()?;
+            let ip = match (addr.as_sockaddr_in(), addr.as_sockaddr_in6()) {
+                (Some(v4), _) => IpAddr::V4(v4.ip()),
+                (None, Some(v6)) => IpAddr::V6(v6.ip()),
+                (None, None) => return None,
+            };
             Some(InterfaceAddr {
                 up: a.flags.contains(InterfaceFlags::IFF_UP)
                     && a.flags.contains(InterfaceFlags::IFF_RUNNING),
@@ -85,7 +110,7 @@ mod tests {
     fn iface(name: &str, ip: [u8; 4], up: bool, loopback: bool) -> InterfaceAddr {
         InterfaceAddr {
             name: name.into(),
-            ip: Ipv4Addr::from(ip),
+            ip: IpAddr::from(ip),
             up,
             loopback,
         }
@@ -102,6 +127,32 @@ mod tests {
         assert!(!is_loopback_base_url("http://10.0.0.1/v1"));
         assert!(!is_loopback_base_url("not a url"));
         assert!(!is_loopback_base_url(""));
+    }
+
+    #[test]
+    fn only_global_ipv6_addresses_are_offered() {
+        let v6 = |name: &str, ip: &str| InterfaceAddr {
+            name: name.into(),
+            ip: ip.parse().unwrap(),
+            up: true,
+            loopback: false,
+        };
+        let ifaces = [
+            v6("eth0", "fe80::1"),
+            v6("eth0", "2001:db8::20"),
+            v6("eth0", "fd00::5"),
+            v6("eth0", "::1"),
+            iface("eth0", [192, 168, 1, 20], true, false),
+        ];
+        assert_eq!(
+            select_candidate_ips(&ifaces, false),
+            vec![
+                "2001:db8::20".parse::<IpAddr>().unwrap(),
+                IpAddr::from([192, 168, 1, 20])
+            ]
+        );
+        assert!(is_ipv6_loopback_base_url("http://[::1]:8080/v1"));
+        assert!(!is_ipv6_loopback_base_url("http://127.0.0.1:8080/v1"));
     }
 
     #[test]
@@ -164,7 +215,7 @@ mod tests {
             for ip in out.iter().skip(usize::from(want_loopback)) {
                 let IpAddr::V4(v4) = ip else { unreachable!() };
                 prop_assert!(!v4.is_loopback() && !v4.is_link_local());
-                prop_assert!(ifaces.iter().any(|i| i.ip == *v4 && i.up && !i.loopback));
+                prop_assert!(ifaces.iter().any(|i| i.ip == *ip && i.up && !i.loopback));
             }
         }
     }

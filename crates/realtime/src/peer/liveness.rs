@@ -68,6 +68,11 @@ impl Liveness {
         self
     }
 
+    /// How long since the clock started (the answer was applied).
+    pub fn elapsed(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.started)
+    }
+
     /// The current phase.
     pub fn phase(&self) -> Phase {
         self.phase

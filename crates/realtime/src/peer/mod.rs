@@ -26,7 +26,9 @@
 
 mod candidates;
 mod liveness;
+mod paths;
 mod task;
+mod tcp;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::OnceLock;
@@ -36,10 +38,12 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::ChannelId;
 use str0m::config::DtlsCert;
 use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::TcpType;
 use str0m::{Candidate, Rtc};
 use tokio::sync::mpsc;
 
 pub use candidates::{InterfaceAddr, interface_addrs, is_loopback_base_url, select_candidate_ips};
+pub use paths::Transport;
 
 /// Label of the data channel that carries the Realtime JSON events.
 pub const EVENTS_CHANNEL: &str = "oai-events";
@@ -58,7 +62,7 @@ const EVENT_QUEUE: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerOptions {
     /// Host candidate IPs to offer. Empty: discover them from the interfaces (up, non-loopback,
-    /// non-link-local IPv4), plus 127.0.0.1 when `include_loopback` is set.
+    /// non-link-local IPv4 and global IPv6), plus 127.0.0.1 when `include_loopback` is set.
     pub local_ips: Vec<IpAddr>,
     /// Also offer 127.0.0.1 (the Realtime base URL is a local emulator or demo server).
     pub include_loopback: bool,
@@ -70,6 +74,15 @@ pub struct PeerOptions {
     /// How long ICE may stay `Disconnected` before the connection counts as dropped
     /// (`openai.ice_disconnect_grace_s`): a brief network hiccup does not end the call.
     pub ice_disconnect_grace: Duration,
+    /// Offer UDP host candidates (one socket per IP). Off only for an answerer that plays a
+    /// server whose UDP is unreachable (the emulator's `block-udp` fault).
+    pub udp: bool,
+    /// Offerer: when the answer has TCP candidates, add an active ICE-TCP candidate per local IP
+    /// and connect to them (UDP still wins on priority when it works).
+    pub tcp_active: bool,
+    /// Answerer: listen for ICE-TCP on each IP and offer a passive TCP candidate, as OpenAI's
+    /// servers do on port 443.
+    pub tcp_passive: bool,
 }
 
 impl Default for PeerOptions {
@@ -80,13 +93,23 @@ impl Default for PeerOptions {
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(10),
             ice_disconnect_grace: liveness::DEFAULT_ICE_GRACE,
+            udp: true,
+            tcp_active: true,
+            tcp_passive: false,
         }
     }
 }
 
 impl PeerOptions {
-    /// Defaults for talking to `base_url` (`openai.base_url`): a loopback host adds 127.0.0.1.
+    /// Defaults for talking to `base_url` (`openai.base_url`): a loopback host adds 127.0.0.1;
+    /// the IPv6 loopback `[::1]` offers `::1` alone.
     pub fn for_base_url(base_url: &str) -> Self {
+        if candidates::is_ipv6_loopback_base_url(base_url) {
+            return Self {
+                local_ips: vec![IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)],
+                ..Self::default()
+            };
+        }
         Self {
             include_loopback: is_loopback_base_url(base_url),
             ..Self::default()
@@ -161,8 +184,8 @@ pub enum CloseReason {
     Remote,
     /// The connection did not get ready in time.
     #[error(
-        "WebRTC connect timed out after {after:?} ({}); check that UDP to the Realtime server is \
-         not blocked by the gym's firewall",
+        "WebRTC connect timed out after {after:?} ({}); check the gym's firewall (README \
+         \"Network requirements\": UDP 3478 or TCP 443 to the media servers)",
         if *dtls_up { "DTLS was up but the oai-events channel never opened" } else { "ICE/DTLS never completed" }
     )]
     ConnectTimeout {
@@ -170,6 +193,18 @@ pub enum CloseReason {
         after: Duration,
         /// Whether DTLS had come up.
         dtls_up: bool,
+    },
+    /// ICE never found a working path: every transport the server offered failed.
+    #[error(
+        "no network path to the Realtime server after {}: {tried}; allow outbound UDP to the \
+         server (OpenAI: UDP 3478) or at least TCP 443, see README \"Network requirements\"",
+        fmt_ms(*after)
+    )]
+    Unreachable {
+        /// How long the peer tried.
+        after: Duration,
+        /// What was tried and how each failed ([`Transport`] by remote address).
+        tried: String,
     },
     /// ICE lost the path to the server.
     #[error(
@@ -191,13 +226,17 @@ pub enum CloseReason {
     Failed(String),
 }
 
+fn fmt_ms(d: Duration) -> String {
+    format!("{} ms", d.as_millis())
+}
+
 /// Errors from setting up a peer (before the I/O task runs) or from a handle whose task ended.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
     /// No interface can carry WebRTC.
     #[error(
-        "no usable local IPv4 address for WebRTC: every interface is down, loopback or link-local; \
-         connect the kiosk to the network"
+        "no usable local address for WebRTC: every interface is down, loopback or link-local \
+         (IPv6 needs a global address); connect the kiosk to the network"
     )]
     NoLocalAddress,
     /// `getifaddrs` failed.
@@ -233,7 +272,8 @@ pub struct Peer;
 pub struct PendingPeer {
     rtc: Rtc,
     pending: SdpPendingOffer,
-    sockets: Vec<std::net::UdpSocket>,
+    sockets: Sockets,
+    ips: Vec<IpAddr>,
     audio_mid: Mid,
     channel: ChannelId,
     options: PeerOptions,
@@ -265,6 +305,23 @@ enum Command {
 pub struct PeerHandle {
     commands: mpsc::Sender<Command>,
     task: tokio::task::JoinHandle<()>,
+    transport: std::sync::Arc<std::sync::atomic::AtomicU8>,
+}
+
+fn transport_from_code(code: u8) -> Option<Transport> {
+    match code {
+        1 => Some(Transport::Udp),
+        2 => Some(Transport::Tcp),
+        _ => None,
+    }
+}
+
+fn transport_code(t: Option<Transport>) -> u8 {
+    match t {
+        None => 0,
+        Some(Transport::Udp) => 1,
+        Some(Transport::Tcp) => 2,
+    }
 }
 
 impl Drop for PeerHandle {
@@ -312,6 +369,12 @@ impl PeerHandle {
         self.push(Command::Close)
     }
 
+    /// The transport the connection runs on (UDP, or TCP when UDP failed), from the path str0m
+    /// sends DTLS and media on; `None` until ICE has chosen one.
+    pub fn transport(&self) -> Option<Transport> {
+        transport_from_code(self.transport.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     /// True once the I/O task has ended.
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
@@ -348,19 +411,98 @@ fn new_rtc(now: Instant) -> Result<Rtc, PeerError> {
         .build(now))
 }
 
-fn bind_candidates(rtc: &mut Rtc, ips: &[IpAddr]) -> Result<Vec<std::net::UdpSocket>, PeerError> {
-    let mut sockets = Vec::with_capacity(ips.len());
+/// The sockets a peer owns, handed to its I/O task.
+#[derive(Debug, Default)]
+struct Sockets {
+    /// One per UDP host candidate.
+    udp: Vec<std::net::UdpSocket>,
+    /// One per passive TCP candidate (answerer).
+    listeners: Vec<std::net::TcpListener>,
+    /// The addresses of the active TCP candidates (offerer; `ip:9`, no socket until str0m
+    /// sends on them).
+    active: Vec<SocketAddr>,
+    /// The remote candidates of the answer, for naming what failed.
+    offered: Vec<(Transport, SocketAddr)>,
+}
+
+fn bind_candidates(
+    rtc: &mut Rtc,
+    ips: &[IpAddr],
+    options: &PeerOptions,
+) -> Result<Sockets, PeerError> {
+    let mut sockets = Sockets::default();
+    let mut skipped = None;
     for &ip in ips {
         let bind = |e| PeerError::Bind { ip, source: e };
-        let sock = std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).map_err(bind)?;
-        sock.set_nonblocking(true).map_err(bind)?;
-        let addr = sock.local_addr().map_err(bind)?;
-        let cand = Candidate::host(addr, "udp")
-            .map_err(|e| PeerError::Negotiation(format!("host candidate {addr}: {e}")))?;
-        rtc.add_local_candidate(cand);
-        sockets.push(sock);
+        if options.udp {
+            let sock = match bind_udp(ip) {
+                Ok(s) => s,
+                // An IPv6 address can be unusable for a while (duplicate address detection):
+                // offer the others rather than fail the session.
+                Err(e) if ip.is_ipv6() && ips.len() > 1 => {
+                    tracing::warn!(%ip, error = %e, "IPv6 candidate skipped: cannot bind");
+                    skipped = Some(bind(e));
+                    continue;
+                }
+                Err(e) => return Err(bind(e)),
+            };
+            let addr = sock.local_addr().map_err(bind)?;
+            let cand = Candidate::host(addr, "udp")
+                .map_err(|e| PeerError::Negotiation(format!("host candidate {addr}: {e}")))?;
+            rtc.add_local_candidate(cand);
+            sockets.udp.push(sock);
+        }
+        if options.tcp_passive {
+            let listener = std::net::TcpListener::bind(SocketAddr::new(ip, 0)).map_err(bind)?;
+            listener.set_nonblocking(true).map_err(bind)?;
+            let addr = listener.local_addr().map_err(bind)?;
+            let cand = Candidate::builder()
+                .tcp()
+                .host(addr)
+                .tcptype(TcpType::Passive)
+                .build()
+                .map_err(|e| PeerError::Negotiation(format!("TCP candidate {addr}: {e}")))?;
+            rtc.add_local_candidate(cand);
+            sockets.listeners.push(listener);
+        }
     }
-    Ok(sockets)
+    match skipped {
+        Some(e) if sockets.udp.is_empty() && sockets.listeners.is_empty() => Err(e),
+        _ => Ok(sockets),
+    }
+}
+
+fn bind_udp(ip: IpAddr) -> std::io::Result<std::net::UdpSocket> {
+    let sock = std::net::UdpSocket::bind(SocketAddr::new(ip, 0))?;
+    sock.set_nonblocking(true)?;
+    Ok(sock)
+}
+
+/// Adds an active ICE-TCP candidate per local IP of a family the answer offers TCP on.
+fn add_active_tcp(
+    rtc: &mut Rtc,
+    ips: &[IpAddr],
+    offered: &[(Transport, SocketAddr)],
+) -> Result<Vec<SocketAddr>, PeerError> {
+    let mut active = Vec::new();
+    for &ip in ips {
+        let wanted = offered
+            .iter()
+            .any(|(t, a)| *t == Transport::Tcp && a.is_ipv6() == ip.is_ipv6());
+        if !wanted {
+            continue;
+        }
+        let addr = SocketAddr::new(ip, tcp::ACTIVE_PORT);
+        let cand = Candidate::builder()
+            .tcp()
+            .host(addr)
+            .tcptype(TcpType::Active)
+            .build()
+            .map_err(|e| PeerError::Negotiation(format!("TCP candidate {addr}: {e}")))?;
+        rtc.add_local_candidate(cand);
+        active.push(addr);
+    }
+    Ok(active)
 }
 
 impl Peer {
@@ -370,7 +512,7 @@ impl Peer {
     pub fn offer(options: PeerOptions) -> Result<(PendingPeer, String), PeerError> {
         let ips = options.candidate_ips()?;
         let mut rtc = new_rtc(Instant::now())?;
-        let sockets = bind_candidates(&mut rtc, &ips)?;
+        let sockets = bind_candidates(&mut rtc, &ips, &options)?;
         let mut api = rtc.sdp_api();
         let audio_mid = api.add_media(
             MediaKind::Audio,
@@ -389,6 +531,7 @@ impl Peer {
                 rtc,
                 pending,
                 sockets,
+                ips,
                 audio_mid,
                 channel,
                 options,
@@ -408,7 +551,7 @@ impl Peer {
             SdpOffer::from_sdp_string(offer_sdp).map_err(|e| PeerError::BadSdp(e.to_string()))?;
         let ips = options.candidate_ips()?;
         let mut rtc = new_rtc(Instant::now())?;
-        let sockets = bind_candidates(&mut rtc, &ips)?;
+        let sockets = bind_candidates(&mut rtc, &ips, &options)?;
         let answer = rtc
             .sdp_api()
             .accept_offer(offer)
@@ -425,7 +568,8 @@ impl PendingPeer {
         let PendingPeer {
             mut rtc,
             pending,
-            sockets,
+            mut sockets,
+            ips,
             audio_mid,
             channel,
             options,
@@ -435,12 +579,25 @@ impl PendingPeer {
         rtc.sdp_api()
             .accept_answer(pending, answer)
             .map_err(|e| PeerError::BadSdp(e.to_string()))?;
+        sockets.offered = paths::sdp_candidates(answer_sdp);
+        if options.tcp_active {
+            sockets.active = add_active_tcp(&mut rtc, &ips, &sockets.offered)?;
+        }
         task::spawn(rtc, sockets, Some(audio_mid), Some(channel), &options)
+    }
+
+    /// Replaces the connect timeout (from applying the answer): the caller's own deadline minus
+    /// what the HTTP calls already took, so the peer, which can say what it tried, gives up
+    /// first.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.options.connect_timeout = timeout;
+        self
     }
 
     /// The local addresses offered as host candidates.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.sockets
+            .udp
             .iter()
             .filter_map(|s| s.local_addr().ok())
             .collect()

@@ -1,9 +1,10 @@
 //! The I/O task: owns the `Rtc`, the sockets and the timer, and obeys str0m's rule of draining
 //! `poll_output` after every single mutation (input, media write, channel write).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use str0m::channel::ChannelId;
@@ -11,14 +12,16 @@ use str0m::format::Codec;
 use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Event, Input, Output, Rtc};
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 
 use super::liveness::{IcePath, Liveness, Phase};
+use super::paths::{PathLog, Transport};
+use super::tcp;
 use super::{
     AudioFrame, COMMAND_QUEUE, CloseReason, Command, EVENT_QUEUE, EVENTS_CHANNEL,
-    OPUS_FRAME_SAMPLES, PeerError, PeerEvent, PeerEvents, PeerHandle, PeerOptions,
+    OPUS_FRAME_SAMPLES, PeerError, PeerEvent, PeerEvents, PeerHandle, PeerOptions, Sockets,
 };
 
 /// Most messages that may wait for the channel to open or drain before new ones are refused.
@@ -27,48 +30,102 @@ const OUTBOX_LIMIT: usize = 512;
 /// How long a graceful close may take to flush close_notify and friends.
 const CLOSE_DRAIN: Duration = Duration::from_millis(200);
 
-struct Datagram {
-    at: Instant,
-    source: SocketAddr,
-    destination: SocketAddr,
-    data: Vec<u8>,
+/// One packet read from a UDP socket or a TCP link (deframed).
+pub(super) struct Datagram {
+    pub(super) at: Instant,
+    pub(super) proto: Protocol,
+    pub(super) source: SocketAddr,
+    pub(super) destination: SocketAddr,
+    pub(super) data: Vec<u8>,
 }
 
-/// Aborts the socket readers when the driver ends (or its task is aborted).
-struct Readers(Vec<JoinHandle<()>>);
+/// What the socket tasks report to the I/O task.
+pub(super) enum NetIn {
+    /// A packet arrived.
+    Packet(Datagram),
+    /// A UDP socket failed.
+    UdpFailed(std::io::Error),
+    /// A TCP link between `local` (the candidate address) and `remote` is up; an accepted link
+    /// brings its writer, a connected one already has it.
+    TcpUp {
+        local: SocketAddr,
+        remote: SocketAddr,
+        writer: Option<mpsc::Sender<Vec<u8>>>,
+    },
+    /// A TCP link failed to connect or ended.
+    TcpDown {
+        local: SocketAddr,
+        remote: SocketAddr,
+        error: Option<String>,
+    },
+}
 
-impl Drop for Readers {
-    fn drop(&mut self) {
-        for r in &self.0 {
-            r.abort();
-        }
+/// The ICE-TCP links of one peer, by (local candidate, remote) address.
+#[derive(Default)]
+struct TcpLinks {
+    /// The active candidates this peer may connect from.
+    active: Vec<SocketAddr>,
+    /// Writers of the links that are connecting or up.
+    open: HashMap<(SocketAddr, SocketAddr), mpsc::Sender<Vec<u8>>>,
+    /// Links that failed: not retried within this connection.
+    failed: Vec<(SocketAddr, SocketAddr)>,
+}
+
+fn bind_error(e: std::io::Error) -> PeerError {
+    PeerError::Bind {
+        ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
+        source: e,
     }
 }
 
 pub(super) fn spawn(
     rtc: Rtc,
-    sockets: Vec<std::net::UdpSocket>,
+    sockets: Sockets,
     audio_mid: Option<Mid>,
     channel: Option<ChannelId>,
     options: &PeerOptions,
 ) -> Result<(PeerHandle, PeerEvents), PeerError> {
-    let mut socks = Vec::with_capacity(sockets.len());
-    for s in sockets {
-        let local = s.local_addr().map_err(|e| PeerError::Bind {
-            ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
-            source: e,
-        })?;
+    let mut udp = Vec::with_capacity(sockets.udp.len());
+    for s in sockets.udp {
+        let local = s.local_addr().map_err(bind_error)?;
         let s = UdpSocket::from_std(s).map_err(|e| PeerError::Bind {
             ip: local.ip(),
             source: e,
         })?;
-        socks.push((local, Arc::new(s)));
+        udp.push((local, Arc::new(s)));
+    }
+    let mut listeners = Vec::with_capacity(sockets.listeners.len());
+    for l in sockets.listeners {
+        let local = l.local_addr().map_err(bind_error)?;
+        let l = TcpListener::from_std(l).map_err(|e| PeerError::Bind {
+            ip: local.ip(),
+            source: e,
+        })?;
+        listeners.push((local, l));
     }
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+    let (net_tx, net_rx) = mpsc::channel(256);
+    let transport = Arc::new(AtomicU8::new(0));
+    let mut io = JoinSet::new();
+    for (local, s) in &udp {
+        io.spawn(read_socket(*local, s.clone(), net_tx.clone()));
+    }
+    for (local, l) in listeners {
+        io.spawn(tcp::serve_passive(l, local, net_tx.clone()));
+    }
     let driver = PeerTask {
         rtc,
-        sockets: socks,
+        sockets: udp,
+        tcp: TcpLinks {
+            active: sockets.active,
+            ..TcpLinks::default()
+        },
+        io,
+        net_tx,
+        paths: PathLog::new(sockets.offered),
+        transport: transport.clone(),
+        tcp_connect_timeout: options.connect_timeout,
         audio_mid,
         opus_pt: None,
         channel,
@@ -85,11 +142,12 @@ pub(super) fn spawn(
         events: ev_tx,
         paused_until: None,
     };
-    let task = tokio::spawn(driver.run(cmd_rx));
+    let task = tokio::spawn(driver.run(cmd_rx, net_rx));
     Ok((
         PeerHandle {
             commands: cmd_tx,
             task,
+            transport,
         },
         ev_rx,
     ))
@@ -98,6 +156,15 @@ pub(super) fn spawn(
 struct PeerTask {
     rtc: Rtc,
     sockets: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    tcp: TcpLinks,
+    /// The socket readers, listeners and TCP links; dropping the task aborts them.
+    io: JoinSet<()>,
+    /// Kept so TCP links can be started later (and the channel never closes under the loop).
+    net_tx: mpsc::Sender<NetIn>,
+    paths: PathLog,
+    /// The transport the connection runs on, once connected ([`PeerHandle::transport`]).
+    transport: Arc<AtomicU8>,
+    tcp_connect_timeout: Duration,
     audio_mid: Option<Mid>,
     opus_pt: Option<Pt>,
     channel: Option<ChannelId>,
@@ -111,16 +178,13 @@ struct PeerTask {
     paused_until: Option<Instant>,
 }
 
-async fn read_socket(
-    local: SocketAddr,
-    sock: Arc<UdpSocket>,
-    tx: mpsc::Sender<std::io::Result<Datagram>>,
-) {
+async fn read_socket(local: SocketAddr, sock: Arc<UdpSocket>, tx: mpsc::Sender<NetIn>) {
     let mut buf = vec![0u8; 2048];
     loop {
         let msg = match sock.recv_from(&mut buf).await {
-            Ok((n, source)) => Ok(Datagram {
+            Ok((n, source)) => NetIn::Packet(Datagram {
                 at: Instant::now(),
+                proto: Protocol::Udp,
                 source,
                 destination: local,
                 data: buf[..n].to_vec(),
@@ -134,9 +198,9 @@ async fn read_socket(
             {
                 continue;
             }
-            Err(e) => Err(e),
+            Err(e) => NetIn::UdpFailed(e),
         };
-        let stop = msg.is_err();
+        let stop = matches!(msg, NetIn::UdpFailed(_));
         if tx.send(msg).await.is_err() || stop {
             return;
         }
@@ -144,15 +208,7 @@ async fn read_socket(
 }
 
 impl PeerTask {
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        let (dg_tx, mut datagrams) = mpsc::channel(256);
-        let _readers = Readers(
-            self.sockets
-                .iter()
-                .map(|(local, s)| tokio::spawn(read_socket(*local, s.clone(), dg_tx.clone())))
-                .collect(),
-        );
-        drop(dg_tx);
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut net: mpsc::Receiver<NetIn>) {
         let reason = loop {
             let timeout = match self.drain() {
                 Ok(t) => t,
@@ -164,15 +220,15 @@ impl PeerTask {
                 Err(r) => break r,
             }
             if let Some(r) = self.liveness.check(Instant::now()) {
-                break r;
+                break self.explain(r);
             }
             let wake = timeout.min(self.liveness.next_deadline());
             let step = tokio::select! {
-                dg = datagrams.recv() => match dg {
-                    Some(Ok(dg)) if self.paused(dg.at) => Ok(()),
-                    Some(Ok(dg)) => self.receive(dg),
-                    Some(Err(e)) => Err(CloseReason::Failed(format!("UDP receive failed: {e}"))),
-                    None => Err(CloseReason::Failed("all UDP sockets stopped".into())),
+                input = net.recv() => match input {
+                    Some(NetIn::Packet(_)) if self.paused(Instant::now()) => Ok(()),
+                    Some(input) => self.on_net(input),
+                    // Unreachable while the task holds a sender; kept total.
+                    None => Err(CloseReason::Failed("every socket of the peer stopped".into())),
                 },
                 cmd = commands.recv() => match cmd {
                     // Every handle is gone: nobody listens any more.
@@ -205,6 +261,7 @@ impl PeerTask {
             );
         }
         self.rtc.disconnect();
+        self.io.abort_all();
         tracing::info!(%reason, "WebRTC peer closed");
         // Bounded wait: a stalled consumer must not keep the task alive.
         let _ = tokio::time::timeout(
@@ -219,7 +276,7 @@ impl PeerTask {
         loop {
             match self.rtc.poll_output() {
                 Ok(Output::Timeout(t)) => return Ok(t),
-                Ok(Output::Transmit(t)) => self.transmit(&t),
+                Ok(Output::Transmit(t)) => self.transmit(t),
                 Ok(Output::Event(e)) => self.on_event(e)?,
                 Err(e) => return Err(CloseReason::Failed(e.to_string())),
             }
@@ -231,10 +288,34 @@ impl PeerTask {
         self.paused_until.is_some_and(|until| at < until)
     }
 
-    fn transmit(&self, t: &Transmit) {
+    fn transmit(&mut self, t: Transmit) {
         if self.paused(Instant::now()) {
             return;
         }
+        // str0m sends everything but STUN (first byte 0..=3, RFC 7983) on the pair ICE chose:
+        // that is the path in use, and it changes if ICE moves from UDP to TCP mid-call.
+        if t.contents.first().is_some_and(|b| *b > 3) {
+            let transport = match t.proto {
+                Protocol::Tcp => Some(Transport::Tcp),
+                _ => Some(Transport::Udp),
+            };
+            self.transport
+                .store(super::transport_code(transport), Ordering::Relaxed);
+        }
+        match t.proto {
+            Protocol::Udp => {
+                self.paths.on_sent(Transport::Udp, t.destination);
+                self.send_udp(&t);
+            }
+            Protocol::Tcp => {
+                self.paths.on_sent(Transport::Tcp, t.destination);
+                self.send_tcp(t);
+            }
+            other => tracing::debug!(proto = ?other, "str0m asked for an unsupported transport"),
+        }
+    }
+
+    fn send_udp(&self, t: &Transmit) {
         let Some((_, sock)) = self.sockets.iter().find(|(a, _)| *a == t.source) else {
             tracing::warn!(source = %t.source, "str0m asked to send from an unknown address");
             return;
@@ -242,6 +323,84 @@ impl PeerTask {
         // A full socket buffer drops the datagram, as the network could; str0m retransmits.
         if let Err(e) = sock.try_send_to(&t.contents, t.destination) {
             tracing::debug!(destination = %t.destination, error = %e, "UDP send dropped");
+        }
+    }
+
+    /// Sends over the link for this pair, opening it first from an active candidate.
+    fn send_tcp(&mut self, t: Transmit) {
+        let key = (t.source, t.destination);
+        if self.tcp.failed.contains(&key) {
+            return;
+        }
+        if !self.tcp.open.contains_key(&key) {
+            if !self.tcp.active.contains(&t.source) || t.source.is_ipv6() != t.destination.is_ipv6()
+            {
+                // A passive candidate waits to be connected to: nothing to send on yet.
+                return;
+            }
+            let (tx, rx) = mpsc::channel(tcp::LINK_QUEUE);
+            self.paths.on_tcp_connecting(t.destination);
+            tracing::debug!(remote = %t.destination, "ICE-TCP connecting");
+            self.io.spawn(tcp::connect_active(
+                t.source,
+                t.destination,
+                rx,
+                self.net_tx.clone(),
+                self.tcp_connect_timeout,
+            ));
+            self.tcp.open.insert(key, tx);
+        }
+        if let Some(tx) = self.tcp.open.get(&key)
+            && tx.try_send(t.contents.to_vec()).is_err()
+        {
+            tracing::debug!(destination = %t.destination, "ICE-TCP send dropped (queue full)");
+        }
+    }
+
+    fn on_net(&mut self, input: NetIn) -> Result<(), CloseReason> {
+        match input {
+            NetIn::Packet(dg) => self.receive(dg),
+            NetIn::UdpFailed(e) => Err(CloseReason::Failed(format!("UDP receive failed: {e}"))),
+            NetIn::TcpUp {
+                local,
+                remote,
+                writer,
+            } => {
+                tracing::debug!(%remote, "ICE-TCP link up");
+                self.paths.on_tcp_connected(remote);
+                if let Some(w) = writer {
+                    self.tcp.open.insert((local, remote), w);
+                }
+                Ok(())
+            }
+            NetIn::TcpDown {
+                local,
+                remote,
+                error,
+            } => {
+                let why = error.unwrap_or_else(|| "closed".into());
+                tracing::debug!(%remote, %why, "ICE-TCP link down");
+                self.paths.on_tcp_failed(remote, &why);
+                self.tcp.open.remove(&(local, remote));
+                self.tcp.failed.push((local, remote));
+                Ok(())
+            }
+        }
+    }
+
+    /// Replaces a bare "never connected" with what was tried on each transport.
+    fn explain(&self, reason: CloseReason) -> CloseReason {
+        let never_connected = self.liveness.phase() == Phase::Connecting;
+        match reason {
+            CloseReason::ConnectTimeout { dtls_up: false, .. } | CloseReason::IceDisconnected
+                if never_connected =>
+            {
+                CloseReason::Unreachable {
+                    after: self.liveness.elapsed(Instant::now()),
+                    tried: self.paths.summary(),
+                }
+            }
+            other => other,
         }
     }
 
@@ -262,7 +421,11 @@ impl PeerTask {
 
     fn on_event(&mut self, e: Event) -> Result<(), CloseReason> {
         match e {
-            Event::Connected if self.liveness.on_connected() => self.emit(PeerEvent::Connected)?,
+            Event::Connected if self.liveness.on_connected() => {
+                let transport = super::transport_from_code(self.transport.load(Ordering::Relaxed));
+                tracing::info!(transport = ?transport, "WebRTC connected");
+                self.emit(PeerEvent::Connected)?;
+            }
             Event::IceConnectionStateChange(s) => {
                 tracing::debug!(state = ?s, "ICE state");
                 match self.liveness.on_ice(s, Instant::now()) {
@@ -316,7 +479,12 @@ impl PeerTask {
 
     fn receive(&mut self, dg: Datagram) -> Result<(), CloseReason> {
         self.liveness.on_packet(dg.at);
-        let Ok(recv) = Receive::new(Protocol::Udp, dg.source, dg.destination, &dg.data) else {
+        let transport = match dg.proto {
+            Protocol::Tcp => Transport::Tcp,
+            _ => Transport::Udp,
+        };
+        self.paths.on_received(transport, dg.source);
+        let Ok(recv) = Receive::new(dg.proto, dg.source, dg.destination, &dg.data) else {
             tracing::debug!(source = %dg.source, "ignored a datagram that is not STUN/DTLS/RTP");
             return Ok(());
         };

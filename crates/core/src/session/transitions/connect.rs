@@ -31,6 +31,22 @@ fn connect_timeout_ends_with_connect_failed_and_apologises() {
 }
 
 #[test]
+fn a_failed_connect_keeps_its_cause_in_the_session_ended_event() {
+    let mut k = Kiosk::new();
+    k.scan("BADGE-A");
+    k.resolve(BadgeLookup::Found(member(MembershipStatus::Active)));
+    let ds = k.fail(FailureKind::ConnectFailed);
+    let detail = payloads(&ds).into_iter().find_map(|p| match p {
+        EventPayload::SessionEnded { reason, detail, .. } => Some((*reason, detail.clone())),
+        _ => None,
+    });
+    assert_eq!(
+        detail,
+        Some((EndReason::ConnectFailed, Some("ice timeout".into())))
+    );
+}
+
+#[test]
 fn stale_connected_and_failures_are_ignored() {
     let mut k = Kiosk::new();
     k.scan("BADGE-A");
