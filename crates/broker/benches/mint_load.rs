@@ -67,14 +67,21 @@ impl Run {
             self.ok as f64 / self.elapsed.as_secs_f64(),
             percentile(&self.latencies, 0.5).as_secs_f64() * 1e3,
             percentile(&self.latencies, 0.99).as_secs_f64() * 1e3,
-            self.latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+            self.latencies
+                .last()
+                .copied()
+                .unwrap_or_default()
+                .as_secs_f64()
+                * 1e3,
         )
     }
 }
 
 async fn one(client: &reqwest::Client, url: &str, token: Option<&str>) -> (bool, Duration) {
     let started = Instant::now();
-    let mut req = client.post(url).json(&json!({"session": {"type": "realtime"}}));
+    let mut req = client
+        .post(url)
+        .json(&json!({"session": {"type": "realtime"}}));
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }

@@ -421,3 +421,17 @@ async fn kiosks_cannot_touch_the_broker_tables_and_operators_can_read_the_audit(
         "INSERT INTO broker_audit (broker, action, outcome, http_status, latency_ms) VALUES ('x', 'mint', 'ok', 200, 1)"
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_retention_deletes_only_old_rows() {
+    let db = TestDb::migrated("retention");
+    let emu = emulator(&[]).await;
+    let broker = Broker::start(config(&db, &emu.base_url())).await;
+    db.psql(
+        "INSERT INTO broker_audit (at, broker, action, outcome, http_status, latency_ms) VALUES \
+         (now() - interval '91 days', 'x', 'mint', 'ok', 200, 1), \
+         (now() - interval '89 days', 'x', 'mint', 'ok', 200, 1)",
+    );
+    assert_eq!(broker.app.central.prune_audit(90).await.unwrap(), 1);
+    assert_eq!(db.psql("SELECT count(*) FROM broker_audit"), "1");
+}
