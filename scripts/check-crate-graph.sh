@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Fails when the crate graph breaks the architecture (ARCHITECTURE.md, "Crate map"):
 #  1. jarvis-core links no async runtime, config loader, database, WebRTC, HTTP or audio crate;
-#  2. each I/O crate is a direct dependency of its one owner among the kiosk's crates;
-#  3. the daemon does not link the Realtime emulator.
+#  2. each I/O crate is a direct dependency of its one owner among the kiosk's crates (the
+#     broker, a separate binary, owns its own HTTP server, Postgres and OpenAI client);
+#  3. the daemon does not link the Realtime emulator, and the broker links no device or
+#     WebRTC crate.
 # Normal dependencies only: tests and benches may use anything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,25 +21,27 @@ for c in "${core_forbidden[@]}"; do
   fi
 done
 
-# crate => the one workspace member allowed to depend on it directly (the emulator, a test
+# crate => the workspace members allowed to depend on it directly: its one owner in the
+# daemon, plus jarvis-broker for what a separate server binary needs (the emulator, a test
 # tool outside the daemon, is exempt).
 declare -A owner=(
   [rusqlite]=jarvis-store
-  [tokio-postgres]=jarvis-sync [tokio-postgres-rustls]=jarvis-sync
-  [str0m]=jarvis-realtime [reqwest]=jarvis-realtime
+  [tokio-postgres]="jarvis-sync jarvis-broker" [tokio-postgres-rustls]=jarvis-sync
+  [str0m]=jarvis-realtime [reqwest]="jarvis-realtime jarvis-broker"
   [cpal]=jarvis-audio [alsa]=jarvis-audio [opus]=jarvis-audio [rubato]=jarvis-audio
   [serialport]=jarvis-badge [evdev]=jarvis-badge
   [config]=jarvis-config
-  [hyper]=jarvis-kiosk [prometheus-client]=jarvis-kiosk [sd-notify]=jarvis-kiosk
-  [tracing-journald]=jarvis-kiosk
+  [hyper]=jarvis-kiosk [axum]=jarvis-broker
+  [prometheus-client]="jarvis-kiosk jarvis-broker" [sd-notify]=jarvis-kiosk
+  [tracing-journald]="jarvis-kiosk jarvis-broker"
 )
 direct=$(cargo metadata --locked --format-version 1 --no-deps | jq -r '
   .packages[] | .name as $p | .dependencies[] | select(.kind == null) | "\($p) \(.name)"')
 while read -r pkg dep; do
   [ "$pkg" = jarvis-realtime-emulator ] && continue
   want=${owner[$dep]:-}
-  if [ -n "$want" ] && [ "$pkg" != "$want" ]; then
-    echo "FAIL: $pkg depends on $dep directly; only $want may (route it through $want)"
+  if [ -n "$want" ] && ! grep -qw -- "$pkg" <<<"$want"; then
+    echo "FAIL: $pkg depends on $dep directly; only $want may (route it through ${want%% *})"
     fail=1
   fi
 done <<<"$direct"
@@ -47,5 +51,13 @@ if grep -qx jarvis-realtime-emulator <<<"$(tree jarvis-kiosk)"; then
   fail=1
 fi
 
-[ "$fail" -eq 0 ] && echo "crate graph: ok (core is I/O-free, each I/O crate has one owner, no emulator in the daemon)"
+broker_tree=$(tree jarvis-broker)
+for c in str0m cpal alsa opus serialport evdev jarvis-realtime jarvis-audio jarvis-badge jarvis-realtime-emulator; do
+  if grep -qx "$c" <<<"$broker_tree"; then
+    echo "FAIL: jarvis-broker links $c (the broker links none of the kiosk's device or WebRTC code)"
+    fail=1
+  fi
+done
+
+[ "$fail" -eq 0 ] && echo "crate graph: ok (core is I/O-free, each I/O crate has its owners, no emulator in the daemon, no device code in the broker)"
 exit "$fail"

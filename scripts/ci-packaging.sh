@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Packaging checks, run by scripts/test.sh (so by CI) after the Rust tests; as root on Debian.
-#   1. the systemd unit: `systemd-analyze verify` (warnings fail) and `security` (exposure <= 2.0)
+#   1. the systemd units (kiosk and broker): `systemd-analyze verify` (warnings fail) and
+#      `security` (exposure <= 2.0)
 #   2. the udev rule and sysusers entry: syntax, and that they agree with the unit and the config
 #   3. scripts/install.sh into a scratch root: files and modes, idempotence, uninstall, purge
 #   4. the amd64 .deb (cargo-deb): contents, conffiles, maintainer scripts
@@ -57,6 +58,23 @@ exposure=$(sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p' "$w
 grep '✗' "$work/security.log" | sed 's/^/    /'
 pass "exposure $exposure"
 summary+=("systemd-analyze security exposure: $exposure (threshold 2.0)")
+
+step "the broker's unit (systemd/jarvis-broker.service): verify and the same exposure threshold"
+cargo build --release --locked -p jarvis-broker
+sed "s#^ExecStart=/usr/bin/jarvis-broker #ExecStart=$PWD/target/release/jarvis-broker #" \
+  systemd/jarvis-broker.service > "$work/unit/jarvis-broker.service"
+if ! systemd-analyze verify --recursive-errors=no "$work/unit/jarvis-broker.service" > "$work/verify-broker.log" 2>&1 \
+   || [ -s "$work/verify-broker.log" ]; then
+  cat "$work/verify-broker.log" >&2
+  fail "systemd-analyze verify systemd/jarvis-broker.service"
+fi
+systemd-analyze security --offline=true --threshold=20 "$work/unit/jarvis-broker.service" > "$work/security-broker.log" 2>&1 \
+  || { grep -E '✗|Overall' "$work/security-broker.log" >&2; fail "broker unit exposure above 2.0"; }
+broker_exposure=$(sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p' "$work/security-broker.log")
+systemd-sysusers --dry-run "$PWD/systemd/jarvis-broker.sysusers" > /dev/null 2>&1 \
+  || fail "systemd/jarvis-broker.sysusers does not parse"
+pass "broker unit: verify clean, exposure $broker_exposure"
+summary+=("broker unit exposure: $broker_exposure (threshold 2.0)")
 
 step "unit contract: what the daemon needs is there, what would cut it off is not"
 for d in 'Type=notify' 'WatchdogSec=' 'Restart=on-failure' 'StartLimitBurst=' 'StartLimitIntervalSec=' \

@@ -185,9 +185,8 @@ async fn whole_http_flow_of_a_call() {
         .await
         .unwrap();
     let call_id = answer.call_id.unwrap();
-    calls::hangup(&http, &cfg, creds.hangup_key().unwrap(), &call_id)
-        .await
-        .unwrap();
+    let (_, key, _) = creds.hangup_via(&cfg).unwrap();
+    calls::hangup(&http, &cfg, key, &call_id).await.unwrap();
     let paths: Vec<(String, Option<String>)> = [
         rx.recv().await.unwrap(),
         rx.recv().await.unwrap(),

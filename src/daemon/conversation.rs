@@ -161,7 +161,7 @@ async fn run(
     };
     let update = session_update::build(&deps.cfg, &deps.template, &member);
     let connecting = tokio::select! {
-        r = connect(&deps, &member) => r,
+        r = connect(&deps, &member, session_id) => r,
         cmd = commands.recv() => {
             // Hung up (or the driver went away) while connecting: stop quietly.
             tracing::info!(command = ?cmd, "hang-up before the connection was up");
@@ -170,6 +170,20 @@ async fn run(
     };
     let (peer, mut events, call_id) = match connecting {
         Ok(c) => c,
+        Err(CallError::Refused { refusal, .. }) => {
+            // The broker answered: the path to OpenAI works, the fleet said no.
+            tracing::warn!(
+                cause = refusal.cause(),
+                "session refused by the token broker"
+            );
+            report(ConversationEvent::Connect(Ok(()))).await;
+            report(failed(
+                FailureKind::Refused(refusal),
+                refusal.cause().into(),
+            ))
+            .await;
+            return;
+        }
         Err(e) => {
             tracing::warn!(error = %e.cause(), "Realtime connection failed");
             report(ConversationEvent::Connect(Err(e.breaker_failure()))).await;
@@ -352,7 +366,11 @@ type Connected = (PeerHandle, mpsc::Receiver<PeerEvent>, Option<String>);
 /// the transports tried reaches the core before the core's own timer ends the session.
 const PEER_DEADLINE_MARGIN: Duration = Duration::from_millis(300);
 
-async fn connect(deps: &RealtimeDeps, member: &MemberContext<'_>) -> Result<Connected, CallError> {
+async fn connect(
+    deps: &RealtimeDeps,
+    member: &MemberContext<'_>,
+    session_id: Uuid,
+) -> Result<Connected, CallError> {
     let began = Instant::now();
     let creds = deps
         .credentials
@@ -363,7 +381,7 @@ async fn connect(deps: &RealtimeDeps, member: &MemberContext<'_>) -> Result<Conn
         &deps.http,
         &deps.cfg,
         creds,
-        &ClientSecretRequest::new(&deps.cfg, session),
+        &ClientSecretRequest::new(&deps.cfg, session).for_session(session_id.to_string()),
     )
     .await?;
     let options = PeerOptions {
@@ -385,13 +403,13 @@ async fn connect(deps: &RealtimeDeps, member: &MemberContext<'_>) -> Result<Conn
 
 async fn hang_up(deps: &RealtimeDeps, peer: &PeerHandle, call_id: Option<&str>) {
     let _ = peer.close();
-    let key = deps
+    let via = deps
         .credentials
         .as_ref()
         .ok()
-        .and_then(Credentials::hangup_key);
-    if let (Some(call_id), Some(key)) = (call_id, key)
-        && let Err(e) = calls::hangup(&deps.http, &deps.cfg, key, call_id).await
+        .and_then(|c| c.hangup_via(&deps.cfg));
+    if let (Some(call_id), Some((base, key, origin))) = (call_id, via)
+        && let Err(e) = calls::hangup_at(&deps.http, &deps.cfg, &base, key, origin, call_id).await
     {
         tracing::info!(error = %e.cause(), "hangup call failed (the peer connection is closed anyway)");
     }

@@ -221,13 +221,22 @@ pub fn write_config(dir: &Path, kiosk_id: &str, base_url: &str, extra: &str) -> 
     let key = dir.join("openai-key");
     std::fs::write(&key, "sk-test-e2e\n").unwrap();
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let openai = format!(
+        "base_url = \"{base_url}\"\napi_key_file = \"{}\"\n",
+        key.display()
+    );
+    write_config_with(dir, kiosk_id, &openai, extra)
+}
+
+/// [`write_config`] with the `[openai]` keys given (a token broker instead of a key file).
+pub fn write_config_with(dir: &Path, kiosk_id: &str, openai: &str, extra: &str) -> PathBuf {
     let config = dir.join("config.toml");
     std::fs::write(
         &config,
         format!(
             "[kiosk]\nid = \"{kiosk_id}\"\n[storage]\npath = \"{d}/kiosk.db\"\n[health]\nruntime_dir = \"{d}/run\"\n\
              [badge]\nunknown_member = \"guest\"\n[badge.serial]\npath = \"{d}/ttyBADGE\"\n\
-             [openai]\nbase_url = \"{base_url}\"\napi_key_file = \"{d}/openai-key\"\nconnect_timeout_s = 5\n{SOUND_CARD_TOML}{extra}",
+             [openai]\n{openai}connect_timeout_s = 5\n{SOUND_CARD_TOML}{extra}",
             d = dir.display(),
         ),
     )
@@ -284,10 +293,17 @@ impl Kiosk {
 
     /// A kiosk whose `openai.base_url` is `base_url` (any Realtime stand-in, not only ours).
     pub fn start_at(base_url: &str, kiosk_id: &str, extra: &str, env: &[(&str, &str)]) -> Kiosk {
+        Kiosk::start_configured(env, |d| {
+            write_config(d, kiosk_id, base_url, extra);
+        })
+    }
+
+    /// A kiosk whose config `write(dir)` writes (see [`write_config_with`]).
+    pub fn start_configured(env: &[(&str, &str)], write: impl FnOnce(&Path)) -> Kiosk {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let scanner = Scanner::plug(&d.join("ttyBADGE"));
-        write_config(d, kiosk_id, base_url, extra);
+        write(d);
         let card = SoundCard::Paced(Microphone::start(d, Vec::new()));
         let child = spawn_daemon(d, &card, env);
         let kiosk = Kiosk {

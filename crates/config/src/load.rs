@@ -111,3 +111,39 @@ fn explain(message: &str) -> String {
     }
     out
 }
+
+/// Layers `T`'s serde defaults, the TOML file at `path` (required when `explicit`) and the
+/// `{prefix}__SECTION__KEY` variables of `env`, for another binary of the fleet (the broker)
+/// that keeps the daemon's scheme without its sections. Validation is the caller's.
+pub fn load_layered<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    explicit: bool,
+    prefix: &str,
+    env: &[(String, String)],
+) -> Result<T, ConfigError> {
+    let mut builder = ::config::Config::builder();
+    if path.exists() {
+        std::fs::File::open(path).map_err(|e| ConfigError::File {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        builder = builder.add_source(::config::File::from(path).format(::config::FileFormat::Toml));
+    } else if explicit {
+        return Err(ConfigError::File {
+            path: path.to_path_buf(),
+            reason: "no such file".into(),
+        });
+    }
+    let env: ::config::Map<String, String> = env.iter().cloned().collect();
+    builder = builder.add_source(
+        ::config::Environment::with_prefix(prefix)
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .source(Some(env)),
+    );
+    builder
+        .build()
+        .and_then(|raw| raw.try_deserialize())
+        .map_err(|e| ConfigError::Parse(explain(&e.to_string())))
+}

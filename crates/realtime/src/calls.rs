@@ -48,15 +48,35 @@ pub async fn exchange(
     })
 }
 
-/// Ends the call server-side (reference §3.4). Needs the standard API key
-/// (`Credentials::hangup_key`); with a token broker the kiosk closes the peer connection only.
+/// Ends the call server-side (reference §3.4) with the standard API key.
 pub async fn hangup(
     http: &HttpClient,
     cfg: &OpenAiConfig,
     api_key: &Secret,
     call_id: &str,
 ) -> Result<(), CallError> {
-    let url = endpoint(&cfg.base_url, &format!("realtime/calls/{call_id}/hangup"));
+    hangup_at(
+        http,
+        cfg,
+        &cfg.base_url,
+        api_key,
+        KeyOrigin::ApiKey,
+        call_id,
+    )
+    .await
+}
+
+/// Ends the call at `base_url` (OpenAI, or a token broker that relays it with the org key;
+/// see `Credentials::hangup_via`).
+pub async fn hangup_at(
+    http: &HttpClient,
+    cfg: &OpenAiConfig,
+    base_url: &str,
+    key: &Secret,
+    origin: KeyOrigin,
+    call_id: &str,
+) -> Result<(), CallError> {
+    let url = endpoint(base_url, &format!("realtime/calls/{call_id}/hangup"));
     if !is_call_id(call_id) {
         return Err(CallError::Malformed {
             op: Op::Hangup,
@@ -64,8 +84,8 @@ pub async fn hangup(
             reason: "the call id is not of the form rtc_…".into(),
         });
     }
-    let request = http.post(&url).header(AUTHORIZATION, bearer(api_key));
-    send(Op::Hangup, &url, cfg, KeyOrigin::ApiKey, request).await?;
+    let request = http.post(&url).header(AUTHORIZATION, bearer(key));
+    send(Op::Hangup, &url, cfg, origin, request).await?;
     Ok(())
 }
 

@@ -22,6 +22,9 @@ use jarvis_config::secrets::{Secret, SecretError};
 /// once; the conversation itself may last longer (reference §2.1).
 pub const EPHEMERAL_KEY_TTL: Duration = Duration::from_secs(120);
 
+/// The header naming the kiosk's session at the broker.
+pub const SESSION_HEADER: &str = "x-jarvis-session-id";
+
 /// Where this kiosk's ephemeral keys come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credentials {
@@ -85,11 +88,17 @@ impl Credentials {
         }
     }
 
-    /// The standard key `calls::hangup` needs; `None` with a broker (close the peer instead).
-    pub fn hangup_key(&self) -> Option<&Secret> {
+    /// Where a call is hung up and with which credential: OpenAI (`openai.base_url`) with the
+    /// API key, or the broker with the kiosk's token, at the `…/calls/{id}/hangup` beside its
+    /// `…/realtime/client_secrets` (the broker holds the org key hang-up needs). `None` when
+    /// `openai.token_url` has another shape: the kiosk then closes the peer connection only.
+    pub fn hangup_via(&self, cfg: &OpenAiConfig) -> Option<(String, &Secret, KeyOrigin)> {
         match self {
-            Credentials::ApiKey(k) => Some(k),
-            Credentials::Broker { .. } => None,
+            Credentials::ApiKey(k) => Some((cfg.base_url.clone(), k, KeyOrigin::ApiKey)),
+            Credentials::Broker { url, credential } => url
+                .trim_end_matches('/')
+                .strip_suffix("/realtime/client_secrets")
+                .map(|base| (base.to_owned(), credential, KeyOrigin::Broker)),
         }
     }
 }
@@ -113,6 +122,10 @@ pub struct EphemeralKey {
 pub struct ClientSecretRequest {
     pub expires_after: ExpiresAfter,
     pub session: Session,
+    /// The kiosk's session id, sent to a broker as `X-Jarvis-Session-Id` (its audit and logs
+    /// then name the session support looks for); never sent to OpenAI.
+    #[serde(skip)]
+    pub kiosk_session_id: Option<String>,
 }
 
 /// `expires_after`: only the `created_at` anchor exists; 10..=7200 seconds.
@@ -133,7 +146,14 @@ impl ClientSecretRequest {
                 seconds: EPHEMERAL_KEY_TTL.as_secs(),
             },
             session,
+            kiosk_session_id: None,
         }
+    }
+
+    /// Names the kiosk's session for the broker.
+    pub fn for_session(mut self, session_id: impl Into<String>) -> ClientSecretRequest {
+        self.kiosk_session_id = Some(session_id.into());
+        self
     }
 }
 
@@ -165,11 +185,14 @@ pub async fn mint(
         Credentials::Broker { url, credential } => (url.clone(), credential),
     };
     let origin = creds.origin();
-    let post = http
+    let mut post = http
         .post(&url)
         .header(AUTHORIZATION, bearer(credential))
         .header(CONTENT_TYPE, "application/json")
         .json(request);
+    if let (KeyOrigin::Broker, Some(id)) = (origin, &request.kiosk_session_id) {
+        post = post.header(SESSION_HEADER, id.as_str());
+    }
     let (_, body) = send(Op::Mint, &url, cfg, origin, post).await?;
     parse_client_secret(&body, origin).map_err(|reason| CallError::Malformed {
         op: Op::Mint,
@@ -221,15 +244,28 @@ mod tests {
         };
         let c = Credentials::from_config_in(&cfg, Some(dir.path())).unwrap();
         assert_eq!(c, Credentials::ApiKey(Secret::new("sk-test-1")));
-        assert_eq!(c.hangup_key().map(Secret::expose), Some("sk-test-1"));
+        let (base, key, _) = c.hangup_via(&cfg).unwrap();
+        assert_eq!(
+            (base.as_str(), key.expose()),
+            (cfg.base_url.as_str(), "sk-test-1")
+        );
         let broker = OpenAiConfig {
-            token_url: Some("https://broker.example/token".into()),
+            token_url: Some("https://broker.example/v1/realtime/client_secrets".into()),
             token_credential_file: Some(SecretPath(PathBuf::from("kiosk-token"))),
             ..OpenAiConfig::default()
         };
         let c = Credentials::from_config_in(&broker, Some(dir.path())).unwrap();
         assert_eq!(c.origin(), KeyOrigin::Broker);
-        assert_eq!(c.hangup_key(), None);
+        let (base, key, origin) = c.hangup_via(&broker).unwrap();
+        assert_eq!(
+            (base.as_str(), key.expose(), origin),
+            ("https://broker.example/v1", "kt-1", KeyOrigin::Broker)
+        );
+        let elsewhere = Credentials::Broker {
+            url: "https://broker.example/token".into(),
+            credential: Secret::new("kt-1"),
+        };
+        assert_eq!(elsewhere.hangup_via(&broker), None);
         assert!(!format!("{c:?}").contains("kt-1"));
     }
 

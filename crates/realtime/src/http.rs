@@ -12,6 +12,7 @@ use jarvis_config::OpenAiConfig;
 use jarvis_config::secrets::Secret;
 use jarvis_core::breaker::Failure;
 use jarvis_core::clock;
+use jarvis_core::session::BrokerRefusal;
 
 /// Which credential an ephemeral key came from: decides what an HTTP 401 tells a person to fix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +78,17 @@ pub enum CallError {
         retry_after: Option<Duration>,
         detail: String,
     },
+    /// The session broker refused this session (budget, rate, kiosk disabled, by its
+    /// `error.code`): the broker works, so this is no outage for the breaker; the lifecycle
+    /// says it with its own prompt.
+    #[error("{op}: the session broker refused the session: {} (HTTP {status}){detail}", .refusal.cause())]
+    Refused {
+        op: Op,
+        status: u16,
+        refusal: BrokerRefusal,
+        retry_after: Option<Duration>,
+        detail: String,
+    },
     /// 5xx: transient.
     #[error("{op}: OpenAI server error (HTTP {status}){detail}; transient, retried later")]
     Server { op: Op, status: u16, detail: String },
@@ -118,7 +130,9 @@ impl CallError {
     /// The server's `Retry-After`, if it sent one.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            CallError::RateLimited { retry_after, .. } => *retry_after,
+            CallError::RateLimited { retry_after, .. } | CallError::Refused { retry_after, .. } => {
+                *retry_after
+            }
             _ => None,
         }
     }
@@ -130,6 +144,7 @@ impl CallError {
             | CallError::Server { status, .. }
             | CallError::Rejected { status, .. } => format!("http {status}"),
             CallError::RateLimited { .. } => "http 429".into(),
+            CallError::Refused { refusal, .. } => refusal.cause().into(),
             CallError::Timeout { .. } => "timeout".into(),
             CallError::Connect { .. } => "connect error".into(),
             CallError::Malformed { .. } => "malformed answer".into(),
@@ -241,6 +256,17 @@ pub fn classify(
         (Some(c), _) => format!(": {}", scrub(c)),
         _ => String::new(),
     };
+    if origin == KeyOrigin::Broker
+        && let Some(refusal) = code.as_deref().and_then(BrokerRefusal::from_code)
+    {
+        return CallError::Refused {
+            op,
+            status,
+            refusal,
+            retry_after: retry_after(headers, now_ms),
+            detail,
+        };
+    }
     match status {
         401 | 403 => CallError::Unauthorized {
             op,
@@ -493,6 +519,46 @@ pub(crate) mod tests {
         };
         assert_eq!(code.as_deref(), Some("beta_api_shape_disabled"));
         assert_eq!(e.cause(), "http 400");
+    }
+
+    #[test]
+    fn broker_refusals_are_told_apart_from_outages() {
+        let now = clock::wall_ms();
+        let body = r#"{"error":{"type":"broker_refusal","code":"gym_budget_exhausted","message":"this gym's daily budget is spent"}}"#;
+        let e = classify(
+            Op::Mint,
+            429,
+            &headers(&[("retry-after", "3600")]),
+            body,
+            KeyOrigin::Broker,
+            now,
+        );
+        let CallError::Refused { refusal, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(*refusal, BrokerRefusal::GymBudget);
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(3600)));
+        assert_eq!(e.cause(), "broker_gym_budget");
+        // The same code from OpenAI itself (an API key) is just a 429.
+        let e = classify(
+            Op::Mint,
+            429,
+            &HeaderMap::new(),
+            body,
+            KeyOrigin::ApiKey,
+            now,
+        );
+        assert!(matches!(e, CallError::RateLimited { .. }), "{e:?}");
+        // A bad kiosk token stays a credential problem naming the key.
+        let e = classify(
+            Op::Mint,
+            401,
+            &HeaderMap::new(),
+            r#"{"error":{"code":"kiosk_token_invalid","message":"unknown kiosk token"}}"#,
+            KeyOrigin::Broker,
+            now,
+        );
+        assert!(matches!(e, CallError::Unauthorized { .. }), "{e:?}");
     }
 
     #[test]

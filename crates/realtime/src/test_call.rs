@@ -122,8 +122,9 @@ pub async fn run(cfg: &OpenAiConfig, wait: Duration) -> Result<CallOutcome, Call
         }
     };
     let _ = peer.close();
-    if let (Some(call_id), Some(api_key)) = (answer.call_id.as_deref(), creds.hangup_key())
-        && let Err(e) = calls::hangup(&http, cfg, api_key, call_id).await
+    if let (Some(call_id), Some((base, key, origin))) =
+        (answer.call_id.as_deref(), creds.hangup_via(cfg))
+        && let Err(e) = calls::hangup_at(&http, cfg, &base, key, origin, call_id).await
     {
         tracing::info!(error = %e, "test call hang-up failed (the connection is closed anyway)");
     }
@@ -194,6 +195,10 @@ fn http_fix(e: &CallError) -> String {
         CallError::Rejected { .. } | CallError::Malformed { .. } => {
             "check openai.base_url and openai.model".into()
         }
+        CallError::Refused { refusal, .. } => format!(
+            "the session broker refused this kiosk ({}): see the broker's audit for it",
+            refusal.cause()
+        ),
         CallError::Client(_) => "see the message".into(),
     }
 }

@@ -95,6 +95,53 @@ pub enum FailureKind {
     ConnectionLost,
     /// A fatal `error` event (such as `session_expired`); non-fatal errors are not reported.
     Error,
+    /// The fleet's session broker refused the session (budget, rate, kiosk disabled): not an
+    /// outage, so it is said with its own prompt and recorded as a `ScanRefused` cause.
+    Refused(BrokerRefusal),
+}
+
+/// A refusal of the session broker (`openai.token_url`), by its `error.code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerRefusal {
+    /// `kiosk_budget_exhausted`: this kiosk's daily budget at the broker is spent.
+    KioskBudget,
+    /// `gym_budget_exhausted`: the gym's daily budget is spent.
+    GymBudget,
+    /// `kiosk_rate_limited`: too many sessions from this kiosk in the last minute.
+    RateLimited,
+    /// `kiosk_disabled`: the fleet disabled this kiosk.
+    Disabled,
+}
+
+impl BrokerRefusal {
+    /// The broker's `error.code` for each refusal (the contract with `jarvis-broker`).
+    pub fn from_code(code: &str) -> Option<BrokerRefusal> {
+        match code {
+            "kiosk_budget_exhausted" => Some(BrokerRefusal::KioskBudget),
+            "gym_budget_exhausted" => Some(BrokerRefusal::GymBudget),
+            "kiosk_rate_limited" => Some(BrokerRefusal::RateLimited),
+            "kiosk_disabled" => Some(BrokerRefusal::Disabled),
+            _ => None,
+        }
+    }
+
+    /// The `ScanRefused` cause recorded.
+    pub fn cause(self) -> &'static str {
+        match self {
+            BrokerRefusal::KioskBudget => "broker_kiosk_budget",
+            BrokerRefusal::GymBudget => "broker_gym_budget",
+            BrokerRefusal::RateLimited => "broker_rate_limited",
+            BrokerRefusal::Disabled => "broker_kiosk_disabled",
+        }
+    }
+
+    /// What the member hears.
+    pub fn prompt(self) -> super::Prompt {
+        match self {
+            BrokerRefusal::KioskBudget | BrokerRefusal::GymBudget => super::Prompt::BudgetReached,
+            BrokerRefusal::RateLimited | BrokerRefusal::Disabled => super::Prompt::Unavailable,
+        }
+    }
 }
 
 /// One input to [`crate::session::SessionMachine::handle`].

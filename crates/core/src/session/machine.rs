@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use super::decisions::{Decision, Lifecycle, Prompt, RealtimeCommand, SessionContext};
 use super::goodbye::GoodbyeMatcher;
-use super::inputs::{BadgeKey, BadgeLookup, FailureKind, Input, Member, Now, ScanId, Signal};
+use super::inputs::{
+    BadgeKey, BadgeLookup, BrokerRefusal, FailureKind, Input, Member, Now, ScanId, Signal,
+};
 use super::limits::{Calendar, DailyBudget};
 use super::rate::BadgeGate;
 use crate::events::{
@@ -819,14 +821,32 @@ impl SessionMachine {
             return;
         }
         let reason = match (&self.state, kind) {
+            (State::Connecting { .. }, FailureKind::Refused(refusal)) => {
+                return self.finish_refused(refusal, detail);
+            }
             (State::Ending { reason, .. }, _) => *reason,
             (State::Connecting { .. }, _) | (_, FailureKind::ConnectFailed) => {
                 EndReason::ConnectFailed
             }
             (_, FailureKind::ConnectionLost) => EndReason::ConnectionLost,
-            (_, FailureKind::Error) => EndReason::RealtimeError,
+            (_, FailureKind::Error | FailureKind::Refused(_)) => EndReason::RealtimeError,
         };
         self.finish(reason, Some(detail));
+    }
+
+    /// The broker refused the session while it connected: it ends `connect_failed` (its one
+    /// `SessionEnded`), the refusal is recorded as a `ScanRefused` cause and said with its own
+    /// prompt instead of the apology for a failure.
+    fn finish_refused(&mut self, refusal: BrokerRefusal, detail: String) {
+        let before = self.out.len();
+        self.finish(EndReason::ConnectFailed, Some(detail));
+        let finished = self.out.split_off(before);
+        self.out.extend(
+            finished
+                .into_iter()
+                .filter(|d| *d != Decision::PlayPrompt(Prompt::Apology)),
+        );
+        self.refuse(refusal.cause(), Some(refusal.prompt()));
     }
 
     fn on_audio_lost(&mut self) {

@@ -44,7 +44,9 @@ mod properties;
 mod transitions;
 
 pub use decisions::{Decision, Lifecycle, Prompt, RealtimeCommand, SessionContext};
-pub use inputs::{BadgeKey, BadgeLookup, FailureKind, Input, Member, Now, ScanId, Signal};
+pub use inputs::{
+    BadgeKey, BadgeLookup, BrokerRefusal, FailureKind, Input, Member, Now, ScanId, Signal,
+};
 pub use machine::{
     DEFAULT_GOODBYE_GRACE_MS, DEFAULT_HANGUP_DELAY_MS, DEFAULT_LOOKUP_TIMEOUT_MS,
     END_SESSION_OUTPUT, IdSource, ScanDuringSession, SessionMachine, SessionProgress, Settings,

@@ -32,6 +32,55 @@ fn realtime_failures_table() {
 }
 
 #[test]
+fn a_broker_refusal_ends_the_session_with_its_own_prompt_and_cause() {
+    for (refusal, cause, prompt) in [
+        (
+            BrokerRefusal::KioskBudget,
+            "broker_kiosk_budget",
+            Prompt::BudgetReached,
+        ),
+        (
+            BrokerRefusal::GymBudget,
+            "broker_gym_budget",
+            Prompt::BudgetReached,
+        ),
+        (
+            BrokerRefusal::RateLimited,
+            "broker_rate_limited",
+            Prompt::Unavailable,
+        ),
+        (
+            BrokerRefusal::Disabled,
+            "broker_kiosk_disabled",
+            Prompt::Unavailable,
+        ),
+    ] {
+        let mut k = Kiosk::new();
+        k.scan("BADGE-A");
+        k.resolve(BadgeLookup::Found(member(MembershipStatus::Active)));
+        let ds = k.fail(FailureKind::Refused(refusal));
+        assert_eq!(ended(&ds), Some(EndReason::ConnectFailed), "{refusal:?}");
+        assert_eq!(refused(&ds), Some(cause));
+        assert_eq!(prompts(&ds), vec![prompt], "no apology: nothing failed");
+        assert_eq!(
+            BrokerRefusal::from_code(match refusal {
+                BrokerRefusal::KioskBudget => "kiosk_budget_exhausted",
+                BrokerRefusal::GymBudget => "gym_budget_exhausted",
+                BrokerRefusal::RateLimited => "kiosk_rate_limited",
+                BrokerRefusal::Disabled => "kiosk_disabled",
+            }),
+            Some(refusal)
+        );
+    }
+    assert_eq!(BrokerRefusal::from_code("kiosk_token_invalid"), None);
+    // Once live, a refusal cannot happen; were one reported, it is a failure like any other.
+    let mut k = Kiosk::new();
+    k.live("BADGE-A");
+    let ds = k.fail(FailureKind::Refused(BrokerRefusal::Disabled));
+    assert_eq!(ended(&ds), Some(EndReason::RealtimeError));
+}
+
+#[test]
 fn connection_lost_while_ending_keeps_the_reason_without_apology() {
     let mut k = Kiosk::new();
     k.live("BADGE-A");

@@ -1,0 +1,22 @@
+//! `jarvis-broker`: the fleet's session broker. Kiosks hold no OpenAI key: each presents its
+//! own bearer token, and the broker checks it (and the kiosk's enablement, budgets and rate)
+//! against the central Postgres, mints the ephemeral key with the organisation's key and the
+//! fleet's session policy, and audits every mint, close and refusal in `broker_audit`.
+//!
+//! Stateless: all state is in central, so any number of instances serve the same kiosks.
+//!
+//! - [`config`]: layered configuration (`JARVIS_BROKER__*`).
+//! - [`token`]: kiosk tokens and their hashes.
+//! - [`policy`]: the decisions, without I/O (refusals, the session the fleet imposes).
+//! - [`db`]: central (the standing query, the audit row, kiosk administration).
+//! - [`upstream`]: OpenAI with the org key, answers relayed as they came.
+//! - [`server`]: the HTTP routes; [`metrics`]: `/metrics`; [`telemetry`]: logs.
+
+pub mod config;
+pub mod db;
+pub mod metrics;
+pub mod policy;
+pub mod server;
+pub mod telemetry;
+pub mod token;
+pub mod upstream;
