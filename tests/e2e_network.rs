@@ -235,3 +235,39 @@ fn no_proxy_keeps_the_calls_direct() {
     assert_eq!(proxy.seen(), Vec::<String>::new());
     kiosk.stop();
 }
+
+#[test]
+fn https_calls_go_through_the_proxy_in_a_connect_tunnel() {
+    // OpenAI is HTTPS: through HTTPS_PROXY the kiosk asks the proxy for a `CONNECT host:443`
+    // tunnel and runs TLS inside it, never resolving the name itself. No TLS server runs here
+    // and the proxy cannot resolve the name, so the call fails after the tunnel was asked for.
+    let emulator = Emulator::start("kiosk_e2e.toml", &[]);
+    let proxy = Proxy::start();
+    let url = proxy.url();
+    let env = [
+        ("HTTPS_PROXY", url.as_str()),
+        ("NO_PROXY", ""),
+        ("no_proxy", ""),
+        (
+            "JARVIS_KIOSK__OPENAI__BASE_URL",
+            "https://api.openai.test/v1",
+        ),
+    ];
+    let kiosk = Kiosk::start_with_env(&emulator, "kiosk-https-proxy", "", &env);
+    kiosk.scanner.scan("0012345678");
+    let seen = support::wait_until(
+        "a CONNECT tunnel through the proxy",
+        Duration::from_secs(20),
+        || {
+            let seen = proxy.seen();
+            seen.iter()
+                .any(|l| l.starts_with("CONNECT api.openai.test:443 "))
+                .then_some(seen)
+        },
+    );
+    assert!(
+        seen.iter().all(|l| l.starts_with("CONNECT ")),
+        "HTTPS calls only ever go in a tunnel: {seen:?}"
+    );
+    kiosk.stop();
+}
