@@ -4,7 +4,7 @@
 //! Budgets: <= 30 ms added each way beyond the device buffer, <= 5 % of one core for both
 //! directions together. Prints a table; run with `cargo bench --bench audio_pipeline`.
 //!
-//! Latency each way = algorithmic delay (20 ms Opus framing, resampler filter delay, the
+//! Latency each way = algorithmic delay (10 ms Opus framing out, resampler filter delay, the
 //! playback ring kept 10 ms ahead of the device period) + measured processing time of the
 //! call that completes a frame + measured thread wake-up time (the callback unparks the
 //! worker). The device's own buffer is excluded, as the budget says.
@@ -15,7 +15,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use jarvis_audio::pipeline::{CaptureChain, EchoStage, PlaybackChain};
-use jarvis_audio::{FRAME_MS, HalfDuplexGate, OpusFrame, wav};
+use jarvis_audio::{
+    FRAME_MS, FRAME_SAMPLES, HalfDuplexGate, OpusEncoder, OpusFrame, SEND_FRAME_MS, wav,
+};
 
 const SECONDS: usize = 20;
 /// The playback ring is kept this far ahead of the device's measured burst (see
@@ -58,8 +60,8 @@ struct Row {
 }
 
 /// Capture at `rate` in device periods of 10 ms, with echo cancellation (the default) or the
-/// half-duplex gate: returns the row and the encoded frames.
-fn capture(rate: u32, aec: bool) -> (Row, Vec<OpusFrame>) {
+/// half-duplex gate.
+fn capture(rate: u32, aec: bool) -> Row {
     let input = speech(rate);
     let period = rate as usize / 100;
     let echo = if aec {
@@ -82,7 +84,7 @@ fn capture(rate: u32, aec: bool) -> (Row, Vec<OpusFrame>) {
         }
     }
     let total = start.elapsed().as_secs_f64();
-    let algo = FRAME_MS as f64 + chain.algorithmic_delay_samples() as f64 * 1e3 / 48_000.0;
+    let algo = SEND_FRAME_MS as f64 + chain.algorithmic_delay_samples() as f64 * 1e3 / 48_000.0;
     let row = Row {
         what: format!(
             "capture {rate} Hz {} -> Opus",
@@ -93,7 +95,20 @@ fn capture(rate: u32, aec: bool) -> (Row, Vec<OpusFrame>) {
         proc_p50_ms: percentile(&mut completing.clone(), 0.5),
         proc_p99_ms: percentile(&mut completing, 0.99),
     };
-    (row, frames)
+    assert!(!frames.is_empty());
+    row
+}
+
+/// The speech as the server sends it: 20 ms Opus packets.
+fn server_packets() -> Vec<OpusFrame> {
+    let mut enc = OpusEncoder::new().expect("encoder");
+    speech(48_000)
+        .chunks_exact(FRAME_SAMPLES)
+        .map(|f| OpusFrame {
+            data: enc.encode(f).expect("encode"),
+            samples: FRAME_SAMPLES as u32,
+        })
+        .collect()
 }
 
 /// Playback of `frames` to a device at `rate`, one 20 ms slot at a time.
@@ -103,9 +118,10 @@ fn playback(frames: &[OpusFrame], rate: u32) -> Row {
     let mut sink = 0usize;
     let start = Instant::now();
     for (i, f) in frames.iter().enumerate() {
-        chain.push_rtp(i as u16, i as u32 * 960, &f.data, i as u64 * 20);
+        let now = i as u64 * FRAME_MS;
+        chain.push_rtp(i as u16, i as u32 * f.samples, &f.data, now);
         let t = Instant::now();
-        chain.next_slot(i as u64 * 20, &mut |s| sink += s.len());
+        chain.next_slot(now, &mut |s| sink += s.len());
         per_slot.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let total = start.elapsed().as_secs_f64();
@@ -153,19 +169,15 @@ fn wake_latency_p99_ms() -> f64 {
 fn main() {
     let wake = wake_latency_p99_ms();
     let mut rows = Vec::new();
-    let mut frames = Vec::new();
     for rate in [48_000, 44_100, 16_000] {
-        let (row, f) = capture(rate, true);
-        rows.push(row);
-        if rate == 48_000 {
-            frames = f;
-        }
+        rows.push(capture(rate, true));
     }
     let captures = rows.len();
+    let frames = server_packets();
     for rate in [48_000, 44_100] {
         rows.push(playback(&frames, rate));
     }
-    rows.push(capture(48_000, false).0);
+    rows.push(capture(48_000, false));
     println!("audio pipeline, {SECONDS} s of speech per row; thread wake-up p99 {wake:.3} ms");
     println!(
         "{:<28} {:>10} {:>10} {:>10} {:>10} {:>14}",

@@ -252,7 +252,7 @@ async fn run(
             // queue never fills with them and drops count only live audio.
             Some(frame) = audio.recv() => {
                 if open {
-                    let _ = peer.send_audio(frame.data);
+                    let _ = peer.send_audio(frame.data, frame.samples);
                 }
             }
             cmd = commands.recv() => match cmd {

@@ -155,7 +155,7 @@ async fn speak(peer: &PeerHandle, enc: &mut opus::Encoder, tone_ms: u32, silence
                 ((t * 300.0 * std::f32::consts::TAU).sin() * 9000.0) as i16
             })
             .collect();
-        peer.send_audio(enc.encode_vec(&pcm, 1500).unwrap())
+        peer.send_audio(enc.encode_vec(&pcm, 1500).unwrap(), 960)
             .unwrap();
     }
 }

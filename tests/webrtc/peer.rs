@@ -76,7 +76,7 @@ async fn offerer_and_answerer_connect_and_exchange_events_and_audio() {
 
     let frames = opus_frames(10);
     for f in &frames {
-        kiosk.send_audio(f.clone()).unwrap();
+        kiosk.send_audio(f.clone(), 960).unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut received = Vec::new();
@@ -177,7 +177,7 @@ async fn dropping_the_handle_stops_the_task() {
     let (kiosk, mut events) = pending.accept(&answer).unwrap();
     next_where(&mut events, |e| *e == PeerEvent::ChannelOpen).await;
     // Audio before/after open never errors; the handle only fails once the task is gone.
-    kiosk.send_audio(vec![0xf8, 0xff, 0xfe]).unwrap();
+    kiosk.send_audio(vec![0xf8, 0xff, 0xfe], 960).unwrap();
     drop(kiosk);
     // The task owned the event sender: the stream ends without a Closed event.
     let end = timeout(GUARD, async {

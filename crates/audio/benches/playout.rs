@@ -56,7 +56,7 @@ fn main() {
         run("bursty", &|d| bursty_sink(&d.join("speaker.raw")))
     );
     print!("{}", run("flush", &fifo));
-    print!("{}", run("flush_10ms_periods", &fifo));
+    print!("{}", run("flush_default_period", &fifo));
 }
 
 fn child(case: &str) {
@@ -93,12 +93,12 @@ fn child(case: &str) {
             row("bursty (pv -L, 100 ms at once)", &health, lead, &bytes);
         }
         "flush" => flush_to_silence(&speaker, &cfg, &health, "20 ms periods"),
-        "flush_10ms_periods" => {
+        "flush_default_period" => {
             let cfg = jarvis_config::AudioConfig {
-                period_frames: Some(480),
+                period_frames: None,
                 ..cfg
             };
-            flush_to_silence(&speaker, &cfg, &health, "10 ms periods");
+            flush_to_silence(&speaker, &cfg, &health, "the default period");
         }
         other => panic!("unknown case {other}"),
     }
@@ -200,7 +200,8 @@ fn flush_to_silence(speaker: &Path, cfg: &jarvis_config::AudioConfig, health: &H
     }
     times.sort_by(f64::total_cmp);
     println!(
-        "flush -> last non-silent sample read by the steady sink, {what}: median {:.1} ms, worst {:.1} ms ({} flushes, 20 ms read resolution)",
+        "flush -> last non-silent sample read by the steady sink, {what} (the device takes {} ms at a time): median {:.1} ms, worst {:.1} ms ({} flushes, 20 ms read resolution)",
+        gauge(health, "audio_device_burst_ms"),
         times[times.len() / 2],
         times[times.len() - 1],
         times.len()

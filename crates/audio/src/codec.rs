@@ -1,4 +1,5 @@
-//! Opus encode/decode: mono, 48 kHz, 20 ms frames, `Voip` mode with in-band FEC.
+//! Opus encode/decode: mono, 48 kHz, `Voip` mode with in-band FEC; 10 ms frames out, any
+//! frame length in.
 //!
 //! # C dependency
 //! The `opus` crate links the system **libopus** through `audiopus_sys` and pkg-config
@@ -17,7 +18,7 @@
 
 use thiserror::Error;
 
-use super::{FRAME_SAMPLES, SAMPLE_RATE};
+use super::SAMPLE_RATE;
 
 /// The longest Opus packet duration (120 ms) in samples: size decode buffers with this.
 pub const MAX_PACKET_SAMPLES: usize = 5_760;
@@ -32,11 +33,9 @@ const MAX_PACKET_BYTES: usize = 1_275;
 pub enum CodecError {
     #[error("opus: {0}")]
     Opus(#[from] opus::Error),
-    #[error("encoder takes frames of {FRAME_SAMPLES} samples, got {0}")]
-    FrameSize(usize),
 }
 
-/// Encodes 20 ms mono frames for the Realtime API.
+/// Encodes 10 ms mono frames for the Realtime API.
 pub struct OpusEncoder {
     enc: opus::Encoder,
     buf: Vec<u8>,
@@ -56,11 +55,9 @@ impl OpusEncoder {
         })
     }
 
-    /// Encodes exactly one frame of [`FRAME_SAMPLES`] samples.
+    /// Encodes one frame: 2.5, 5, 10, 20, 40 or 60 ms of samples (libopus refuses any other
+    /// length). The capture chain sends [`super::SEND_FRAME_SAMPLES`].
     pub fn encode(&mut self, frame: &[f32]) -> Result<Vec<u8>, CodecError> {
-        if frame.len() != FRAME_SAMPLES {
-            return Err(CodecError::FrameSize(frame.len()));
-        }
         let n = self.enc.encode_float(frame, &mut self.buf)?;
         Ok(self.buf[..n].to_vec())
     }
@@ -105,6 +102,7 @@ impl OpusDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{FRAME_SAMPLES, SEND_FRAME_SAMPLES};
 
     fn tone(i: usize) -> f32 {
         0.4 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 48_000.0).sin()
@@ -165,12 +163,27 @@ mod tests {
     }
 
     #[test]
+    fn ten_ms_frames_round_trip() {
+        let mut enc = OpusEncoder::new().unwrap();
+        let mut dec = OpusDecoder::new().unwrap();
+        let mut out = vec![0.0; MAX_PACKET_SAMPLES];
+        let mut all = Vec::new();
+        for f in 0..100 {
+            let frame: Vec<f32> = (0..SEND_FRAME_SAMPLES)
+                .map(|i| tone(f * SEND_FRAME_SAMPLES + i))
+                .collect();
+            let n = dec.decode(&enc.encode(&frame).unwrap(), &mut out).unwrap();
+            assert_eq!(n, SEND_FRAME_SAMPLES);
+            all.extend_from_slice(&out[..n]);
+        }
+        let level = rms(&all[9_600..]);
+        assert!((level - 0.2828).abs() < 0.03, "rms {level}");
+    }
+
+    #[test]
     fn bad_input_is_an_error_not_a_panic() {
         let mut enc = OpusEncoder::new().unwrap();
-        assert!(matches!(
-            enc.encode(&[0.0; 100]),
-            Err(CodecError::FrameSize(100))
-        ));
+        assert!(matches!(enc.encode(&[0.0; 100]), Err(CodecError::Opus(_))));
         let mut dec = OpusDecoder::new().unwrap();
         let mut out = vec![0.0; MAX_PACKET_SAMPLES];
         // A TOC byte announcing a code-3 packet with an impossible frame count.

@@ -3,7 +3,8 @@
 
 use cpal::traits::{DeviceTrait, HostTrait};
 use cpal::{
-    BufferSize, SampleFormat, StreamConfig, SupportedStreamConfig, SupportedStreamConfigRange,
+    BufferSize, SampleFormat, StreamConfig, SupportedBufferSize, SupportedStreamConfig,
+    SupportedStreamConfigRange,
 };
 use thiserror::Error;
 
@@ -252,7 +253,7 @@ pub fn choose(
     }
     let buffer_size = match o.period {
         Some(p) => BufferSize::Fixed(p),
-        None => BufferSize::Default,
+        None => default_period(default.buffer_size(), rate),
     };
     Ok((
         StreamConfig {
@@ -262,6 +263,22 @@ pub fn choose(
         },
         format,
     ))
+}
+
+/// Device period the daemon asks for when `audio.period_frames` is unset. cpal keeps two periods
+/// in the device, so a barge-in flush is silent at the speaker within about two periods: 10 ms
+/// keeps that inside the 60 ms budget where a device's usual 20-25 ms does not.
+pub const DEFAULT_PERIOD_MS: u32 = 10;
+
+/// [`DEFAULT_PERIOD_MS`] when the device says it accepts it, else the device's own choice.
+fn default_period(supported: &SupportedBufferSize, rate: u32) -> BufferSize {
+    let want = rate * DEFAULT_PERIOD_MS / 1000;
+    match supported {
+        SupportedBufferSize::Range { min, max } if (*min..=*max).contains(&want) => {
+            BufferSize::Fixed(want)
+        }
+        _ => BufferSize::Default,
+    }
 }
 
 /// Short text of what a device supports: `F32/I16 1-2 ch 8000-48000 Hz; ...`.
@@ -313,7 +330,6 @@ fn channel_list(ch: &[u16]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cpal::SupportedBufferSize;
 
     fn range(ch: u16, lo: u32, hi: u32, f: SampleFormat) -> SupportedStreamConfigRange {
         SupportedStreamConfigRange::new(ch, lo, hi, SupportedBufferSize::Unknown, f)
@@ -339,6 +355,30 @@ mod tests {
             (48_000, 2, SampleFormat::I16)
         );
         assert_eq!(c.buffer_size, BufferSize::Default);
+    }
+
+    #[test]
+    fn without_a_period_override_10_ms_periods_where_the_device_accepts_them() {
+        let (_, r) = usb_mic();
+        let default = |min, max| {
+            SupportedStreamConfig::new(
+                2,
+                44_100,
+                SupportedBufferSize::Range { min, max },
+                SampleFormat::I16,
+            )
+        };
+        let (c, _) = choose(&default(64, 65_536), &r, Overrides::default()).unwrap();
+        assert_eq!(c.buffer_size, BufferSize::Fixed(441));
+        // A device whose periods cannot be that short keeps its own choice.
+        let (c, _) = choose(&default(1_024, 65_536), &r, Overrides::default()).unwrap();
+        assert_eq!(c.buffer_size, BufferSize::Default);
+        let o = Overrides {
+            period: Some(960),
+            ..Overrides::default()
+        };
+        let (c, _) = choose(&default(64, 65_536), &r, o).unwrap();
+        assert_eq!(c.buffer_size, BufferSize::Fixed(960));
     }
 
     #[test]

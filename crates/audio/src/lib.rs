@@ -80,12 +80,19 @@ pub fn start(
 
 /// Sample rate of everything between the resamplers: Opus and the Realtime API use 48 kHz.
 pub const SAMPLE_RATE: u32 = 48_000;
-/// Samples in one 20 ms mono frame at [`SAMPLE_RATE`]: the Opus packet size we send.
+/// Samples in one 20 ms mono frame at [`SAMPLE_RATE`]: the packets the server sends, and the
+/// unit of loss concealment.
 pub const FRAME_SAMPLES: usize = 960;
-/// Length of one frame, for pacing and latency arithmetic.
+/// Length of one received frame, for pacing and latency arithmetic.
 pub const FRAME_MS: u64 = 20;
+/// Samples in one 10 ms microphone frame at [`SAMPLE_RATE`]: the Opus packets the kiosk sends.
+/// 10 ms rather than WebRTC's usual 20 keeps the microphone's added delay within its 30 ms
+/// budget beside the echo canceller's 17 ms (`echo::DELAY_SAMPLES`).
+pub const SEND_FRAME_SAMPLES: usize = 480;
+/// Length of one sent frame.
+pub const SEND_FRAME_MS: u64 = 10;
 
-/// One encoded 20 ms microphone frame, ready to go out as an RTP payload.
+/// One encoded 10 ms microphone frame, ready to go out as an RTP payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpusFrame {
     /// The Opus packet.

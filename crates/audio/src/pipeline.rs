@@ -10,7 +10,7 @@ use super::guard::EchoGuard;
 use super::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout, PushOutcome};
 use super::reference::ReferenceReader;
 use super::resample::{ResampleError, StreamResampler};
-use super::{FRAME_SAMPLES, OpusFrame, SAMPLE_RATE};
+use super::{FRAME_SAMPLES, OpusFrame, SAMPLE_RATE, SEND_FRAME_SAMPLES};
 
 /// Why a chain could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +102,7 @@ impl AecStage {
     }
 }
 
-/// Mono samples at the device rate in, 20 ms Opus frames out: resample to 48 kHz, cut into
+/// Mono samples at the device rate in, 10 ms Opus frames out: resample to 48 kHz, cut into
 /// frames, echo control (AEC or half-duplex gate), encode.
 pub struct CaptureChain {
     resampler: StreamResampler,
@@ -118,7 +118,7 @@ impl CaptureChain {
         Ok(CaptureChain {
             device_rate,
             resampler: StreamResampler::new(device_rate, SAMPLE_RATE)?,
-            frame: Vec::with_capacity(FRAME_SAMPLES),
+            frame: Vec::with_capacity(SEND_FRAME_SAMPLES),
             echo,
             encoder: OpusEncoder::new()?,
             muted_frames: 0,
@@ -205,10 +205,10 @@ impl CaptureChain {
         } = self;
         resampler.process(mono, |mut out| {
             while !out.is_empty() {
-                let take = (FRAME_SAMPLES - frame.len()).min(out.len());
+                let take = (SEND_FRAME_SAMPLES - frame.len()).min(out.len());
                 frame.extend_from_slice(&out[..take]);
                 out = &out[take..];
-                if frame.len() == FRAME_SAMPLES {
+                if frame.len() == SEND_FRAME_SAMPLES {
                     match echo {
                         EchoStage::Off => {}
                         EchoStage::HalfDuplex(g) => {
@@ -224,7 +224,7 @@ impl CaptureChain {
                     }
                     emit(encoder.encode(frame).map(|data| OpusFrame {
                         data,
-                        samples: FRAME_SAMPLES as u32,
+                        samples: SEND_FRAME_SAMPLES as u32,
                     }));
                     frame.clear();
                 }
@@ -492,8 +492,17 @@ pub(crate) mod tests {
         (out, slots)
     }
 
-    pub(crate) fn play(frames: &[OpusFrame], device_rate: u32) -> Vec<f32> {
-        play_slots(frames, device_rate).0
+    /// What the peer hears of the capture chain's `frames`: each decoded in turn at 48 kHz.
+    pub(crate) fn decode(frames: &[OpusFrame]) -> Vec<f32> {
+        let mut dec = OpusDecoder::new().unwrap();
+        let mut pcm = vec![0.0; MAX_PACKET_SAMPLES];
+        let mut out = Vec::new();
+        for f in frames {
+            let n = dec.decode(&f.data, &mut pcm).unwrap();
+            assert_eq!(n, f.samples as usize);
+            out.extend_from_slice(&pcm[..n]);
+        }
+        out
     }
 
     /// Opus frames of `pcm` (48 kHz), cut into 20 ms.
@@ -560,10 +569,11 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn one_second_at_44k1_becomes_fifty_frames_and_plays_back() {
+    fn one_second_at_44k1_becomes_a_hundred_10_ms_frames_and_plays_back() {
         let frames = encode(44_100, 1.0, EchoStage::Off, false);
-        assert!((49..=50).contains(&frames.len()), "{}", frames.len());
-        let out = play(&frames, 48_000);
+        assert!((99..=100).contains(&frames.len()), "{}", frames.len());
+        assert!(frames.iter().all(|f| f.samples == 480));
+        let out = decode(&frames);
         assert!(
             rms(&out[9_600..38_400]) > 0.2,
             "{}",
@@ -588,7 +598,7 @@ pub(crate) mod tests {
             c.push(mic, false, 0, &mut |f| frames.push(f.unwrap()));
         }
         assert_eq!(c.echo_errors(), 0);
-        let out = play(&frames, 48_000);
+        let out = decode(&frames);
         // Far end only, after convergence: compare with what the echo alone would have sent.
         let span = 2 * 48_000..5 * 48_000;
         let echo = room.echo(&s.far);
@@ -606,7 +616,7 @@ pub(crate) mod tests {
             EchoStage::HalfDuplex(HalfDuplexGate::new(0)),
             true,
         );
-        let out = play(&frames, 48_000);
+        let out = decode(&frames);
         assert!(rms(&out) < 0.01, "{}", rms(&out));
     }
 
@@ -651,7 +661,7 @@ pub(crate) mod tests {
 
     #[test]
     fn flush_stops_speech() {
-        let frames = encode(48_000, 0.5, EchoStage::Off, false);
+        let frames = opus(&tone(48_000, 24_000));
         let mut p = PlaybackChain::new(48_000).unwrap();
         for (i, f) in frames.iter().enumerate() {
             p.push_rtp(i as u16, i as u32 * 960, &f.data, 0);

@@ -209,7 +209,8 @@ pub struct AudioConfig {
     pub input_format: Option<SampleFormat>,
     pub output_sample_rate: Option<u32>,
     pub output_channels: Option<u16>,
-    /// Fixed cpal buffer size in frames; default lets the device choose.
+    /// Fixed device period in frames; unset: 10 ms where the device accepts it, else the
+    /// device's own choice.
     pub period_frames: Option<u32>,
     pub echo_control: EchoControl,
     /// How long the microphone stays gated after JARVIS stops speaking.

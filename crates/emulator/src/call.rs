@@ -89,9 +89,9 @@ impl Player {
                 None => break,
             };
             let sent = if self.continuous {
-                peer.send_audio_marked(frame)
+                peer.send_audio_marked(frame, audio::FRAME_SAMPLES as u32)
             } else {
-                peer.send_audio(frame)
+                peer.send_audio(frame, audio::FRAME_SAMPLES as u32)
             };
             if let Err(e) = sent {
                 tracing::debug!(error = %e, "emulator audio frame not sent");

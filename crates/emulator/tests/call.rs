@@ -173,7 +173,10 @@ impl Mic {
                 tick.tick().await;
                 let frame = q.lock().unwrap().pop_front();
                 if peer
-                    .send_audio(frame.unwrap_or_else(|| silence.clone()))
+                    .send_audio(
+                        frame.unwrap_or_else(|| silence.clone()),
+                        audio::FRAME_SAMPLES as u32,
+                    )
                     .is_err()
                 {
                     return;

@@ -48,12 +48,9 @@ pub use paths::Transport;
 /// Label of the data channel that carries the Realtime JSON events.
 pub const EVENTS_CHANNEL: &str = "oai-events";
 
-/// Samples per 20 ms Opus frame at the 48 kHz RTP clock; the media time of each sent frame
-/// advances by this much.
-pub const OPUS_FRAME_SAMPLES: u64 = 960;
-
-/// How many commands (audio frames, events) may wait for the I/O task: 1 s of audio plus slack.
-const COMMAND_QUEUE: usize = 64;
+/// How many commands (audio frames, events) may wait for the I/O task: 1 s of 10 ms frames plus
+/// slack.
+const COMMAND_QUEUE: usize = 128;
 
 /// How many events may wait for the consumer before audio frames get dropped (~20 s of audio).
 const EVENT_QUEUE: usize = 1024;
@@ -294,7 +291,11 @@ pub type PeerEvents = mpsc::Receiver<PeerEvent>;
 /// Commands from the handle to the I/O task.
 #[derive(Debug)]
 enum Command {
-    Audio { frame: Vec<u8>, marker: bool },
+    Audio {
+        frame: Vec<u8>,
+        samples: u32,
+        marker: bool,
+    },
     Event(String),
     PauseTraffic(Duration),
     Close,
@@ -331,21 +332,24 @@ impl Drop for PeerHandle {
 }
 
 impl PeerHandle {
-    /// Queues one 20 ms Opus frame (960 samples at 48 kHz) for the audio track. The media time
-    /// advances by [`OPUS_FRAME_SAMPLES`] per frame; frames sent before DTLS is up are dropped,
-    /// as str0m would drop them. The caller paces frames (every 20 ms).
-    pub fn send_audio(&self, opus_frame: Vec<u8>) -> Result<(), PeerError> {
+    /// Queues one Opus frame covering `samples` at the 48 kHz RTP clock (480 for the kiosk's
+    /// 10 ms frames, 960 for 20 ms) for the audio track; the media time of the next frame
+    /// advances by as much. Frames sent before DTLS is up are dropped, as str0m would drop them.
+    /// The caller paces frames.
+    pub fn send_audio(&self, opus_frame: Vec<u8>, samples: u32) -> Result<(), PeerError> {
         self.push(Command::Audio {
             frame: opus_frame,
+            samples,
             marker: false,
         })
     }
 
     /// Like [`PeerHandle::send_audio`] with the RTP marker bit set, as Pion's sample writer
     /// sends every packet (the emulator's continuous-audio mode imitates it).
-    pub fn send_audio_marked(&self, opus_frame: Vec<u8>) -> Result<(), PeerError> {
+    pub fn send_audio_marked(&self, opus_frame: Vec<u8>, samples: u32) -> Result<(), PeerError> {
         self.push(Command::Audio {
             frame: opus_frame,
+            samples,
             marker: true,
         })
     }

@@ -20,8 +20,8 @@ use super::liveness::{IcePath, Liveness, Phase};
 use super::paths::{PathLog, Transport};
 use super::tcp;
 use super::{
-    AudioFrame, COMMAND_QUEUE, CloseReason, Command, EVENT_QUEUE, EVENTS_CHANNEL,
-    OPUS_FRAME_SAMPLES, PeerError, PeerEvent, PeerEvents, PeerHandle, PeerOptions, Sockets,
+    AudioFrame, COMMAND_QUEUE, CloseReason, Command, EVENT_QUEUE, EVENTS_CHANNEL, PeerError,
+    PeerEvent, PeerEvents, PeerHandle, PeerOptions, Sockets,
 };
 
 /// Most messages that may wait for the channel to open or drain before new ones are refused.
@@ -131,7 +131,7 @@ pub(super) fn spawn(
         channel,
         channel_blocked: false,
         outbox: VecDeque::new(),
-        frames_sent: 0,
+        media_samples: 0,
         frames_dropped: 0,
         liveness: Liveness::new(
             Instant::now(),
@@ -170,7 +170,8 @@ struct PeerTask {
     channel: Option<ChannelId>,
     channel_blocked: bool,
     outbox: VecDeque<String>,
-    frames_sent: u64,
+    /// Media time of the next frame, in samples at 48 kHz.
+    media_samples: u64,
     frames_dropped: u64,
     liveness: Liveness,
     events: mpsc::Sender<PeerEvent>,
@@ -233,7 +234,11 @@ impl PeerTask {
                 cmd = commands.recv() => match cmd {
                     // Every handle is gone: nobody listens any more.
                     None => return,
-                    Some(Command::Audio { frame, marker }) => self.write_audio(frame, marker),
+                    Some(Command::Audio {
+                        frame,
+                        samples,
+                        marker,
+                    }) => self.write_audio(frame, samples, marker),
                     Some(Command::Event(json)) => self.queue_event(json),
                     Some(Command::PauseTraffic(span)) => {
                         tracing::info!(?span, "pausing all traffic (fault injection)");
@@ -493,7 +498,12 @@ impl PeerTask {
             .map_err(|e| CloseReason::Failed(e.to_string()))
     }
 
-    fn write_audio(&mut self, frame: Vec<u8>, marker: bool) -> Result<(), CloseReason> {
+    fn write_audio(
+        &mut self,
+        frame: Vec<u8>,
+        samples: u32,
+        marker: bool,
+    ) -> Result<(), CloseReason> {
         let Some(mid) = self.audio_mid else {
             self.frames_dropped += 1;
             return Ok(());
@@ -522,11 +532,8 @@ impl PeerTask {
                 pt
             }
         };
-        let time = MediaTime::new(
-            self.frames_sent * OPUS_FRAME_SAMPLES,
-            Frequency::FORTY_EIGHT_KHZ,
-        );
-        self.frames_sent += 1;
+        let time = MediaTime::new(self.media_samples, Frequency::FORTY_EIGHT_KHZ);
+        self.media_samples += u64::from(samples);
         if let Err(e) = writer
             .start_of_talkspurt(marker)
             .write(pt, Instant::now(), time, frame)
