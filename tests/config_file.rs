@@ -224,3 +224,87 @@ fn explicit_missing_file_is_an_error_default_missing_is_not() {
     });
     assert!(implicit.is_ok(), "{implicit:?}");
 }
+
+/// The keys `config check` names for `path` with `env`.
+fn issue_keys(path: &Path, env: &[(&str, &str)]) -> Vec<String> {
+    match load(path, env) {
+        Err(ConfigError::Invalid(issues)) => issues.into_iter().map(|i| i.key).collect(),
+        other => panic!("expected issues, got {other:?}"),
+    }
+}
+
+#[test]
+fn switching_the_example_to_live_names_each_realtime_only_key_to_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let cred = dir.path().join("kiosk-token");
+    let env = [
+        ("JARVIS_KIOSK__OPENAI__API", "live"),
+        (
+            "JARVIS_KIOSK__OPENAI__LIVE__RELAY_URL",
+            "https://broker.example.net/v1/live/sessions",
+        ),
+        (
+            "JARVIS_KIOSK__OPENAI__TOKEN_CREDENTIAL_FILE",
+            cred.to_str().unwrap(),
+        ),
+    ];
+    let keys = issue_keys(&example(), &env);
+    assert_eq!(
+        keys,
+        [
+            "openai.model",
+            "openai.voice",
+            "openai.turn_detection",
+            "openai.transcription_model"
+        ]
+    );
+    let err = load(&example(), &env).unwrap_err().to_string();
+    assert!(err.contains("set openai.live.model instead"), "{err}");
+}
+
+#[test]
+fn a_live_kiosk_behind_the_broker_loads_with_the_live_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "[kiosk]\nid = \"k1\"\n[openai]\napi = \"live\"\ntoken_credential_file = \"kiosk-token\"\n\
+         [openai.live]\nrelay_url = \"https://broker.example.net/v1/live/sessions\"\n",
+    );
+    let cfg = load(&p, &[]).expect("a Live config loads");
+    assert_eq!(cfg.openai.api, jarvis_config::VoiceApi::Live);
+    assert_eq!(cfg.openai.live.model, "gpt-live-1.1");
+    assert_eq!(cfg.openai.live.delegation_model, "gpt-5-mini");
+}
+
+#[test]
+fn live_settings_are_refused_with_the_realtime_api_and_bad_live_settings_name_their_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "[kiosk]\nid = \"k1\"\n[openai]\napi_key_file = \"key\"\n[openai.live]\nmodel = \"gpt-live-1\"\n",
+    );
+    assert_eq!(issue_keys(&p, &[]), ["openai.live.model"]);
+    // Live without a way to create sessions, with a Realtime model and a Realtime token URL.
+    let p = write(
+        dir.path(),
+        "[kiosk]\nid = \"k1\"\n[openai]\napi = \"live\"\n\
+         token_url = \"https://broker.example.net/v1/realtime/client_secrets\"\n\
+         token_credential_file = \"t\"\n[openai.live]\nmodel = \"gpt-realtime\"\ndelegation_model = \" \"\n",
+    );
+    assert_eq!(
+        issue_keys(&p, &[]),
+        [
+            "openai.live.model",
+            "openai.live.delegation_model",
+            "openai.live.relay_url",
+            "openai.token_url"
+        ]
+    );
+    // Both a key file and a relay.
+    let p = write(
+        dir.path(),
+        "[kiosk]\nid = \"k1\"\n[openai]\napi = \"live\"\napi_key_file = \"key\"\n\
+         [openai.live]\nrelay_url = \"https://broker.example.net/v1/live/sessions\"\n",
+    );
+    assert_eq!(issue_keys(&p, &[]), ["openai.live.relay_url"]);
+}

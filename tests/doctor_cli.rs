@@ -197,3 +197,32 @@ fn doctor_call_names_the_transport_or_what_failed() {
     assert!(detail.contains(&format!("127.0.0.1:{closed}")), "{detail}");
     assert!(fix.contains("HTTPS_PROXY"), "{fix}");
 }
+
+/// A kiosk set to GPT-Live is told plainly that this version cannot run it, never served a
+/// Realtime session instead.
+#[test]
+fn doctor_fails_the_live_api_until_this_version_runs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let closed = support::net::free_port();
+    let config = write_config(
+        d,
+        "kiosk-live",
+        &format!("http://127.0.0.1:{closed}/v1"),
+        "",
+    );
+    let text = std::fs::read_to_string(&config).unwrap();
+    let live = text.replace("[openai]\n", "[openai]\napi = \"live\"\n");
+    assert_ne!(live, text, "the rig's config has an [openai] table");
+    std::fs::write(&config, live).unwrap();
+    let (code, checks) = doctor(&mut binary(&config, &["doctor", "--json"]));
+    assert_eq!(code, Some(1), "{checks:#?}");
+    let (level, check) = checks
+        .get("openai.api")
+        .unwrap_or_else(|| panic!("no openai.api in {checks:#?}"));
+    assert_eq!(level, "FAIL", "{check}");
+    assert!(
+        check["fix"].as_str().unwrap().contains("realtime"),
+        "{check}"
+    );
+}

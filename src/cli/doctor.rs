@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::health::socket;
-use jarvis_config::Config;
+use jarvis_config::{Config, VoiceApi};
 use jarvis_core::health::{Check, Level};
 use jarvis_store::{IntegrityCheck, Store};
 
@@ -107,6 +107,14 @@ fn credential_checks(cfg: &Config) -> Vec<Check> {
                 format!("create {} (mode 600)", shown.display()),
             )),
         }
+    }
+    if cfg.openai.api == VoiceApi::Live {
+        checks.push(Check::fail(
+            "openai.api",
+            "GPT-Live sessions are not in this version yet: every scan would get the \
+             \"unavailable\" prompt",
+            "set openai.api = \"realtime\"",
+        ));
     }
     if cfg.openai.api_key_file.is_none() && cfg.openai.token_url.is_none() {
         checks.push(Check::fail(

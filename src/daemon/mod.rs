@@ -32,7 +32,7 @@ use jarvis_core::session::SessionMachine;
 use crate::health;
 use crate::health::report::Observer;
 use crate::telemetry::{self, Installed};
-use jarvis_config::{Config, ConfigSource};
+use jarvis_config::{Config, ConfigSource, VoiceApi};
 use jarvis_core::clock;
 use jarvis_core::health::{AdapterState, Health};
 use jarvis_store::{StoreHandle, StoreOptions};
@@ -242,6 +242,11 @@ pub async fn run(
     .await
 }
 
+/// What a kiosk set to GPT-Live says until this version can run Live sessions: never a silent
+/// Realtime session instead.
+pub(crate) const LIVE_NOT_BUILT: &str = "openai.api = \"live\": this version cannot run GPT-Live \
+     sessions yet; set openai.api = \"realtime\"";
+
 /// The Realtime side's long-lived parts. Missing credentials do not stop the daemon: the
 /// `realtime` adapter shows why, and each scan gets the "unavailable" prompt.
 pub(crate) fn realtime_deps(
@@ -250,7 +255,10 @@ pub(crate) fn realtime_deps(
     playback: Arc<jarvis_audio::Playback>,
 ) -> anyhow::Result<conversation::RealtimeDeps> {
     use jarvis_realtime::{credentials::Credentials, session_update::InstructionsTemplate};
-    let credentials = Credentials::from_config(&cfg.openai).map_err(|e| e.to_string());
+    let credentials = match cfg.openai.api {
+        VoiceApi::Realtime => Credentials::from_config(&cfg.openai).map_err(|e| e.to_string()),
+        VoiceApi::Live => Err(LIVE_NOT_BUILT.to_owned()),
+    };
     match &credentials {
         Ok(_) => health.set_adapter("realtime", AdapterState::Up),
         Err(e) => health.set_adapter("realtime", AdapterState::Degraded(e.clone())),

@@ -27,6 +27,6 @@ pub use jarvis_core::session::{ScanDuringSession, UnknownMember};
 pub use load::{ConfigError, ConfigSource, DEFAULT_CONFIG_PATH, ENV_PREFIX, load_layered};
 pub use types::{
     AudioConfig, BadgeConfig, BadgeSource, CentralConfig, Config, EchoControl, HealthConfig,
-    HidConfig, KeyboardLayout, KioskConfig, LogConfig, OpenAiConfig, Parity, SampleFormat,
-    SerialConfig, SessionConfig, StorageConfig, TurnDetectionMode,
+    HidConfig, KeyboardLayout, KioskConfig, LiveConfig, LogConfig, OpenAiConfig, Parity,
+    SampleFormat, SerialConfig, SessionConfig, StorageConfig, TurnDetectionMode, VoiceApi,
 };

@@ -80,9 +80,11 @@ impl Config {
             .build()
             .map_err(|e| ConfigError::Parse(explain(&e.to_string())))?;
         let cfg: Config = raw
+            .clone()
             .try_deserialize()
             .map_err(|e| ConfigError::Parse(explain(&e.to_string())))?;
-        let issues = cfg.validate();
+        let mut issues = cfg.validate();
+        issues.extend(cfg.api_issues(&|key| raw.get::<::config::Value>(key).is_ok()));
         if issues.is_empty() {
             Ok(cfg)
         } else {

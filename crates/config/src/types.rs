@@ -244,9 +244,50 @@ pub enum TurnDetectionMode {
     ServerVad,
 }
 
+/// Which OpenAI voice API the kiosk talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VoiceApi {
+    /// The Realtime API: per-token billing, ephemeral keys, server VAD.
+    #[default]
+    Realtime,
+    /// GPT-Live: full duplex, billed per second; sessions need the org key, so a kiosk goes
+    /// through the broker's relay (or a key file, for development).
+    Live,
+}
+
+/// GPT-Live settings, used with `openai.api = "live"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveConfig {
+    pub model: String,
+    pub voice: String,
+    /// The Responses model the voice delegates to (it runs the `end_session` tool).
+    pub delegation_model: String,
+    /// Instructions template for the delegation model; default: built-in text.
+    pub delegation_instructions_file: Option<PathBuf>,
+    /// The broker's Live relay: the kiosk posts its offer there with its bearer credential
+    /// (`openai.token_credential_file`) and holds no OpenAI key.
+    pub relay_url: Option<String>,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            model: "gpt-live-1.1".into(),
+            voice: "marin".into(),
+            delegation_model: "gpt-5-mini".into(),
+            delegation_instructions_file: None,
+            relay_url: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OpenAiConfig {
+    /// `realtime` or `live`.
+    pub api: VoiceApi,
     pub base_url: String,
     /// File holding the OpenAI API key. Exactly one of this and `token_url`.
     pub api_key_file: Option<SecretPath>,
@@ -269,12 +310,14 @@ pub struct OpenAiConfig {
     pub breaker_failures: u32,
     /// How long the breaker stays open before a half-open probe.
     pub breaker_open_s: u64,
+    pub live: LiveConfig,
 }
 
 impl Default for OpenAiConfig {
     fn default() -> Self {
         let core = Settings::default();
         OpenAiConfig {
+            api: VoiceApi::Realtime,
             base_url: "https://api.openai.com/v1".into(),
             api_key_file: None,
             token_url: None,
@@ -289,6 +332,7 @@ impl Default for OpenAiConfig {
             ice_disconnect_grace_s: 5,
             breaker_failures: 3,
             breaker_open_s: 60,
+            live: LiveConfig::default(),
         }
     }
 }

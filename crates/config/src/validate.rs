@@ -5,7 +5,7 @@
 use jarvis_core::badge::frame::Framing;
 use jarvis_core::config_issue::ConfigIssue;
 
-use crate::types::{BadgeSource, Config};
+use crate::types::{BadgeSource, Config, VoiceApi};
 
 impl Config {
     /// Every semantic problem the types alone cannot catch.
@@ -168,6 +168,52 @@ impl Config {
         if o.goodbye_phrases.iter().any(|p| p.trim().is_empty()) {
             bad("openai.goodbye_phrases", "phrases must not be empty".into());
         }
+        if o.api == VoiceApi::Live {
+            let l = &o.live;
+            if !l.model.starts_with("gpt-live-") {
+                bad(
+                    "openai.live.model",
+                    format!(
+                        "`{}` is not a GPT-Live model: use \"gpt-live-1.1\" or \"gpt-live-1\"",
+                        l.model
+                    ),
+                );
+            }
+            if l.voice.trim().is_empty() {
+                bad("openai.live.voice", "required, e.g. \"marin\"".into());
+            }
+            if l.delegation_model.trim().is_empty() {
+                bad(
+                    "openai.live.delegation_model",
+                    "required: the Responses model that runs end_session, e.g. \"gpt-5-mini\""
+                        .into(),
+                );
+            }
+            if let Some(url) = &l.relay_url
+                && let Err(problem) = check_key_url(url)
+            {
+                bad("openai.live.relay_url", problem);
+            }
+            match (&o.api_key_file, &l.relay_url) {
+                (Some(_), Some(_)) => bad(
+                    "openai.live.relay_url",
+                    "set either openai.api_key_file or openai.live.relay_url, not both".into(),
+                ),
+                (None, None) => bad(
+                    "openai.live.relay_url",
+                    "required with openai.api = \"live\": the broker's Live relay (or, for \
+                     development only, openai.api_key_file)"
+                        .into(),
+                ),
+                (None, Some(_)) if o.token_credential_file.is_none() => bad(
+                    "openai.token_credential_file",
+                    "required with openai.live.relay_url: the file holding this kiosk's bearer \
+                     credential"
+                        .into(),
+                ),
+                _ => {}
+            }
+        }
         let s = &self.session;
         if s.max_duration_s == 0 {
             bad("session.max_duration_s", "must be at least 1 second".into());
@@ -297,6 +343,68 @@ fn check_key_url(url: &str) -> Result<(), String> {
 ///
 /// Split by hand rather than with a URL parser: libpq's multi-host URLs (`@host1:5432,host2`)
 /// and URLs a parser rejects must still have their password found and refused.
+/// Realtime API settings that mean nothing to GPT-Live, with what to do instead.
+const REALTIME_ONLY: [(&str, &str); 5] = [
+    ("openai.model", "set openai.live.model instead"),
+    ("openai.voice", "set openai.live.voice instead"),
+    (
+        "openai.turn_detection",
+        "GPT-Live does its own turn-taking: remove it",
+    ),
+    (
+        "openai.transcription_model",
+        "GPT-Live transcribes built in: remove it",
+    ),
+    (
+        "openai.token_url",
+        "GPT-Live has no ephemeral keys: set openai.live.relay_url (the broker's relay)",
+    ),
+];
+
+/// GPT-Live settings, which the Realtime API ignores.
+const LIVE_ONLY: [&str; 5] = [
+    "openai.live.model",
+    "openai.live.voice",
+    "openai.live.delegation_model",
+    "openai.live.delegation_instructions_file",
+    "openai.live.relay_url",
+];
+
+impl Config {
+    /// Settings given (in the file or the environment: `given` says which) for the other voice
+    /// API than `openai.api` selects: a technician who switched APIs learns which keys to move,
+    /// instead of the kiosk silently ignoring them.
+    pub fn api_issues(&self, given: &dyn Fn(&str) -> bool) -> Vec<ConfigIssue> {
+        let issue = |key: &str, problem: String| ConfigIssue {
+            key: key.into(),
+            problem,
+        };
+        match self.openai.api {
+            VoiceApi::Live => REALTIME_ONLY
+                .iter()
+                .filter(|(key, _)| given(key))
+                .map(|(key, fix)| {
+                    issue(
+                        key,
+                        format!("a Realtime API setting, but openai.api = \"live\": {fix}"),
+                    )
+                })
+                .collect(),
+            VoiceApi::Realtime => LIVE_ONLY
+                .iter()
+                .filter(|key| given(key))
+                .map(|key| {
+                    issue(
+                        key,
+                        "applies only with openai.api = \"live\" (the Realtime API is selected)"
+                            .into(),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
 fn url_password(url: &str) -> Option<&str> {
     let rest = url.split_once("://")?.1;
     let authority = rest.split(['/', '?']).next()?;
