@@ -5,6 +5,7 @@ pub mod calls;
 pub mod credentials;
 pub mod doctor;
 pub mod http;
+pub mod live;
 pub mod peer;
 pub mod protocol;
 pub mod session_update;

@@ -27,16 +27,17 @@ pub use session::{
 };
 pub use signal::{END_SESSION_TOOL, RealtimeSignal, Translator, UsageSource};
 
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 /// Longest error text kept from a malformed event (no transcript-sized payloads in logs).
 const MAX_ERROR_LEN: usize = 200;
 
-/// What one data-channel text message turned out to be.
+/// What one data-channel text message turned out to be (a Realtime [`ServerEvent`], or
+/// another protocol's event type `E`: GPT-Live's, in `crate::live`).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Decoded {
+pub enum Decoded<E = ServerEvent> {
     /// An event the kiosk acts on.
-    Event(ServerEvent),
+    Event(E),
     /// A GA event the kiosk deliberately does not act on (item bookkeeping, deltas, ...).
     Ignored { kind: String },
     /// A `type` this build does not know: ignored and counted, never fatal.
@@ -48,6 +49,12 @@ pub enum Decoded {
 
 /// Decodes one text message received on `oai-events`.
 pub fn decode(text: &str) -> Decoded {
+    decode_as(text, &ServerEvent::TYPES, &IGNORED_TYPES)
+}
+
+/// Decodes one text message as an event `E` when its `type` is one of `known`; `ignored`
+/// types are deliberately left alone, any other is `Unknown`.
+pub fn decode_as<E: DeserializeOwned>(text: &str, known: &[&str], ignored: &[&str]) -> Decoded<E> {
     let value: serde_json::Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => return malformed(format!("not JSON: {e}")),
@@ -55,13 +62,13 @@ pub fn decode(text: &str) -> Decoded {
     let Some(kind) = value.get("type").and_then(serde_json::Value::as_str) else {
         return malformed("no string `type` field".into());
     };
-    if ServerEvent::TYPES.contains(&kind) {
+    if known.contains(&kind) {
         let kind = kind.to_owned();
-        match ServerEvent::deserialize(value) {
+        match E::deserialize(value) {
             Ok(event) => Decoded::Event(event),
             Err(e) => malformed(format!("`{kind}`: {e}")),
         }
-    } else if IGNORED_TYPES.contains(&kind) {
+    } else if ignored.contains(&kind) {
         Decoded::Ignored {
             kind: kind.to_owned(),
         }
@@ -72,7 +79,7 @@ pub fn decode(text: &str) -> Decoded {
     }
 }
 
-fn malformed(mut error: String) -> Decoded {
+fn malformed<E>(mut error: String) -> Decoded<E> {
     if let Some((cut, _)) = error.char_indices().nth(MAX_ERROR_LEN) {
         error.truncate(cut);
         error.push('…');
