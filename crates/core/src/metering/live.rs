@@ -19,37 +19,20 @@
 //! `session.closed`'s seconds replace the estimate.
 
 use super::pricing::{MAX_USAGE_COST, MeteringError};
-use crate::money::{NANOS_PER_USD, NanoUsd};
+use crate::money::NanoUsd;
 
 /// Seconds billed when a WebRTC session is created (credited against its duration).
 pub const INITIALIZATION_S: u64 = 15;
 
-/// One Live model's voice prices, nano-dollars per minute.
+/// One Live model's voice prices, nano-dollars per minute ([`super::Pricing::live_rates`]:
+/// shipped defaults, overridden by `pricing."<model>".active_per_minute` /
+/// `standby_per_minute`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LiveRates {
     /// Active time: speech, silence before the idle timeout, waiting on delegated work.
     pub active_per_minute: NanoUsd,
     /// Standby time (inference paused); `None` for a model without standby (`gpt-live-1`).
     pub standby_per_minute: Option<NanoUsd>,
-}
-
-impl LiveRates {
-    /// The shipped prices (OpenAI model pages, 2026-11), or `None` for an unknown model: a
-    /// Live model is never priced as $0.
-    pub fn shipped(model: &str) -> Option<LiveRates> {
-        let cents = |c: u64| NanoUsd(c * NANOS_PER_USD / 100);
-        match model {
-            "gpt-live-1" => Some(LiveRates {
-                active_per_minute: cents(5),
-                standby_per_minute: None,
-            }),
-            "gpt-live-1.1" => Some(LiveRates {
-                active_per_minute: cents(5),
-                standby_per_minute: Some(cents(2)),
-            }),
-            _ => None,
-        }
-    }
 }
 
 /// A session's voice time as far as it is known.
@@ -200,12 +183,19 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn shipped(model: &str) -> LiveRates {
+        super::super::Pricing::from_config(&std::collections::BTreeMap::new())
+            .unwrap()
+            .live_rates(model)
+            .unwrap()
+    }
+
     fn live1() -> LiveRates {
-        LiveRates::shipped("gpt-live-1").unwrap()
+        shipped("gpt-live-1")
     }
 
     fn live11() -> LiveRates {
-        LiveRates::shipped("gpt-live-1.1").unwrap()
+        shipped("gpt-live-1.1")
     }
 
     fn usd(s: &str) -> NanoUsd {
@@ -257,7 +247,6 @@ mod tests {
         // The 1.1 initialisation charge's rate is not documented: an upper bound too.
         let never = price_live("gpt-live-1.1", &live11(), LiveSeconds::NeverStarted).unwrap();
         assert!(never.upper_bound);
-        assert_eq!(LiveRates::shipped("gpt-realtime"), None, "never $0");
     }
 
     #[test]
