@@ -383,6 +383,14 @@ mod tests {
         let cfg = BrokerConfig::load(None, &[]).unwrap();
         assert!(cfg.validate().is_empty());
         assert_eq!(cfg.broker.listen.port(), 8710);
+        let shown = cfg.to_toml();
+        for key in [
+            "[live]",
+            "delegation_model = \"gpt-5-mini\"",
+            "store = false",
+        ] {
+            assert!(shown.contains(key), "config check shows {key}: {shown}");
+        }
         let missing = BrokerConfig::load(Some(&dir.path().join("nope.toml")), &[]).unwrap_err();
         assert!(missing.to_string().contains("nope.toml"), "{missing}");
     }
