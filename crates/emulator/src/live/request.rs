@@ -20,8 +20,8 @@ pub const VOICES: [&str; 32] = [
 /// Voices third parties saw refused with `forbidden` (Realtime-only voices).
 const FORBIDDEN_VOICES: [&str; 3] = ["fable", "nova", "onyx"];
 
-/// The fields of `MediaSessionConfig` (reference §3.2).
-const SESSION_FIELDS: [&str; 10] = [
+/// The fields of `MediaSessionConfig` (reference §3.2); no `type`, unlike Realtime.
+const SESSION_FIELDS: [&str; 9] = [
     "model",
     "instructions",
     "audio",
@@ -31,11 +31,10 @@ const SESSION_FIELDS: [&str; 10] = [
     "client",
     "wake_policy",
     "idle_timeout_s",
-    "type",
 ];
 
 /// The fields of `delegation.responses` (reference §3.2).
-const RESPONSES_FIELDS: [&str; 10] = [
+const RESPONSES_FIELDS: [&str; 9] = [
     "model",
     "instructions",
     "max_output_tokens",
@@ -45,7 +44,6 @@ const RESPONSES_FIELDS: [&str; 10] = [
     "parallel_tool_calls",
     "tool_choice",
     "tools",
-    "include",
 ];
 
 /// A refused request: the HTTP status and OpenAI's error fields.
@@ -239,22 +237,13 @@ fn check_session(session: Map<String, Value>, sdp: String) -> Result<LiveRequest
         let hint = match k.as_str() {
             "voice" => " The voice is session.audio.output.voice.",
             "tools" => " Tools are declared in session.delegation.responses.tools.",
-            "turn_detection" | "output_modalities" => " GPT-Live has no such setting.",
+            "turn_detection" | "output_modalities" | "type" => " GPT-Live has no such setting.",
             _ => "",
         };
         return Err(Refused::bad(
             "unknown_parameter",
             &format!("session.{k}"),
             format!("Unknown parameter: 'session.{k}'.{hint}"),
-        ));
-    }
-    if let Some(t) = session.get("type")
-        && t != "live"
-    {
-        return Err(Refused::bad(
-            "invalid_value",
-            "session.type",
-            format!("'session.type' {t} is not a Live session (omit it)."),
         ));
     }
     let model = match session.get("model").and_then(Value::as_str) {

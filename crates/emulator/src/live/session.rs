@@ -10,6 +10,9 @@
 //!   then `response.event` envelopes (a `reasoning` item first, then the `function_call`, then
 //!   `response.completed` with token usage); `function_call_output` + `response.create` get the
 //!   goodbye, as a second delegated response and spoken audio;
+//! - acknowledgements (`…appended`, `…muted`, `session.updated`) do not echo `client_event_id`
+//!   (Azure says they do not; the SDK marks it optional), so a client cannot wait on it;
+//!   errors do, in `error.client_event_id`;
 //! - `session.usage.updated` carries cumulative whole seconds since `session.started`;
 //!   `session.close` drains the audio, then `session.closed` with the final seconds (rounded up).
 
