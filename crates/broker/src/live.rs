@@ -50,6 +50,9 @@ pub async fn hang_up(
 ) -> Response {
     let started = Instant::now();
     let mut caller = Caller::of(&headers);
+    if upstream::is_call_id(&session_id) {
+        caller.target = Some(session_id.clone());
+    }
     let checked = async {
         let s = standing(&app, &headers).await?;
         let kiosk_id = match &s {

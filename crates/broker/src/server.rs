@@ -114,6 +114,8 @@ pub(crate) struct Caller {
     pub(crate) kiosk_id: Option<String>,
     pub(crate) gym_id: Option<String>,
     pub(crate) kiosk_session: Option<Uuid>,
+    /// The OpenAI call or session a close names, audited with a refusal too.
+    pub(crate) target: Option<String>,
 }
 
 impl Caller {
@@ -125,6 +127,7 @@ impl Caller {
                 .get(SESSION_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| Uuid::parse_str(v.trim()).ok()),
+            target: None,
         }
     }
 
@@ -219,7 +222,7 @@ pub(crate) async fn refuse(
         latency_ms: millis(started.elapsed()),
         upstream_ms: None,
         kiosk_session_id: caller.kiosk_session,
-        openai_session_id: None,
+        openai_session_id: caller.target.clone(),
     };
     tracing::info!(
         kiosk_id = caller.kiosk_id.as_deref().unwrap_or("unknown"),

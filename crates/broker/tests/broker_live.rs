@@ -167,7 +167,7 @@ async fn a_relayed_session_works_end_to_end_under_the_fleet_policy() {
         [
             format!("k1:relay:ok:201:{id}:-:{SESSION}"),
             format!("k1:relay:ok:201:{second}:-:{SESSION}"),
-            format!("k2:close:refused:404:-:live_session_unknown:{SESSION}"),
+            format!("k2:close:refused:404:{second}:live_session_unknown:{SESSION}"),
             format!("k1:close:ok:200:{second}:-:{SESSION}"),
         ]
         .join(",")
