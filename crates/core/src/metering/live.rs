@@ -18,7 +18,9 @@
 //! minute) it estimates from elapsed time, so spending limits still stop a session on time;
 //! `session.closed`'s seconds replace the estimate.
 
-use super::pricing::{MAX_USAGE_COST, MeteringError};
+use super::ResponseCost;
+use super::pricing::{MAX_USAGE_COST, MeteringError, Pricing};
+use crate::events::TokenCounts;
 use crate::money::NanoUsd;
 
 /// Seconds billed when a WebRTC session is created (credited against its duration).
@@ -115,6 +117,34 @@ pub fn price_live(
         upper_bound,
         estimated: false,
     })
+}
+
+/// A delegated response's token usage (the nested `response.completed` → `response.usage`,
+/// standard Responses shape: `input_tokens` includes `input_tokens_details.cached_tokens`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DelegationUsage {
+    pub input_tokens: u64,
+    pub cached_tokens: u64,
+    pub output_tokens: u64,
+}
+
+impl Pricing {
+    /// Prices one delegated response as text tokens of the delegation model (its
+    /// `pricing."<model>"` row: `text_in`, `text_cached`, `text_out`); an unpriced delegation
+    /// model is a loud error, never $0.
+    pub fn price_delegation(
+        &self,
+        model: &str,
+        usage: &DelegationUsage,
+    ) -> Result<ResponseCost, MeteringError> {
+        let tokens = TokenCounts {
+            input_text: usage.input_tokens,
+            cached_text: usage.cached_tokens,
+            output_text: usage.output_tokens,
+            ..TokenCounts::default()
+        };
+        self.price_response(model, &tokens)
+    }
 }
 
 /// One Live session's voice cost over time: estimate between usage reports, the server's
@@ -282,6 +312,34 @@ mod tests {
         m.closed(62);
         let fin = m.cost_at(10_000_000).unwrap();
         assert_eq!((fin.billed_seconds, fin.estimated), (62, false));
+    }
+
+    #[test]
+    fn delegation_tokens_are_priced_as_the_delegation_models_text() {
+        let mut rows = std::collections::BTreeMap::new();
+        rows.insert(
+            "gpt-5-mini".to_owned(),
+            super::super::ModelPricing {
+                text_in: crate::money::UsdAmount(usd("0.25")),
+                text_cached: crate::money::UsdAmount(usd("0.025")),
+                text_out: crate::money::UsdAmount(usd("2.00")),
+                ..Default::default()
+            },
+        );
+        let p = super::super::Pricing::from_config(&rows).unwrap();
+        let u = DelegationUsage {
+            input_tokens: 1_450,
+            cached_tokens: 1_280,
+            output_tokens: 42,
+        };
+        // 170 × 250 + 1280 × 25 + 42 × 2000 nano-dollars.
+        let c = p.price_delegation("gpt-5-mini", &u).unwrap();
+        assert_eq!(c.cost.total(), NanoUsd(42_500 + 32_000 + 84_000));
+        let err = p.price_delegation("gpt-5-nano", &u).unwrap_err();
+        assert!(
+            err.to_string().contains("[pricing.\"gpt-5-nano\"]"),
+            "{err}"
+        );
     }
 
     proptest! {

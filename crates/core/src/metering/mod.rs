@@ -18,7 +18,9 @@ mod live;
 mod pricing;
 
 pub use cost::{ResponseCost, SessionMeter, TranscriptionUsage};
-pub use live::{INITIALIZATION_S, LiveCost, LiveMeter, LiveRates, LiveSeconds, price_live};
+pub use live::{
+    DelegationUsage, INITIALIZATION_S, LiveCost, LiveMeter, LiveRates, LiveSeconds, price_live,
+};
 pub use pricing::{
     AudioSeconds, MAX_USAGE_COST, MeteringError, ModelPricing, Pricing, Rates, shipped_defaults,
 };
