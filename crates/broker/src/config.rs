@@ -29,6 +29,7 @@ pub struct BrokerConfig {
     pub central: CentralConfig,
     pub openai: UpstreamConfig,
     pub session: SessionPolicy,
+    pub live: LivePolicy,
     pub limits: Limits,
     pub tokens: TokenConfig,
     pub audit: AuditConfig,
@@ -121,7 +122,36 @@ impl Default for SessionPolicy {
     }
 }
 
-/// `[limits]`: spend and rate, checked before every mint.
+/// `[live]`: what the fleet decides for every GPT-Live session it relays (the kiosk's
+/// instructions, history and tool declarations stay).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LivePolicy {
+    /// `session.model`: `gpt-live-1` or `gpt-live-1.1`.
+    pub model: String,
+    /// `session.audio.output.voice` (immutable once the session starts).
+    pub voice: String,
+    /// `session.delegation.responses.model`, when the kiosk delegates to a Responses model.
+    pub delegation_model: String,
+    /// Cap on `delegation.responses.max_output_tokens` (>= 16; absent: the kiosk's or OpenAI's).
+    pub delegation_max_output_tokens: Option<u32>,
+    /// `session.store`: false keeps OpenAI from storing sessions (no recordings, no fork).
+    pub store: bool,
+}
+
+impl Default for LivePolicy {
+    fn default() -> Self {
+        LivePolicy {
+            model: "gpt-live-1".into(),
+            voice: "marin".into(),
+            delegation_model: "gpt-5-mini".into(),
+            delegation_max_output_tokens: None,
+            store: false,
+        }
+    }
+}
+
+/// `[limits]`: spend and rate, checked before every mint and Live relay.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
@@ -263,6 +293,31 @@ impl BrokerConfig {
         if self.session.voice.trim().is_empty() {
             bad("session.voice", "must not be empty".into());
         }
+        if !LIVE_MODELS.contains(&self.live.model.as_str()) {
+            bad(
+                "live.model",
+                format!("expected one of {LIVE_MODELS:?} (GPT-Live models)"),
+            );
+        }
+        if self.live.voice.trim().is_empty() {
+            bad("live.voice", "must not be empty".into());
+        }
+        if self.live.delegation_model.trim().is_empty() {
+            bad(
+                "live.delegation_model",
+                "must not be empty (a Responses model such as gpt-5-mini)".into(),
+            );
+        }
+        if self
+            .live
+            .delegation_max_output_tokens
+            .is_some_and(|n| n < 16)
+        {
+            bad(
+                "live.delegation_max_output_tokens",
+                "expected at least 16 (OpenAI's minimum)".into(),
+            );
+        }
         if self.limits.sessions_per_minute == 0 {
             bad(
                 "limits.sessions_per_minute",
@@ -293,6 +348,9 @@ impl BrokerConfig {
         })
     }
 }
+
+/// The GPT-Live models (`live.model`).
+pub const LIVE_MODELS: [&str; 2] = ["gpt-live-1", "gpt-live-1.1"];
 
 /// Whether the URL's host is loopback (`127.0.0.0/8`, `[::1]`, `localhost`).
 pub fn is_loopback_url(url: &str) -> bool {
@@ -325,6 +383,14 @@ mod tests {
         let cfg = BrokerConfig::load(None, &[]).unwrap();
         assert!(cfg.validate().is_empty());
         assert_eq!(cfg.broker.listen.port(), 8710);
+        let shown = cfg.to_toml();
+        for key in [
+            "[live]",
+            "delegation_model = \"gpt-5-mini\"",
+            "store = false",
+        ] {
+            assert!(shown.contains(key), "config check shows {key}: {shown}");
+        }
         let missing = BrokerConfig::load(Some(&dir.path().join("nope.toml")), &[]).unwrap_err();
         assert!(missing.to_string().contains("nope.toml"), "{missing}");
     }
@@ -353,7 +419,8 @@ mod tests {
         let file = dir.path().join("broker.toml");
         std::fs::write(
             &file,
-            "[openai]\nbase_url = \"http://api.example.com/v1\"\n[session]\nkey_ttl_s = 5\n",
+            "[openai]\nbase_url = \"http://api.example.com/v1\"\n[session]\nkey_ttl_s = 5\n\
+             [live]\nmodel = \"gpt-realtime\"\ndelegation_max_output_tokens = 8\n",
         )
         .unwrap();
         let text = BrokerConfig::load(Some(&file), &[])
@@ -363,6 +430,8 @@ mod tests {
             "openai.base_url",
             "openai.api_key_file",
             "session.key_ttl_s",
+            "live.model",
+            "live.delegation_max_output_tokens",
         ] {
             assert!(text.contains(key), "{key} missing from: {text}");
         }

@@ -46,10 +46,11 @@ impl From<tokio_postgres::Error> for DbError {
     }
 }
 
-/// The one query before a mint: the token's kiosk, its enablement, today's spend of the kiosk
-/// and of its gym, and its mints of the last minute. Every part is an index lookup or range
-/// scan (token PK; sessions by (kiosk_id, started) and (gym_id, started); the audit's partial
-/// index of successful mints).
+/// The one query before a mint or Live relay: the token's kiosk, its enablement, today's spend
+/// of the kiosk and of its gym, and the sessions it started in the last minute (mints and Live
+/// relays alike). Every part is an index lookup or range scan (token PK; sessions by
+/// (kiosk_id, started) and (gym_id, started); the audit's partial index of successful session
+/// starts, 0009_broker_live.sql).
 pub const STANDING_SQL: &str = "\
 WITH d AS (
     SELECT date_trunc('day', now() AT TIME ZONE $2) AT TIME ZONE $2 AS start,
@@ -69,7 +70,7 @@ JOIN kiosks k ON k.kiosk_id = t.kiosk_id
 CROSS JOIN d
 CROSS JOIN LATERAL (
     SELECT count(*)::int AS n, min(a.at) AS oldest FROM broker_audit a
-     WHERE a.kiosk_id = k.kiosk_id AND a.action = 'mint' AND a.outcome = 'ok'
+     WHERE a.kiosk_id = k.kiosk_id AND a.action IN ('mint', 'relay') AND a.outcome = 'ok'
        AND a.at > now() - interval '60 seconds') r
 WHERE t.token_hash = $1";
 
@@ -192,6 +193,24 @@ impl Central {
             oldest_recent_ms: u64::try_from(oldest).unwrap_or(0),
             day_ends_in_s: u64::try_from(day_ends).unwrap_or(1),
         }))
+    }
+
+    /// The kiosk a Live session was relayed for (from its `relay` audit row), if any: a kiosk
+    /// may close only its own sessions.
+    pub async fn relayed_to(&self, openai_session_id: &str) -> Result<Option<String>, DbError> {
+        let c = self.conn().await?;
+        let row = c
+            .client
+            .query_opt(
+                "SELECT kiosk_id FROM broker_audit WHERE action = 'relay' AND outcome = 'ok' \
+                 AND openai_session_id = $1 LIMIT 1",
+                &[&openai_session_id],
+            )
+            .await?;
+        match row {
+            Some(r) => Ok(r.try_get(0)?),
+            None => Ok(None),
+        }
     }
 
     /// Appends one audit row.

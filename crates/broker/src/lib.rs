@@ -1,7 +1,8 @@
 //! `jarvis-broker`: the fleet's session broker. Kiosks hold no OpenAI key: each presents its
 //! own bearer token, and the broker checks it (and the kiosk's enablement, budgets and rate)
 //! against the central Postgres, mints the ephemeral key with the organisation's key and the
-//! fleet's session policy, and audits every mint, close and refusal in `broker_audit`.
+//! fleet's session policy (or relays a GPT-Live SDP offer, since Live has no ephemeral keys),
+//! and audits every mint, relay, close and refusal in `broker_audit`.
 //!
 //! Stateless: all state is in central, so any number of instances serve the same kiosks.
 //!
@@ -10,10 +11,13 @@
 //! - [`policy`]: the decisions, without I/O (refusals, the session the fleet imposes).
 //! - [`db`]: central (the standing query, the audit row, kiosk administration).
 //! - [`upstream`]: OpenAI with the org key, answers relayed as they came.
+//! - [`live`]: the GPT-Live relay routes; [`live_policy`]: the fleet's Live session policy (no I/O).
 //! - [`server`]: the HTTP routes; [`metrics`]: `/metrics`; [`telemetry`]: logs.
 
 pub mod config;
 pub mod db;
+pub mod live;
+pub mod live_policy;
 pub mod metrics;
 pub mod policy;
 pub mod server;

@@ -58,8 +58,10 @@ pub enum Refusal {
     RateLimited {
         retry_after_s: u64,
     },
-    /// The request body is not a client-secret request.
+    /// The request body is not what the route takes (a client-secret or Live create request).
     BadRequest(String),
+    /// A Live close for a session the broker did not relay for this kiosk.
+    UnknownSession,
     /// Central cannot be asked: the broker fails closed.
     CentralUnavailable,
 }
@@ -73,6 +75,7 @@ impl Refusal {
             | Refusal::GymBudget { .. }
             | Refusal::RateLimited { .. } => 429,
             Refusal::BadRequest(_) => 400,
+            Refusal::UnknownSession => 404,
             Refusal::CentralUnavailable => 503,
         }
     }
@@ -87,6 +90,7 @@ impl Refusal {
             Refusal::GymBudget { .. } => "gym_budget_exhausted",
             Refusal::RateLimited { .. } => "kiosk_rate_limited",
             Refusal::BadRequest(_) => "invalid_request",
+            Refusal::UnknownSession => "live_session_unknown",
             Refusal::CentralUnavailable => "central_unavailable",
         }
     }
@@ -111,7 +115,10 @@ impl Refusal {
             Refusal::RateLimited { .. } => {
                 "too many sessions from this kiosk (limits.sessions_per_minute)".into()
             }
-            Refusal::BadRequest(why) => format!("not a client-secret request: {why}"),
+            Refusal::BadRequest(why) => format!("invalid request: {why}"),
+            Refusal::UnknownSession => {
+                "no Live session with this id was relayed for this kiosk".into()
+            }
             Refusal::CentralUnavailable => {
                 "the broker cannot reach the central database; retry later".into()
             }

@@ -4,6 +4,8 @@
 //! |---|---|
 //! | `POST /v1/realtime/client_secrets` | kiosk bearer token → checks → a key minted with the org key |
 //! | `POST /v1/realtime/calls/{call_id}/hangup` | kiosk bearer token → hang-up with the org key |
+//! | `POST /v1/live/sessions` | kiosk bearer token → checks → GPT-Live session created with the org key and the fleet's `[live]` policy ([`crate::live`]) |
+//! | `POST /v1/live/sessions/{session_id}/hangup` | kiosk bearer token → its own Live session hung up with the org key |
 //! | `GET /healthz` | 200 when central answers within a second, else 503 |
 //! | `GET /metrics` | OpenMetrics |
 //!
@@ -41,7 +43,7 @@ pub struct App {
     pub central: Central,
     pub upstream: Upstream,
     pub metrics: Metrics,
-    limits: LimitValues,
+    pub(crate) limits: LimitValues,
 }
 
 impl App {
@@ -67,6 +69,11 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/v1/realtime/client_secrets", post(mint))
         .route("/v1/realtime/calls/{call_id}/hangup", post(hangup))
+        .route("/v1/live/sessions", post(crate::live::create))
+        .route(
+            "/v1/live/sessions/{session_id}/hangup",
+            post(crate::live::hang_up),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(app)
@@ -103,14 +110,16 @@ async fn retention_loop(app: Arc<App>) {
 }
 
 /// Who asked, once known.
-struct Caller {
-    kiosk_id: Option<String>,
-    gym_id: Option<String>,
-    kiosk_session: Option<Uuid>,
+pub(crate) struct Caller {
+    pub(crate) kiosk_id: Option<String>,
+    pub(crate) gym_id: Option<String>,
+    pub(crate) kiosk_session: Option<Uuid>,
+    /// The OpenAI call or session a close names, audited with a refusal too.
+    pub(crate) target: Option<String>,
 }
 
 impl Caller {
-    fn of(headers: &HeaderMap) -> Caller {
+    pub(crate) fn of(headers: &HeaderMap) -> Caller {
         Caller {
             kiosk_id: None,
             gym_id: None,
@@ -118,17 +127,18 @@ impl Caller {
                 .get(SESSION_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| Uuid::parse_str(v.trim()).ok()),
+            target: None,
         }
     }
 
-    fn known(&mut self, s: &Standing) {
+    pub(crate) fn known(&mut self, s: &Standing) {
         self.kiosk_id = Some(s.kiosk_id.clone());
         self.gym_id = Some(s.gym_id.clone());
     }
 }
 
 /// Authenticates and reads the caller's standing; `Err` is the refusal to send.
-async fn standing(app: &App, headers: &HeaderMap) -> Result<Option<Standing>, Refusal> {
+pub(crate) async fn standing(app: &App, headers: &HeaderMap) -> Result<Option<Standing>, Refusal> {
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -195,7 +205,7 @@ async fn hangup(
 }
 
 /// Audits and answers a refusal.
-async fn refuse(
+pub(crate) async fn refuse(
     app: &App,
     action: &'static str,
     caller: &Caller,
@@ -212,7 +222,7 @@ async fn refuse(
         latency_ms: millis(started.elapsed()),
         upstream_ms: None,
         kiosk_session_id: caller.kiosk_session,
-        openai_session_id: None,
+        openai_session_id: caller.target.clone(),
     };
     tracing::info!(
         kiosk_id = caller.kiosk_id.as_deref().unwrap_or("unknown"),
@@ -239,7 +249,7 @@ async fn refuse(
 }
 
 /// Audits and passes on what OpenAI answered (or why it did not).
-async fn relay(
+pub(crate) async fn relay(
     app: &App,
     action: &'static str,
     caller: &Caller,
@@ -302,8 +312,18 @@ async fn relay(
         "{action} {outcome}"
     );
     if let Err(e) = app.central.audit(&app.instance, &row).await {
-        tracing::error!(error = %e, action, "audit row not written: answering 503 (every key is audited)");
+        tracing::error!(error = %e, action, "audit row not written: answering 503 (every key and session is audited)");
         if outcome == "ok" && action == "mint" {
+            return json_response(503, &Refusal::CentralUnavailable.body());
+        }
+        if outcome == "ok"
+            && action == "relay"
+            && let Some(id) = openai_session.as_deref()
+        {
+            // An unaudited Live session would bill unseen: end it and refuse.
+            if let Err(e) = app.upstream.hangup_live(id).await {
+                tracing::error!(error = %e, openai_session_id = id, "unaudited Live session not hung up");
+            }
             return json_response(503, &Refusal::CentralUnavailable.body());
         }
     }

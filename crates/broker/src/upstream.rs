@@ -1,4 +1,5 @@
-//! OpenAI as the broker sees it: mint a client secret and hang a call up with the org key.
+//! OpenAI as the broker sees it: mint a client secret, hang a call up, create and hang up a
+//! GPT-Live session, all with the org key.
 //! Answers are relayed as they came (status, body, `Retry-After`), so a kiosk classifies an
 //! OpenAI 401/429/5xx behind the broker exactly as it would without it.
 
@@ -27,7 +28,7 @@ impl Relayed {
         (200..300).contains(&self.status)
     }
 
-    /// `session.id` of a client-secret answer.
+    /// `session.id` of a client-secret or Live create answer.
     pub fn session_id(&self) -> Option<String> {
         let v: Value = serde_json::from_slice(&self.body).ok()?;
         v["session"]["id"].as_str().map(str::to_owned)
@@ -120,6 +121,31 @@ impl Upstream {
         self.send(&url, req).await
     }
 
+    /// `POST /live/sessions` with the `{session, transport}` request. Never retried: a retry
+    /// could create a second billed session (OpenAI's sample disables retries here too).
+    pub async fn create_live(&self, body: &Value) -> Result<Relayed, UpstreamError> {
+        let url = format!("{}/live/sessions", self.base_url);
+        let req = self
+            .http
+            .post(&url)
+            .header(AUTHORIZATION, format!("Bearer {}", self.key.expose()))
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        self.send(&url, req).await
+    }
+
+    /// `POST /live/sessions/{id}/hangup` (the id is checked by the caller). OpenAI documents
+    /// this endpoint for SIP calls; for a WebRTC session its effect is not documented, so its
+    /// answer is relayed as it came and audited (reference §8).
+    pub async fn hangup_live(&self, session_id: &str) -> Result<Relayed, UpstreamError> {
+        let url = format!("{}/live/sessions/{session_id}/hangup", self.base_url);
+        let req = self
+            .http
+            .post(&url)
+            .header(AUTHORIZATION, format!("Bearer {}", self.key.expose()));
+        self.send(&url, req).await
+    }
+
     async fn send(
         &self,
         url: &str,
@@ -167,7 +193,7 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-/// A call id safe to put in a URL path (`rtc_…`).
+/// A call or session id safe to put in a URL path (`rtc_…`, `live_…`).
 pub fn is_call_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128

@@ -16,7 +16,7 @@ use super::{Shared, lock};
 use jarvis_realtime::peer::{PeerEvent, PeerEvents, PeerHandle};
 
 /// Time given to the last events of a turn to reach the wire before the drop fault.
-const DROP_FLUSH: std::time::Duration = std::time::Duration::from_millis(100);
+pub(crate) const DROP_FLUSH: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// One reply's frames being sent.
 struct Reply {
@@ -28,14 +28,14 @@ struct Reply {
 /// The outgoing audio track: replies in order on a 20 ms clock. In continuous mode the clock
 /// runs all the call long and fills the time between replies with Opus silence, every packet
 /// marked (as Pion's sample writer does); otherwise it runs only while a reply plays.
-struct Player {
+pub(crate) struct Player {
     continuous: bool,
     queue: VecDeque<Reply>,
     clock: Option<Pacer>,
 }
 
 impl Player {
-    fn new(continuous: bool) -> Self {
+    pub(crate) fn new(continuous: bool) -> Self {
         Self {
             continuous,
             queue: VecDeque::new(),
@@ -44,18 +44,18 @@ impl Player {
     }
 
     /// Reply audio is being sent.
-    fn playing(&self) -> bool {
+    pub(crate) fn playing(&self) -> bool {
         !self.queue.is_empty()
     }
 
     /// Starts the clock of continuous mode (once the connection is up).
-    fn connected(&mut self, now: Instant) {
+    pub(crate) fn connected(&mut self, now: Instant) {
         if self.continuous && self.clock.is_none() {
             self.clock = Some(Pacer::new(now, usize::MAX));
         }
     }
 
-    fn push(&mut self, response_id: String, frames: Vec<Vec<u8>>, now: Instant) {
+    pub(crate) fn push(&mut self, response_id: String, frames: Vec<Vec<u8>>, now: Instant) {
         if self.clock.is_none() && !self.continuous {
             self.clock = Some(Pacer::new(now, usize::MAX));
         }
@@ -66,7 +66,7 @@ impl Player {
         });
     }
 
-    fn next_due(&self, now: Instant) -> Option<Instant> {
+    pub(crate) fn next_due(&self, now: Instant) -> Option<Instant> {
         // An empty reply is due at once and finishes immediately.
         if self.queue.front().is_some_and(|r| r.frames.is_empty()) {
             return Some(now);
@@ -75,7 +75,12 @@ impl Player {
     }
 
     /// Sends the due packets; returns the replies fully sent, in order.
-    fn send_due(&mut self, now: Instant, peer: &PeerHandle, record: &Recorder) -> Vec<String> {
+    pub(crate) fn send_due(
+        &mut self,
+        now: Instant,
+        peer: &PeerHandle,
+        record: &Recorder,
+    ) -> Vec<String> {
         let ticks = self.clock.as_mut().map_or(0, |c| c.due(now).len());
         let mut finished = self.pop_finished();
         for _ in 0..ticks {
@@ -114,7 +119,7 @@ impl Player {
     }
 
     /// Forgets every queued reply; returns the one that was playing and its frames sent.
-    fn clear(&mut self) -> Option<(String, usize)> {
+    pub(crate) fn clear(&mut self) -> Option<(String, usize)> {
         let current = self.queue.front().map(|r| (r.response_id.clone(), r.sent));
         self.queue.clear();
         if !self.continuous {
@@ -131,28 +136,33 @@ fn now_unix() -> u64 {
 }
 
 /// Writes one call's [`CallRecord`], shared with [`crate::Emulator::calls`].
-pub(super) struct Recorder {
+pub(crate) struct Recorder {
     start: Instant,
     record: Arc<Mutex<CallRecord>>,
 }
 
 impl Recorder {
-    pub(super) fn new(record: Arc<Mutex<CallRecord>>) -> Self {
+    pub(crate) fn new(record: Arc<Mutex<CallRecord>>) -> Self {
         let start = Instant::now();
         lock(&record).answered_at = Some(start);
         Self { start, record }
+    }
+
+    /// Milliseconds since the answer: the clock of a Live session's timeline.
+    pub(crate) fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     fn with(&self, f: impl FnOnce(&mut CallRecord)) {
         f(&mut lock(&self.record));
     }
 
-    fn note(&self, what: Happening) {
+    pub(crate) fn note(&self, what: Happening) {
         let at = self.start.elapsed();
         self.with(|r| r.timeline.push(TimelineEntry { at, what }));
     }
 
-    fn reply_started(&self, response_id: &str, frames_total: usize) {
+    pub(crate) fn reply_started(&self, response_id: &str, frames_total: usize) {
         self.with(|r| {
             r.replies.push(ReplyAudio {
                 response_id: response_id.to_string(),
@@ -171,7 +181,7 @@ impl Recorder {
         });
     }
 
-    fn interrupted(&self, response_id: &str) {
+    pub(crate) fn interrupted(&self, response_id: &str) {
         self.with(|r| {
             if let Some(a) = r.replies.iter_mut().find(|a| a.response_id == response_id) {
                 a.interrupted = true;
@@ -179,7 +189,7 @@ impl Recorder {
         });
     }
 
-    fn member_audio(&self, pcm: &[i16]) {
+    pub(crate) fn member_audio(&self, pcm: &[i16]) {
         let at = self.start.elapsed();
         self.with(|r| {
             r.member_audio_start.get_or_insert(at);
@@ -333,7 +343,7 @@ pub(super) async fn run(
     }
 }
 
-fn send(peer: &PeerHandle, text: String) {
+pub(crate) fn send(peer: &PeerHandle, text: String) {
     if let Err(e) = peer.send_event(text) {
         tracing::debug!(error = %e, "emulator event not sent");
     }

@@ -2,7 +2,7 @@
 //!
 //! | spec | effect |
 //! |---|---|
-//! | `http-status=500` (or 401, 429, …) | `client_secrets` and `calls` answer this status with OpenAI's error envelope |
+//! | `http-status=500` (or 401, 429, …) | `client_secrets`, `calls` and `live/sessions` answer this status with OpenAI's error envelope |
 //! | `retry-after=2` | with 429/503: the `Retry-After` header, in seconds |
 //! | `fail-times=1` | the HTTP fault fires this many times, then requests succeed (default: always) |
 //! | `answer-delay-ms=800` | `calls` waits this long before answering |
@@ -12,6 +12,7 @@
 //! | `pause-ms=3000` | how long `pause-after-turn` pauses |
 //! | `block-udp` | the answer's UDP candidate is a socket nobody answers on (a firewall dropping UDP); the passive TCP candidate works |
 //! | `refuse-tcp` | the answer's TCP candidate is a closed port (connection refused) |
+//! | `expire-after-ms=5000` | a GPT-Live session's `expires_at` is this far after creation; then `session.closed`, reason `expired` |
 
 use std::time::Duration;
 
@@ -42,6 +43,8 @@ pub struct Faults {
     pub block_udp: bool,
     /// The TCP candidate refuses connections.
     pub refuse_tcp: bool,
+    /// GPT-Live sessions expire this long after creation (else the scenario's `[live]`).
+    pub expire_after: Option<Duration>,
 }
 
 /// How long `pause-after-turn` pauses unless `pause-ms` says otherwise.
@@ -51,8 +54,8 @@ const DEFAULT_PAUSE: Duration = Duration::from_secs(3);
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
     "bad --fault '{spec}': {reason}; use http-status=CODE, retry-after=S, fail-times=N, \
-     answer-delay-ms=MS, drop-after-turn=N, pause-after-turn=N, pause-ms=MS, malformed, block-udp \
-     or refuse-tcp"
+     answer-delay-ms=MS, drop-after-turn=N, pause-after-turn=N, pause-ms=MS, malformed, block-udp, \
+     refuse-tcp or expire-after-ms=MS"
 )]
 pub struct FaultError {
     spec: String,
@@ -72,6 +75,7 @@ impl Default for Faults {
             pause: DEFAULT_PAUSE,
             block_udp: false,
             refuse_tcp: false,
+            expire_after: None,
         }
     }
 }
@@ -126,6 +130,7 @@ impl Faults {
                 self.pause_after_turn = Some(n as usize);
             }
             "pause-ms" => self.pause = Duration::from_millis(num(value)?),
+            "expire-after-ms" => self.expire_after = Some(Duration::from_millis(num(value)?)),
             "malformed" if value.is_none() => self.malformed = true,
             "block-udp" if value.is_none() => self.block_udp = true,
             "refuse-tcp" if value.is_none() => self.refuse_tcp = true,
@@ -213,6 +218,7 @@ mod tests {
             "malformed",
             "block-udp",
             "refuse-tcp",
+            "expire-after-ms=1500",
         ])
         .unwrap();
         assert_eq!(
@@ -228,6 +234,7 @@ mod tests {
                 pause: Duration::from_secs(4),
                 block_udp: true,
                 refuse_tcp: true,
+                expire_after: Some(Duration::from_millis(1500)),
             }
         );
         assert_eq!(

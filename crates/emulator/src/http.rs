@@ -1,4 +1,5 @@
-//! The emulator's HTTP side: OpenAI's three Realtime endpoints on a small hyper server.
+//! The emulator's HTTP side: OpenAI's three Realtime endpoints and GPT-Live's create and
+//! hang-up on a small hyper server.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -26,6 +27,11 @@ pub enum Route {
     Calls,
     /// `POST /v1/realtime/calls/{id}/hangup`.
     Hangup(String),
+    /// `POST /v1/live/sessions`.
+    LiveSessions,
+    /// `POST /v1/live/sessions/{id}/hangup` (documented for SIP; the emulator ends a WebRTC
+    /// session with `session.closed`, reason `close_requested`).
+    LiveHangup(String),
     /// A known path with the wrong method.
     MethodNotAllowed,
     /// Anything else.
@@ -41,6 +47,10 @@ pub fn route(method: &Method, path: &str) -> Route {
         ["", "v1", "realtime", "calls", id, "hangup"] if !id.is_empty() => {
             Route::Hangup((*id).to_string())
         }
+        ["", "v1", "live", "sessions"] => Route::LiveSessions,
+        ["", "v1", "live", "sessions", id, "hangup"] if !id.is_empty() => {
+            Route::LiveHangup((*id).to_string())
+        }
         _ => return Route::NotFound,
     };
     if method == Method::POST {
@@ -52,7 +62,7 @@ pub fn route(method: &Method, path: &str) -> Route {
 
 type Resp = Response<Full<Bytes>>;
 
-fn respond(status: u16, content_type: &str, body: String) -> Resp {
+pub(crate) fn respond(status: u16, content_type: &str, body: String) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if let Ok(v) = HeaderValue::from_str(content_type) {
@@ -98,7 +108,7 @@ pub(super) async fn handle(
     req: Request<Incoming>,
 ) -> Result<Resp, Infallible> {
     let r = route(req.method(), req.uri().path());
-    let needs_key = matches!(r, Route::ClientSecrets | Route::Calls | Route::Hangup(_));
+    let needs_key = !matches!(r, Route::MethodNotAllowed | Route::NotFound);
     if needs_key && !has_bearer(&req) {
         return Ok(error(error_response(
             401,
@@ -106,7 +116,7 @@ pub(super) async fn handle(
             Some("You didn't provide an API key. Send it as 'Authorization: Bearer KEY'."),
         )));
     }
-    if matches!(r, Route::ClientSecrets | Route::Calls)
+    if matches!(r, Route::ClientSecrets | Route::Calls | Route::LiveSessions)
         && let Some(e) = shared.take_http_fault()
     {
         return Ok(error(e));
@@ -114,7 +124,21 @@ pub(super) async fn handle(
     Ok(match r {
         Route::ClientSecrets => client_secret(&shared, req).await,
         Route::Calls => call(&shared, req).await,
-        Route::Hangup(id) => {
+        Route::LiveSessions => {
+            let header = |name| {
+                req.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let content_type = header(CONTENT_TYPE);
+            let query = req.uri().query().map(str::to_string);
+            match body(req).await {
+                Ok(b) => super::live::http::create(&shared, content_type, query, b).await,
+                Err(r) => r,
+            }
+        }
+        Route::Hangup(id) | Route::LiveHangup(id) => {
             if shared.hang_up(&id) {
                 respond(200, "application/json", "{}".into())
             } else {
@@ -254,5 +278,11 @@ mod tests {
         assert_eq!(route(&post, "/v1/realtime"), Route::NotFound);
         assert_eq!(route(&post, "/"), Route::NotFound);
         assert_eq!(route(&post, "/v1/realtime/sessions"), Route::NotFound);
+        assert_eq!(route(&post, "/v1/live/sessions"), Route::LiveSessions);
+        assert_eq!(
+            route(&post, "/v1/live/sessions/live_1/hangup"),
+            Route::LiveHangup("live_1".into())
+        );
+        assert_eq!(route(&post, "/v1/live"), Route::NotFound);
     }
 }

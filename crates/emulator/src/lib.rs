@@ -4,6 +4,8 @@
 //! are switchable. A scenario can stream audio all the call long (`continuous_audio`), and the
 //! member can interrupt a reply (barge-in, as `server_vad` with `interrupt_response`); each
 //! call's timeline and decoded member audio are kept for tests ([`Emulator::calls`]).
+//! It also serves GPT-Live (`POST /v1/live/sessions`, [`live`]): the same peer, VAD and
+//! scenario turns, with Live's event contract and per-second usage.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -18,6 +20,7 @@ pub mod audio;
 mod call;
 pub mod faults;
 mod http;
+pub mod live;
 mod network;
 pub mod record;
 pub mod scenario;
@@ -72,6 +75,8 @@ pub struct EmulatorStats {
     pub calls_answered: u64,
     /// Successful hangup requests.
     pub hangups: u64,
+    /// GPT-Live sessions created.
+    pub live_sessions: u64,
     /// Calls cut by the drop fault.
     pub drops: u64,
     /// The `type` of every client event received, in order (`<invalid>` for non-JSON).

@@ -23,7 +23,7 @@ struct Args {
     scenario: PathBuf,
     /// Fault to inject, repeatable: http-status=CODE, retry-after=S, fail-times=N,
     /// answer-delay-ms=MS, drop-after-turn=N, pause-after-turn=N, pause-ms=MS, malformed,
-    /// block-udp (only ICE-TCP connects), refuse-tcp.
+    /// block-udp (only ICE-TCP connects), refuse-tcp, expire-after-ms=MS (GPT-Live sessions).
     #[arg(long = "fault")]
     faults: Vec<String>,
     /// Send a packet every 20 ms all the call long (Opus silence between replies, marker bit on

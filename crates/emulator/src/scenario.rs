@@ -20,6 +20,10 @@
 //! [greeting]                      # optional: the reply to a response.create before any turn
 //! transcript = "Bonjour Marie !"
 //! audio = { tone_hz = 500.0, ms = 300 }
+//! [live]                          # GPT-Live sessions only; defaults shown
+//! usage_interval_ms = 60000       # session.usage.updated period
+//! start_delay_ms = 50             # channel open -> session.started
+//! max_duration_s = 7200           # expires_at after creation
 //! [goodbye]                       # the reply to function_call_output + response.create
 //! transcript = "À bientôt !"
 //! audio = { tone_hz = 330.0, ms = 400 }
@@ -202,6 +206,9 @@ pub struct Scenario {
     pub continuous_audio: bool,
     /// The member turns, in order.
     pub turns: Vec<Turn>,
+    /// GPT-Live timing (`[live]`).
+    #[serde(default)]
+    pub live: crate::live::LiveTiming,
     /// The reply to the first `response.create` before any turn (the kiosk's greeting).
     #[serde(default)]
     pub greeting: Option<Reply>,
@@ -319,6 +326,7 @@ impl Scenario {
                 return Err(format!("{key}: cached tokens cannot exceed input tokens"));
             }
         }
+        self.live.validate().map_err(|e| format!("live: {e}"))?;
         self.vad.validate().map_err(|e| format!("vad: {e}"))
     }
 
@@ -414,6 +422,10 @@ audio = { tone_hz = 300.0, ms = 100 }
             ),
             (&format!("{MINIMAL}colour = 1"), "colour"),
             (&format!("[vad]\nsilence_ms = 0\n{MINIMAL}"), "vad"),
+            (
+                &format!("[live]\nusage_interval_ms = 10\n{MINIMAL}"),
+                "live: usage_interval_ms",
+            ),
         ];
         for (text, needle) in cases {
             let err = Scenario::from_toml(text, Path::new("/x"))

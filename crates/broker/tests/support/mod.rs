@@ -129,6 +129,15 @@ pub async fn emulator(faults: &[&str]) -> Emulator {
     Emulator::start(config).await.unwrap()
 }
 
+/// The emulator acting as OpenAI for GPT-Live (`live_goodbye.toml`), with these `--fault`s.
+pub async fn live_emulator(faults: &[&str]) -> Emulator {
+    let scenario =
+        Scenario::load(&repo().join("tests/fixtures/scenarios/live_goodbye.toml")).unwrap();
+    let mut config = EmulatorConfig::new(scenario);
+    config.faults = Faults::parse(faults).unwrap();
+    Emulator::start(config).await.unwrap()
+}
+
 /// The broker config for `db` and `base_url`, on a free loopback port.
 pub fn config(db: &TestDb, base_url: &str) -> BrokerConfig {
     let mut cfg = BrokerConfig::default();

@@ -9,12 +9,18 @@
 //!     .price_response(model, &tokens)?         one `response.done` usage -> CostBreakdown
 //!     .price_transcription(model, &usage)?     one transcription usage -> CostBreakdown
 //! SessionMeter                                 exact per-session totals
+//! price_live(model, &LiveRates, LiveSeconds)?  GPT-Live voice time -> LiveCost (per second)
+//! LiveMeter                                    a Live session: estimate, then the final figure
 //! ```
 
 mod cost;
+mod live;
 mod pricing;
 
 pub use cost::{ResponseCost, SessionMeter, TranscriptionUsage};
+pub use live::{
+    DelegationUsage, INITIALIZATION_S, LiveCost, LiveMeter, LiveRates, LiveSeconds, price_live,
+};
 pub use pricing::{
     AudioSeconds, MAX_USAGE_COST, MeteringError, ModelPricing, Pricing, Rates, shipped_defaults,
 };

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::live::LiveRates;
 use crate::config_issue::ConfigIssue;
 use crate::money::{NanoUsd, UsdAmount};
 
@@ -26,6 +27,10 @@ pub struct ModelPricing {
     pub image_cached: UsdAmount,
     /// For duration-billed transcription models: USD per minute of audio.
     pub per_minute: UsdAmount,
+    /// GPT-Live: USD per minute of active voice time, billed per second.
+    pub active_per_minute: UsdAmount,
+    /// GPT-Live models with standby (`gpt-live-1.1`): USD per minute while inference is paused.
+    pub standby_per_minute: UsdAmount,
 }
 
 /// Why a usage could not be priced, or a price table could not be built.
@@ -35,7 +40,8 @@ pub enum MeteringError {
     #[error(
         "no price for model `{model}`: add a `[pricing.\"{model}\"]` table to the config \
          (USD per 1M tokens as strings: text_in, text_cached, text_out, audio_in, audio_cached, \
-         audio_out, image_in, image_cached; or per_minute for duration-billed transcription)"
+         audio_out, image_in, image_cached; or per_minute for duration-billed transcription; or \
+         active_per_minute and standby_per_minute for GPT-Live)"
     )]
     UnknownModel { model: String },
     /// The model's row has no price for the way OpenAI billed this usage.
@@ -92,6 +98,10 @@ pub struct Rates {
     pub image_cached: u64,
     /// Nano-dollars per minute of audio (`whisper-1`, `gpt-realtime-whisper`).
     pub per_minute: NanoUsd,
+    /// GPT-Live: nano-dollars per active minute (billed per second).
+    pub active_per_minute: NanoUsd,
+    /// GPT-Live: nano-dollars per standby minute; 0 for a model without standby.
+    pub standby_per_minute: NanoUsd,
 }
 
 impl Rates {
@@ -122,12 +132,25 @@ impl Rates {
             image_in: per_token("image_in", p.image_in),
             image_cached: per_token("image_cached", p.image_cached),
             per_minute: p.per_minute.0,
+            active_per_minute: p.active_per_minute.0,
+            standby_per_minute: p.standby_per_minute.0,
         };
-        if !rates.bills_tokens() && !rates.bills_minutes() && issues.is_empty() {
+        if rates.standby_per_minute.0 > 0 && !rates.bills_seconds() {
+            issues.push(ConfigIssue {
+                key: format!("{key}.active_per_minute"),
+                problem: "a standby rate needs the active rate it pauses from".into(),
+            });
+        }
+        if !rates.bills_tokens()
+            && !rates.bills_minutes()
+            && !rates.bills_seconds()
+            && issues.is_empty()
+        {
             issues.push(ConfigIssue {
                 key: key.to_owned(),
-                problem: "every price is 0: set the model's prices (USD per 1M tokens, or \
-                          per_minute), or remove the table to use the shipped defaults"
+                problem: "every price is 0: set the model's prices (USD per 1M tokens, \
+                          per_minute, or active_per_minute for GPT-Live), or remove the table \
+                          to use the shipped defaults"
                     .into(),
             });
         }
@@ -157,6 +180,11 @@ impl Rates {
     /// True when a per-minute price is set (duration-billed transcription).
     pub fn bills_minutes(&self) -> bool {
         self.per_minute.0 > 0
+    }
+
+    /// True when a GPT-Live voice rate is set (billed per second of session time).
+    pub fn bills_seconds(&self) -> bool {
+        self.active_per_minute.0 > 0
     }
 }
 
@@ -211,6 +239,19 @@ impl Pricing {
         }
     }
 
+    /// A GPT-Live model's voice rates (`pricing."<model>".active_per_minute`, and
+    /// `standby_per_minute` where the model has standby), or a loud error naming the table.
+    pub fn live_rates(&self, model: &str) -> Result<LiveRates, MeteringError> {
+        let r = self.rates(model)?;
+        if !r.bills_seconds() {
+            return Err(not_billed(model, Billing::Seconds));
+        }
+        Ok(LiveRates {
+            active_per_minute: r.active_per_minute,
+            standby_per_minute: (r.standby_per_minute.0 > 0).then_some(r.standby_per_minute),
+        })
+    }
+
     /// Checks up front that a transcription model has some price.
     pub fn require_transcription(&self, model: &str) -> Result<&Rates, MeteringError> {
         self.rates(model)
@@ -226,6 +267,7 @@ impl Pricing {
 pub(crate) enum Billing {
     Tokens,
     Minutes,
+    Seconds,
 }
 
 pub(crate) fn not_billed(model: &str, billing: Billing) -> MeteringError {
@@ -235,6 +277,7 @@ pub(crate) fn not_billed(model: &str, billing: Billing) -> MeteringError {
             "text_in, text_cached, text_out, audio_in, audio_cached, audio_out",
         ),
         Billing::Minutes => ("per-minute", "per_minute"),
+        Billing::Seconds => ("per-second", "active_per_minute, standby_per_minute"),
     };
     MeteringError::NotBilledThisWay {
         model: model.to_owned(),
@@ -284,7 +327,7 @@ fn token_row(r: TokenRow) -> ModelPricing {
         audio_out: usd_micros(r[5]),
         image_in: usd_micros(r[6]),
         image_cached: usd_micros(r[7]),
-        per_minute: UsdAmount::default(),
+        ..ModelPricing::default()
     }
 }
 
@@ -357,6 +400,14 @@ pub fn shipped_defaults() -> BTreeMap<String, ModelPricing> {
         .collect();
     rows.insert("whisper-1".into(), per_minute(6_000));
     rows.insert("gpt-realtime-whisper".into(), per_minute(17_000));
+    // GPT-Live voice time, per minute billed per second: $0.05 active; 1.1 adds $0.02 standby.
+    let live = |active: u64, standby: u64| ModelPricing {
+        active_per_minute: usd_micros(active),
+        standby_per_minute: usd_micros(standby),
+        ..ModelPricing::default()
+    };
+    rows.insert("gpt-live-1".into(), live(50_000, 0));
+    rows.insert("gpt-live-1.1".into(), live(50_000, 20_000));
     rows
 }
 
@@ -482,6 +533,45 @@ mod tests {
         let err = p.require_realtime("whisper-1").unwrap_err();
         assert!(matches!(err, MeteringError::NotBilledThisWay { .. }));
         assert!(err.to_string().contains("pricing.\"whisper-1\""), "{err}");
+    }
+
+    #[test]
+    fn live_models_are_priced_per_second_and_overridable() {
+        let p = Pricing::from_config(&BTreeMap::new()).unwrap();
+        let one = p.live_rates("gpt-live-1").unwrap();
+        assert_eq!(
+            (one.active_per_minute, one.standby_per_minute),
+            (NanoUsd(50_000_000), None)
+        );
+        let r11 = p.live_rates("gpt-live-1.1").unwrap();
+        assert_eq!(r11.standby_per_minute, Some(NanoUsd(20_000_000)));
+        let err = p.live_rates("gpt-realtime").unwrap_err();
+        assert!(err.to_string().contains("active_per_minute"), "{err}");
+        let mut o = BTreeMap::new();
+        o.insert(
+            "gpt-live-1".into(),
+            ModelPricing {
+                active_per_minute: usd("0.06"),
+                ..Default::default()
+            },
+        );
+        o.insert(
+            "standby-only".into(),
+            ModelPricing {
+                standby_per_minute: usd("0.02"),
+                ..Default::default()
+            },
+        );
+        let Err(MeteringError::InvalidPricing(issues)) = Pricing::from_config(&o) else {
+            panic!("expected invalid pricing");
+        };
+        assert_eq!(issues[0].key, "pricing.\"standby-only\".active_per_minute");
+        o.remove("standby-only");
+        let p = Pricing::from_config(&o).unwrap();
+        assert_eq!(
+            p.live_rates("gpt-live-1").unwrap().active_per_minute,
+            NanoUsd(60_000_000)
+        );
     }
 
     #[test]
