@@ -16,8 +16,8 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 
 use crate::live_policy;
-use crate::policy::{self, Refusal};
-use crate::server::{App, Caller, refuse, relay, standing};
+use crate::policy::Refusal;
+use crate::server::{App, Caller, admit, refuse, relay, standing};
 use crate::upstream;
 
 /// `POST /v1/live/sessions`: checks, policy, create upstream, relay the answer.
@@ -25,11 +25,7 @@ pub async fn create(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
     let started = Instant::now();
     let mut caller = Caller::of(&headers);
     let checked = async {
-        let s = standing(&app, &headers).await?;
-        if let Some(s) = &s {
-            caller.known(s);
-        }
-        policy::decide(s.as_ref(), &app.limits)?;
+        admit(&app, &headers, &mut caller).await?;
         live_policy::apply(&body, &app.cfg.live)
     }
     .await;

@@ -154,15 +154,25 @@ pub(crate) async fn standing(app: &App, headers: &HeaderMap) -> Result<Option<St
         })
 }
 
+/// The checks every new session passes, mint or Live relay: the kiosk's standing in central,
+/// then the fleet's budgets and rate limit.
+pub(crate) async fn admit(
+    app: &App,
+    headers: &HeaderMap,
+    caller: &mut Caller,
+) -> Result<(), Refusal> {
+    let s = standing(app, headers).await?;
+    if let Some(s) = &s {
+        caller.known(s);
+    }
+    policy::decide(s.as_ref(), &app.limits)
+}
+
 async fn mint(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     let started = Instant::now();
     let mut caller = Caller::of(&headers);
     let checked = async {
-        let s = standing(&app, &headers).await?;
-        if let Some(s) = &s {
-            caller.known(s);
-        }
-        policy::decide(s.as_ref(), &app.limits)?;
+        admit(&app, &headers, &mut caller).await?;
         policy::apply_session_policy(&body, &app.cfg.session)
     }
     .await;

@@ -101,48 +101,41 @@ impl Upstream {
 
     /// `POST /realtime/client_secrets` with `body`.
     pub async fn mint(&self, body: &Value) -> Result<Relayed, UpstreamError> {
-        let url = format!("{}/realtime/client_secrets", self.base_url);
-        let req = self
-            .http
-            .post(&url)
-            .header(AUTHORIZATION, format!("Bearer {}", self.key.expose()))
-            .header(CONTENT_TYPE, "application/json")
-            .body(body.to_string());
-        self.send(&url, req).await
+        self.post("realtime/client_secrets", Some(body)).await
     }
 
     /// `POST /realtime/calls/{call_id}/hangup` (the id is checked by the caller).
     pub async fn hangup(&self, call_id: &str) -> Result<Relayed, UpstreamError> {
-        let url = format!("{}/realtime/calls/{call_id}/hangup", self.base_url);
-        let req = self
-            .http
-            .post(&url)
-            .header(AUTHORIZATION, format!("Bearer {}", self.key.expose()));
-        self.send(&url, req).await
+        self.post(&format!("realtime/calls/{call_id}/hangup"), None)
+            .await
     }
 
     /// `POST /live/sessions` with the `{session, transport}` request. Never retried: a retry
     /// could create a second billed session (OpenAI's sample disables retries here too).
     pub async fn create_live(&self, body: &Value) -> Result<Relayed, UpstreamError> {
-        let url = format!("{}/live/sessions", self.base_url);
-        let req = self
-            .http
-            .post(&url)
-            .header(AUTHORIZATION, format!("Bearer {}", self.key.expose()))
-            .header(CONTENT_TYPE, "application/json")
-            .body(body.to_string());
-        self.send(&url, req).await
+        self.post("live/sessions", Some(body)).await
     }
 
     /// `POST /live/sessions/{id}/hangup` (the id is checked by the caller). OpenAI documents
     /// this endpoint for SIP calls; for a WebRTC session its effect is not documented, so its
     /// answer is relayed as it came and audited (reference §8).
     pub async fn hangup_live(&self, session_id: &str) -> Result<Relayed, UpstreamError> {
-        let url = format!("{}/live/sessions/{session_id}/hangup", self.base_url);
-        let req = self
+        self.post(&format!("live/sessions/{session_id}/hangup"), None)
+            .await
+    }
+
+    /// `POST {base_url}/{path}` with the org key, and `body` as JSON when there is one.
+    async fn post(&self, path: &str, body: Option<&Value>) -> Result<Relayed, UpstreamError> {
+        let url = format!("{}/{path}", self.base_url);
+        let mut req = self
             .http
             .post(&url)
             .header(AUTHORIZATION, format!("Bearer {}", self.key.expose()));
+        if let Some(body) = body {
+            req = req
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+        }
         self.send(&url, req).await
     }
 

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 
 use super::audio::{self, Pacer};
 use super::record::{self, CallRecord, Happening, ReplyAudio, TimelineEntry};
+use super::scenario::AudioSpec;
 use super::script::{Action, Input, Script};
 use super::vad::{Vad, VadEvent};
 use super::{Shared, lock};
@@ -53,6 +54,17 @@ impl Player {
         if self.continuous && self.clock.is_none() {
             self.clock = Some(Pacer::new(now, usize::MAX));
         }
+    }
+
+    /// Renders a reply and queues it (without audio, logged, when it cannot be rendered).
+    pub(crate) fn play(&mut self, response_id: String, spec: &AudioSpec, recorder: &Recorder) {
+        let frames = audio::render(spec).and_then(|pcm| audio::encode_frames(&pcm));
+        let frames = frames.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "emulator reply audio unavailable; sending none");
+            Vec::new()
+        });
+        recorder.reply_started(&response_id, frames.len());
+        self.push(response_id, frames, Instant::now());
     }
 
     pub(crate) fn push(&mut self, response_id: String, frames: Vec<Vec<u8>>, now: Instant) {
@@ -301,13 +313,7 @@ pub(super) async fn run(
                 }
                 Action::SendRaw(s) => send(&peer, s),
                 Action::Play { response_id, audio } => {
-                    let frames = audio::render(&audio).and_then(|pcm| audio::encode_frames(&pcm));
-                    let frames = frames.unwrap_or_else(|e| {
-                        tracing::error!(error = %e, "emulator reply audio unavailable; sending none");
-                        Vec::new()
-                    });
-                    recorder.reply_started(&response_id, frames.len());
-                    player.push(response_id, frames, Instant::now());
+                    player.play(response_id, &audio, &recorder);
                 }
                 Action::StopAudio => {
                     if let Some((id, _)) = player.clear() {

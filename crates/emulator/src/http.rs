@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::Shared;
 use super::faults::{ErrorResponse, error_response};
 use super::network;
-use jarvis_realtime::peer::{Peer, PeerOptions};
+use jarvis_realtime::peer::{Peer, PeerEvents, PeerHandle, PeerOptions};
 
 /// Largest request body accepted (an SDP offer is ~2 KB).
 const MAX_BODY: usize = 64 * 1024;
@@ -225,32 +225,45 @@ async fn call(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp {
     let Ok(offer) = std::str::from_utf8(&bytes) else {
         return bad_request("The SDP offer is not UTF-8.");
     };
-    if !shared.faults.answer_delay.is_zero() {
-        tokio::time::sleep(shared.faults.answer_delay).await;
-    }
-    // Like OpenAI: UDP host candidates and a passive ICE-TCP one; a blocked transport is
-    // replaced by a dead end the kiosk can try and fail on.
-    let options = PeerOptions {
-        local_ips: vec![shared.peer_ip],
-        udp: !shared.faults.block_udp,
-        tcp_passive: !shared.faults.refuse_tcp,
-        ..PeerOptions::default()
-    };
-    let (dead, held) = match network::dead_ends(&shared.faults, shared.peer_ip) {
+    let (peer, events, answer, held) = match answer_offer(shared, offer, |e| {
+        bad_request(&format!("Invalid SDP offer: {e}"))
+    })
+    .await
+    {
         Ok(x) => x,
-        Err(e) => return respond(500, "text/plain", format!("cannot bind a socket: {e}")),
+        Err(r) => return r,
     };
-    let (peer, events, answer) = match Peer::answer(offer, options) {
-        Ok(x) => x,
-        Err(e) => return bad_request(&format!("Invalid SDP offer: {e}")),
-    };
-    let answer = network::with_candidates(&answer, &dead);
     let call_id = shared.start_call(peer, events, held);
     let mut r = respond(201, "application/sdp", answer);
     if let Ok(v) = HeaderValue::from_str(&format!("/v1/realtime/calls/{call_id}")) {
         r.headers_mut().insert(LOCATION, v);
     }
     r
+}
+
+/// Answers `offer` as OpenAI does, after the configured answer delay: UDP host candidates and
+/// a passive ICE-TCP one, a blocked transport replaced by a dead end the kiosk can try and fail
+/// on. `Err` is the response to send: 500 when a socket cannot be bound, `bad_offer(reason)`
+/// when the offer is refused.
+pub(crate) async fn answer_offer(
+    shared: &Shared,
+    offer: &str,
+    bad_offer: impl FnOnce(String) -> Resp,
+) -> Result<(PeerHandle, PeerEvents, String, network::DeadEnds), Resp> {
+    if !shared.faults.answer_delay.is_zero() {
+        tokio::time::sleep(shared.faults.answer_delay).await;
+    }
+    let options = PeerOptions {
+        local_ips: vec![shared.peer_ip],
+        udp: !shared.faults.block_udp,
+        tcp_passive: !shared.faults.refuse_tcp,
+        ..PeerOptions::default()
+    };
+    let (dead, held) = network::dead_ends(&shared.faults, shared.peer_ip)
+        .map_err(|e| respond(500, "text/plain", format!("cannot bind a socket: {e}")))?;
+    let (peer, events, answer) =
+        Peer::answer(offer, options).map_err(|e| bad_offer(e.to_string()))?;
+    Ok((peer, events, network::with_candidates(&answer, &dead), held))
 }
 
 #[cfg(test)]

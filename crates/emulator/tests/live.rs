@@ -2,18 +2,21 @@
 //! peer as the client: the documented create request and answer, the event contract in order,
 //! per-second usage, and the faults (429 on creation, expiry, a dropped connection).
 
-use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jarvis_realtime::peer::{Peer, PeerEvent, PeerEvents, PeerHandle, PeerOptions};
-use jarvis_realtime_emulator::audio::{self, OPUS_SILENCE};
+use jarvis_realtime_emulator::audio::OPUS_SILENCE;
 use jarvis_realtime_emulator::faults::Faults;
 use jarvis_realtime_emulator::scenario::Scenario;
 use jarvis_realtime_emulator::{Emulator, EmulatorConfig};
 use serde_json::{Value, json};
 use tokio::time::timeout;
+
+#[path = "support/mic.rs"]
+mod mic;
+use mic::Mic;
 
 /// Guard against hangs only; not a performance assertion.
 const GUARD: Duration = Duration::from_secs(20);
@@ -129,38 +132,6 @@ async fn until(events: &mut PeerEvents, got: &mut Received, done: impl Fn(&Recei
     })
     .await
     .unwrap_or_else(|_| panic!("guard timeout; events {:?}", got.kinds()));
-}
-
-/// The member's microphone: a 20 ms Opus frame every 20 ms, speech when queued, else silence.
-struct Mic(Arc<Mutex<VecDeque<Vec<u8>>>>);
-
-impl Mic {
-    fn start(peer: Arc<PeerHandle>) -> Mic {
-        let queue = Arc::new(Mutex::new(VecDeque::<Vec<u8>>::new()));
-        let q = queue.clone();
-        let silence = audio::encode_frames(&[0i16; 960]).unwrap().remove(0);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(audio::FRAME);
-            loop {
-                tick.tick().await;
-                let frame = q.lock().unwrap().pop_front();
-                if peer
-                    .send_audio(frame.unwrap_or_else(|| silence.clone()))
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        });
-        Mic(queue)
-    }
-
-    fn say(&self, ms: u32) {
-        self.0
-            .lock()
-            .unwrap()
-            .extend(audio::encode_frames(&audio::tone(220.0, ms)).unwrap());
-    }
 }
 
 #[tokio::test]

@@ -15,8 +15,7 @@ use super::request::{self, Refused};
 use super::session::LiveSession;
 use crate::call::Recorder;
 use crate::record::CallRecord;
-use crate::{CallEntry, Shared, lock, network};
-use jarvis_realtime::peer::{Peer, PeerOptions};
+use crate::{CallEntry, Shared, lock};
 
 type Resp = Response<Full<Bytes>>;
 
@@ -35,33 +34,19 @@ pub(crate) async fn create(
         Ok(r) => r,
         Err(e) => return refused(&e),
     };
-    if !shared.faults.answer_delay.is_zero() {
-        tokio::time::sleep(shared.faults.answer_delay).await;
-    }
-    let options = PeerOptions {
-        local_ips: vec![shared.peer_ip],
-        udp: !shared.faults.block_udp,
-        tcp_passive: !shared.faults.refuse_tcp,
-        ..PeerOptions::default()
+    let bad_offer = |e: String| {
+        refused(&Refused {
+            status: 400,
+            code: "invalid_offer",
+            param: Some("transport.sdp".into()),
+            message: format!("Invalid SDP offer: {e}"),
+        })
     };
-    let (dead, held) = match network::dead_ends(&shared.faults, shared.peer_ip) {
-        Ok(x) => x,
-        Err(e) => {
-            return crate::http::respond(500, "text/plain", format!("cannot bind a socket: {e}"));
-        }
-    };
-    let (peer, events, answer) = match Peer::answer(&req.sdp, options) {
-        Ok(x) => x,
-        Err(e) => {
-            return refused(&Refused {
-                status: 400,
-                code: "invalid_offer",
-                param: Some("transport.sdp".into()),
-                message: format!("Invalid SDP offer: {e}"),
-            });
-        }
-    };
-    let answer = network::with_candidates(&answer, &dead);
+    let (peer, events, answer, held) =
+        match crate::http::answer_offer(shared, &req.sdp, bad_offer).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
     let n = {
         let mut s = lock(&shared.stats);
         s.live_sessions += 1;

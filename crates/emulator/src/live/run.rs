@@ -135,15 +135,7 @@ pub(crate) async fn run(
                     recorder.note(record::sent(&v));
                     call::send(&peer, v.to_string());
                 }
-                LiveAction::Play { id, audio } => {
-                    let frames = audio::render(&audio).and_then(|pcm| audio::encode_frames(&pcm));
-                    let frames = frames.unwrap_or_else(|e| {
-                        tracing::error!(error = %e, "emulator reply audio unavailable; sending none");
-                        Vec::new()
-                    });
-                    recorder.reply_started(&id, frames.len());
-                    player.push(id, frames, Instant::now());
-                }
+                LiveAction::Play { id, audio } => player.play(id, &audio, &recorder),
                 LiveAction::BargeIn => {
                     if let Some((response_id, frames_sent)) = player.clear() {
                         recorder.interrupted(&response_id);
