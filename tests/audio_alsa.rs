@@ -580,7 +580,7 @@ fn loopback(cfg: AudioConfig, dir: &Path, bytes_per_frame: usize, secs: f32) {
     while Instant::now() < deadline {
         match frames.try_recv() {
             Ok(f) => {
-                assert_eq!(f.samples, 960);
+                assert_eq!(f.samples, audio::SEND_FRAME_SAMPLES as u32);
                 playback.push_rtp(seq, ts, &f.data);
                 seq = seq.wrapping_add(1);
                 ts = ts.wrapping_add(f.samples);
@@ -596,8 +596,12 @@ fn loopback(cfg: AudioConfig, dir: &Path, bytes_per_frame: usize, secs: f32) {
     drop(playback);
     drop(rig);
     assert_eq!(snap.adapters["audio"], AdapterState::Up, "{snap:?}");
-    let expected = (secs * 50.0) as u32;
-    assert!(n + 25 >= expected, "{n} frames in {secs} s");
+    let per_second = 1_000.0 / audio::SEND_FRAME_MS as f32;
+    let expected = (secs * per_second) as u32;
+    assert!(
+        n + per_second as u32 / 2 >= expected,
+        "{n} frames in {secs} s"
+    );
     assert!(
         n <= expected + 5,
         "{n} frames in {secs} s: capture faster than real time"
