@@ -92,13 +92,19 @@ fn child(case: &str) {
             let bytes = std::fs::read(dir.join("speaker.raw")).expect("speaker.raw");
             row("bursty (pv -L, 100 ms at once)", &health, lead, &bytes);
         }
-        "flush" => flush_to_silence(&speaker, &cfg, &health, "20 ms periods"),
+        "flush" => flush_to_silence(&speaker, &cfg, &health, "20 ms periods", 20),
         "flush_default_period" => {
             let cfg = jarvis_config::AudioConfig {
                 period_frames: None,
                 ..cfg
             };
-            flush_to_silence(&speaker, &cfg, &health, "the default period");
+            flush_to_silence(
+                &speaker,
+                &cfg,
+                &health,
+                "the default period (a 10 ms card)",
+                10,
+            );
         }
         other => panic!("unknown case {other}"),
     }
@@ -139,8 +145,14 @@ fn row(sink: &str, health: &Health, lead: u64, bytes: &[u8]) {
 
 /// Flushes in the middle of a tone, several times; prints from `flush()` to the sink reading
 /// the last non-silent sample (median and worst).
-fn flush_to_silence(speaker: &Path, cfg: &jarvis_config::AudioConfig, health: &Health, what: &str) {
-    let sink = SteadySink::start(fifo(speaker));
+fn flush_to_silence(
+    speaker: &Path,
+    cfg: &jarvis_config::AudioConfig,
+    health: &Health,
+    what: &str,
+    period_ms: u64,
+) {
+    let sink = SteadySink::with_period(fifo(speaker), period_ms);
     let playback = Playback::start(cfg, health.clone());
     wait_up(health);
     let tone = opus_packets(&sine(440.0, 1.0, 0.3));
@@ -200,7 +212,7 @@ fn flush_to_silence(speaker: &Path, cfg: &jarvis_config::AudioConfig, health: &H
     }
     times.sort_by(f64::total_cmp);
     println!(
-        "flush -> last non-silent sample read by the steady sink, {what} (the device takes {} ms at a time): median {:.1} ms, worst {:.1} ms ({} flushes, 20 ms read resolution)",
+        "flush -> last non-silent sample read by the steady sink, {what} (the device takes {} ms at a time): median {:.1} ms, worst {:.1} ms ({} flushes, one read per device period)",
         gauge(health, "audio_device_burst_ms"),
         times[times.len() / 2],
         times[times.len() - 1],

@@ -25,8 +25,6 @@ use jarvis_core::health::{AdapterState, Health};
 
 /// The speaker side of the virtual card: S16_LE, 48 kHz, stereo.
 pub const OUT_RATE: usize = 48_000;
-/// Bytes of one 20 ms period on the speaker side.
-pub const PERIOD_BYTES: usize = OUT_RATE / 50 * 4;
 
 /// The command that runs one case in a child process with the virtual card; `speaker` is
 /// `$KIOSK_AUDIO_OUT` (a FIFO path, or `|command`).
@@ -141,9 +139,9 @@ pub fn fifo(path: &Path) -> File {
         .expect("open fifo")
 }
 
-/// A sink that behaves like a card with 20 ms periods: its pipe is shrunk to 4096 bytes (one
-/// period fits), and it takes 3840 bytes (20 ms) every 20 ms on a monotonic schedule,
-/// recording when each read happened.
+/// A sink that behaves like a card with 20 ms periods (or `period_ms`): its pipe is shrunk to
+/// 4096 bytes (one 20 ms period fits), and it takes one period of bytes every period on a
+/// monotonic schedule, recording when each read happened.
 pub struct SteadySink {
     stop: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<Drained>>,
@@ -157,11 +155,16 @@ pub struct Drained {
 
 impl SteadySink {
     pub fn start(fifo: File) -> SteadySink {
+        Self::with_period(fifo, 20)
+    }
+
+    /// A card with `period_ms` periods.
+    pub fn with_period(fifo: File, period_ms: u64) -> SteadySink {
         nix::fcntl::fcntl(fifo.as_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(4096))
             .expect("F_SETPIPE_SZ");
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let thread = thread::spawn(move || drain_steadily(fifo, &flag));
+        let thread = thread::spawn(move || drain_steadily(fifo, period_ms, &flag));
         SteadySink {
             stop,
             thread: Some(thread),
@@ -190,22 +193,23 @@ impl Drop for SteadySink {
     }
 }
 
-fn drain_steadily(mut f: File, stop: &AtomicBool) -> Drained {
+fn drain_steadily(mut f: File, period_ms: u64, stop: &AtomicBool) -> Drained {
     let mut out = Drained {
         bytes: Vec::new(),
         reads: Vec::new(),
     };
-    let mut buf = vec![0u8; PERIOD_BYTES];
+    let period_bytes = OUT_RATE * 4 * period_ms as usize / 1_000;
+    let mut buf = vec![0u8; period_bytes];
     let mut due = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         // Like a card's clock: a tick missed is not made up for by reading faster later.
-        due = (due + Duration::from_millis(20)).max(Instant::now());
+        due = (due + Duration::from_millis(period_ms)).max(Instant::now());
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             thread::sleep(wait);
         }
-        // One period per tick: what the writer has put in the 4096-byte pipe, up to 3840.
+        // One period per tick: what the writer has put in the 4096-byte pipe, up to a period.
         let mut got = 0;
-        while got < PERIOD_BYTES {
+        while got < period_bytes {
             match f.read(&mut buf[got..]) {
                 Ok(n) if n > 0 => got += n,
                 _ => break,
