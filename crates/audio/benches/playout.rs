@@ -212,8 +212,8 @@ fn flush_to_silence(
     }
     times.sort_by(f64::total_cmp);
     println!(
-        "flush -> last non-silent sample read by the steady sink, {what} (the device takes {} ms at a time): median {:.1} ms, worst {:.1} ms ({} flushes, one read per device period)",
-        gauge(health, "audio_device_burst_ms"),
+        "flush -> last non-silent sample read by the steady sink, {what} (device period {} frames): median {:.1} ms, worst {:.1} ms ({} flushes, one read per device period)",
+        gauge(health, "audio_output_period_frames"),
         times[times.len() / 2],
         times[times.len() - 1],
         times.len()

@@ -48,6 +48,9 @@ const BURST_WINDOW_MS: u64 = 10_000;
 const GAUGE_LEAD_MS: &str = "audio_playout_lead_ms";
 /// Gauge: the most the device took between two wake-ups of the playback thread, in ms.
 const GAUGE_BURST_MS: &str = "audio_device_burst_ms";
+/// Gauge: the output device's period in frames as opened (`audio.period_frames`, or 10 ms
+/// where the device accepts it, or the device's own when it said nothing; 0 then).
+const GAUGE_PERIOD_FRAMES: &str = "audio_output_period_frames";
 /// Ring capacity between the playback thread and the callback, in seconds.
 const RING_SECONDS: f64 = 0.5;
 
@@ -207,6 +210,8 @@ struct Running {
     shared: Arc<Shared>,
     /// The configured period (or 20 ms): the least the device takes at once.
     period: u32,
+    /// The period the stream was opened with, when the daemon fixed it.
+    fixed_period: Option<u32>,
 }
 
 /// Fills the ring from the chain up to `low_water` frames; marks JARVIS as speaking until
@@ -265,6 +270,9 @@ impl StreamWorker for Worker {
         let mut reported_decode_errors = 0;
         let rate = r.stream.rate.max(1);
         let mut burst = DeviceBurst::new(u64::from(r.period), BURST_WINDOW_MS);
+        self.status
+            .health()
+            .set_gauge(GAUGE_PERIOD_FRAMES, u64::from(r.fixed_period.unwrap_or(0)));
         let mut reported_burst = 0;
         loop {
             if self.stop.load(Ordering::Acquire) {
@@ -389,10 +397,11 @@ fn open(
     let tap = reference.attach(rate).ok();
     let capacity = ((f64::from(rate) * RING_SECONDS) as usize).max(4096);
     let (producer, consumer) = RingBuffer::new(capacity);
-    let period = match chosen.config.buffer_size {
-        cpal::BufferSize::Fixed(n) => n,
-        cpal::BufferSize::Default => rate / 50,
+    let fixed_period = match chosen.config.buffer_size {
+        cpal::BufferSize::Fixed(n) => Some(n),
+        cpal::BufferSize::Default => None,
     };
+    let period = fixed_period.unwrap_or(rate / 50);
     let shared = Shared::new();
     let drain = Drain {
         channels: usize::from(chosen.config.channels.max(1)),
@@ -422,6 +431,7 @@ fn open(
         capacity,
         shared,
         period,
+        fixed_period,
     })
 }
 
