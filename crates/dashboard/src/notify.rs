@@ -59,7 +59,7 @@ WITH d AS (
       AND hb.received_at >= now() - make_interval(secs => $2::bigint)
     UNION ALL
     SELECT 'gym_over_budget', g.gym_id || '/' || d.day, g.gym_id, NULL,
-           format('gym %s spent %s USD today (%s), budget %s USD', g.gym_id, round(g.spend, 2), d.day, $4::text)
+           format('gym %s spent %s USD today (%s), budget %s USD', g.gym_id, round(g.spend, 2), d.day, round($4::text::numeric, 2))
     FROM d, LATERAL (
         SELECT s.gym_id, sum(s.total_cost_usd) AS spend FROM openai_realtime_sessions s
         WHERE s.session_started_at >= d.start AND s.gym_id IS NOT NULL GROUP BY 1) g
