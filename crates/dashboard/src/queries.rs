@@ -71,13 +71,19 @@ FROM openai_realtime_sessions s
 WHERE s.session_started_at >= now() - make_interval(days => $2::int) AND ($1::text[] IS NULL OR s.gym_id = ANY($1))
 GROUP BY 1 ORDER BY 2 DESC, 1";
 
-/// Heartbeats received in the period's days, each day capped at `$3` (one per interval).
+/// Heartbeats received in the period's days (each day capped at `$3`, one per interval) and
+/// the seconds each kiosk existed in the period, for the uptime figure.
 pub const UPTIME_SQL: &str = "\
-SELECT count(DISTINCT k.kiosk_id) AS kiosks,
-       coalesce(sum(least(d.beats, $3)), 0)::bigint AS beats
+SELECT count(*) AS kiosks,
+       coalesce(sum(b.beats), 0)::bigint AS beats,
+       coalesce(sum(extract(epoch FROM now() - greatest(k.created_at,
+                                                       now() - make_interval(days => $2::int)))), 0)::float8
+           AS expected_s
 FROM kiosks k
-LEFT JOIN kiosk_heartbeat_days d
-       ON d.kiosk_id = k.kiosk_id AND d.day >= ((now() - make_interval(days => $2::int)) AT TIME ZONE 'UTC')::date
+CROSS JOIN LATERAL (
+    SELECT coalesce(sum(least(d.beats, $3)), 0) AS beats FROM kiosk_heartbeat_days d
+    WHERE d.kiosk_id = k.kiosk_id
+      AND d.day >= ((now() - make_interval(days => $2::int)) AT TIME ZONE 'UTC')::date) b
 WHERE $1::text[] IS NULL OR k.gym_id = ANY($1)";
 
 /// Spend and sessions per day of the period, in the budget time zone `$3`.
@@ -140,6 +146,8 @@ pub struct Sla {
     pub end_reasons: Vec<(String, u64)>,
     pub kiosks: u64,
     pub beats: u64,
+    /// Seconds the kiosks existed during the period (the uptime's denominator).
+    pub expected_s: f64,
 }
 
 /// Everything the page shows, for one operator and period.
@@ -241,6 +249,7 @@ pub async fn snapshot(db: &Central, scope: &Scope) -> Result<Snapshot, DbError> 
         end_reasons,
         kiosks: count(&uptime, "kiosks")?,
         beats: count(&uptime, "beats")?,
+        expected_s: uptime.try_get("expected_s")?,
     };
     let cost_per_day = per_day
         .iter()

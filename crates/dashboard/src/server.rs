@@ -138,7 +138,7 @@ fn context(app: &App, op: &Operator, days: u32) -> PageContext {
         silent_after_s: app.cfg.alerts.silent_after_s,
         kiosk_budget: app.cfg.budgets.kiosk_daily_usd.0,
         gym_budget: app.cfg.budgets.gym_daily_usd.0,
-        beats_per_day: 86_400 / app.cfg.alerts.heartbeat_s.max(1),
+        heartbeat_s: app.cfg.alerts.heartbeat_s,
     }
 }
 

@@ -18,7 +18,8 @@ pub struct PageContext {
     pub silent_after_s: u64,
     pub kiosk_budget: NanoUsd,
     pub gym_budget: NanoUsd,
-    pub beats_per_day: u64,
+    /// The kiosks' heartbeat interval: one beat per interval is 100 % uptime.
+    pub heartbeat_s: u64,
 }
 
 /// Escapes text for HTML element content and quoted attributes.
@@ -211,7 +212,7 @@ fn is_alive(ctx: &PageContext, k: &KioskRow) -> bool {
 fn meter(spend: NanoUsd, budget: NanoUsd) -> String {
     let pct = percent(spend.0, budget.0);
     format!(
-        "<svg class=\"meter\" viewBox=\"0 0 100 6\" aria-label=\"{pct:.0}% of budget\"><rect width=\"100\" height=\"6\" class=\"track\"/><rect width=\"{pct:.1}\" height=\"6\" class=\"{}\"/></svg>",
+        "<svg class=\"meter\" viewBox=\"0 0 100 6\" preserveAspectRatio=\"none\" aria-label=\"{pct:.0}% of budget\"><rect width=\"100\" height=\"6\" class=\"track\"/><rect width=\"{pct:.1}\" height=\"6\" class=\"{}\"/></svg>",
         if pct >= 100.0 { "full" } else { "used" }
     )
 }
@@ -275,7 +276,7 @@ fn alerts(snap: &Snapshot) -> String {
 
 fn sla(ctx: &PageContext, snap: &Snapshot) -> String {
     let s = &snap.sla;
-    let expected = s.kiosks * ctx.beats_per_day * u64::from(ctx.period_days);
+    let expected = (s.expected_s / ctx.heartbeat_s.max(1) as f64).ceil() as u64;
     let per_session = NanoUsd(s.cost.0.checked_div(s.sessions).unwrap_or(0));
     let mut html = format!(
         "<section class=\"sla\"><h2>Last {} d</h2><dl>\
@@ -343,7 +344,7 @@ header{display:flex;flex-wrap:wrap;gap:.5em;align-items:center;padding:.5em 1em;
 header h1{font-size:1.1em;margin:0 1em 0 0}header a{color:#9cf;margin-right:.6em}header a.on{color:#fff;font-weight:bold}\
 #status{margin-left:auto;font-size:.85em}main{padding:.5em;max-width:60em;margin:auto}\
 section{background:#fff;border-radius:6px;padding:.5em .8em;margin:.6em 0}h2{font-size:1em;margin:.2em 0}\
-table{width:100%;border-collapse:collapse;font-size:.9em}td,th{text-align:left;padding:.25em .3em;border-top:1px solid #eee}\
+table{width:100%;border-collapse:collapse;font-size:.9em}td,th{text-align:left;padding:.25em .3em;border-top:1px solid #eee}td{overflow-wrap:anywhere}\
 small{display:block;color:#667}.dot{display:inline-block;width:.7em;height:.7em;border-radius:50%;margin-right:.3em}\
 tr.up .dot{background:#2a2}tr.down .dot{background:#d33}.live{color:#06c;font-weight:bold}.over{color:#c00;font-weight:bold}\
 .meter{width:100%;height:8px}.meter .track{fill:#e4e6ea}.meter .used{fill:#2a7}.meter .full{fill:#d33}\

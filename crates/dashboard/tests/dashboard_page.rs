@@ -66,6 +66,8 @@ async fn an_operator_sees_the_fleet_live() {
     assert!(html.contains("<b>store_recovered</b> k3"), "{html}");
     assert!(html.contains("&lt;after a crash&gt;"), "escaped: {html}");
     assert!(html.contains("420 ms avg"), "{html}");
+    // 3 heartbeats of 3 kiosks registered a day ago, one expected a minute: 3 / 4320.
+    assert!(html.contains("<dd data-uptime>0.07%</dd>"), "{html}");
     assert!(html.contains("goodbye 1"), "{html}");
     assert!(html.contains("Cost per day (USD)") && html.contains("Sessions per hour"));
     assert!(html.contains("<svg class=\"chart\""));
