@@ -1,6 +1,7 @@
 -- The fleet dashboard (jarvis-dashboard): operator accounts and their sessions, the login
 -- audit, notification incidents and their webhook deliveries, a daily heartbeat rollup for the
--- uptime figures, and the indexes the page's queries need. Idempotent.
+-- uptime figures, a daily session rollup for the period figures, and the indexes the page's
+-- queries need. Idempotent.
 --
 -- The dashboard logs in as a member of dashboard_service, itself a member of
 -- monitoring_service: it reads the fleet's rows only through monitoring_service's grants and
@@ -120,24 +121,101 @@ FROM kiosk_heartbeats
 GROUP BY 1, 2
 ON CONFLICT (kiosk_id, day) DO NOTHING;
 
+-- Sessions per gym and UTC day of their start, kept by a row trigger (a session row is
+-- inserted, then updated as its events arrive: each change moves its old contribution out and
+-- the new one in). The page's period figures read 30 rows per gym instead of every session.
+CREATE TABLE IF NOT EXISTS session_days (
+    gym_id         text NOT NULL,
+    day            date NOT NULL,
+    sessions       bigint NOT NULL DEFAULT 0,
+    connected      bigint NOT NULL DEFAULT 0,
+    connect_ms_sum numeric NOT NULL DEFAULT 0,
+    ended          bigint NOT NULL DEFAULT 0,
+    cost_usd       numeric(20, 9) NOT NULL DEFAULT 0,
+    -- End reason -> sessions ('not ended' for the others).
+    reasons        jsonb NOT NULL DEFAULT '{}'::jsonb,
+    PRIMARY KEY (gym_id, day)
+);
+CREATE INDEX IF NOT EXISTS session_days_day_idx ON session_days (day);
+
+CREATE OR REPLACE FUNCTION session_days_apply(r public.openai_realtime_sessions, sign integer)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    reason text := CASE WHEN r.ended_at IS NULL THEN 'not ended' ELSE coalesce(r.end_reason, 'unknown') END;
+BEGIN
+    IF r.gym_id IS NULL OR coalesce(r.session_started_at, r.first_event_at) IS NULL THEN
+        RETURN;
+    END IF;
+    INSERT INTO public.session_days AS d (gym_id, day, sessions, connected, connect_ms_sum, ended,
+                                          cost_usd, reasons)
+    VALUES (r.gym_id, (coalesce(r.session_started_at, r.first_event_at) AT TIME ZONE 'UTC')::date,
+            sign, sign * (r.connect_ms IS NOT NULL)::int, sign * coalesce(r.connect_ms, 0),
+            sign * (r.ended_at IS NOT NULL)::int, sign * r.total_cost_usd,
+            jsonb_build_object(reason, sign))
+    ON CONFLICT (gym_id, day) DO UPDATE SET
+        sessions = d.sessions + excluded.sessions,
+        connected = d.connected + excluded.connected,
+        connect_ms_sum = d.connect_ms_sum + excluded.connect_ms_sum,
+        ended = d.ended + excluded.ended,
+        cost_usd = d.cost_usd + excluded.cost_usd,
+        reasons = d.reasons || jsonb_build_object(reason,
+                      coalesce((d.reasons ->> reason)::bigint, 0) + sign);
+END
+$$;
+REVOKE ALL ON FUNCTION session_days_apply(public.openai_realtime_sessions, integer) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION session_days_track() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        PERFORM public.session_days_apply(OLD, -1);
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        PERFORM public.session_days_apply(NEW, 1);
+    END IF;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION session_days_track() FROM PUBLIC;
+DROP TRIGGER IF EXISTS session_days_track ON openai_realtime_sessions;
+CREATE TRIGGER session_days_track
+    AFTER INSERT OR UPDATE OR DELETE ON openai_realtime_sessions
+    FOR EACH ROW EXECUTE FUNCTION session_days_track();
+-- Sessions from before this migration, once (a rollup already filled is left to its trigger).
+INSERT INTO session_days (gym_id, day, sessions, connected, connect_ms_sum, ended, cost_usd, reasons)
+SELECT g.gym_id, g.day, sum(g.n), sum(g.connected), sum(g.connect_ms_sum), sum(g.ended),
+       sum(g.cost), jsonb_object_agg(g.reason, g.n)
+FROM (
+    SELECT s.gym_id, (coalesce(s.session_started_at, s.first_event_at) AT TIME ZONE 'UTC')::date AS day,
+           CASE WHEN s.ended_at IS NULL THEN 'not ended' ELSE coalesce(s.end_reason, 'unknown') END AS reason,
+           count(*) AS n, count(s.connect_ms) AS connected, coalesce(sum(s.connect_ms), 0) AS connect_ms_sum,
+           count(s.ended_at) AS ended, sum(s.total_cost_usd) AS cost
+    FROM openai_realtime_sessions s
+    WHERE s.gym_id IS NOT NULL AND coalesce(s.session_started_at, s.first_event_at) IS NOT NULL
+    GROUP BY 1, 2, 3) g
+WHERE NOT EXISTS (SELECT 1 FROM session_days)
+GROUP BY 1, 2
+ON CONFLICT (gym_id, day) DO NOTHING;
+
 -- The page's fleet-wide period queries and its "last alerts".
 CREATE INDEX IF NOT EXISTS openai_realtime_sessions_started_idx
     ON openai_realtime_sessions (session_started_at);
 CREATE INDEX IF NOT EXISTS kiosk_alerts_occurred_idx ON kiosk_alerts (occurred_at);
 
 REVOKE ALL ON dashboard_operators, dashboard_sessions, dashboard_audit, dashboard_incidents,
-    dashboard_deliveries, kiosk_heartbeat_days FROM PUBLIC;
+    dashboard_deliveries, kiosk_heartbeat_days, session_days FROM PUBLIC;
 REVOKE ALL ON dashboard_operators, dashboard_sessions, dashboard_audit, dashboard_incidents,
-    dashboard_deliveries, kiosk_heartbeat_days
+    dashboard_deliveries, kiosk_heartbeat_days, session_days
     FROM kiosk_service, admin_service, monitoring_service, dashboard_service;
 
 -- admin_service manages operators (jarvis-dashboard operator add) and reads everything here.
 GRANT SELECT, INSERT, UPDATE, DELETE ON dashboard_operators, dashboard_sessions TO admin_service;
-GRANT SELECT ON dashboard_audit, dashboard_incidents, dashboard_deliveries, kiosk_heartbeat_days
-    TO admin_service;
+GRANT SELECT ON dashboard_audit, dashboard_incidents, dashboard_deliveries, kiosk_heartbeat_days,
+    session_days TO admin_service;
 -- monitoring_service reads the rollup, the audit and the notifications.
-GRANT SELECT ON kiosk_heartbeat_days, dashboard_audit, dashboard_incidents, dashboard_deliveries
-    TO monitoring_service;
+GRANT SELECT ON kiosk_heartbeat_days, session_days, dashboard_audit, dashboard_incidents,
+    dashboard_deliveries TO monitoring_service;
 -- dashboard_service: its own state.
 GRANT SELECT ON dashboard_operators TO dashboard_service;
 GRANT SELECT, INSERT, DELETE ON dashboard_sessions TO dashboard_service;
@@ -150,7 +228,7 @@ DECLARE
 BEGIN
     FOREACH t IN ARRAY ARRAY['dashboard_operators', 'dashboard_sessions', 'dashboard_audit',
                              'dashboard_incidents', 'dashboard_deliveries',
-                             'kiosk_heartbeat_days'] LOOP
+                             'kiosk_heartbeat_days', 'session_days'] LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('DROP POLICY IF EXISTS admin_all ON %I', t);
         EXECUTE format('CREATE POLICY admin_all ON %I TO admin_service USING (true) WITH CHECK (true)', t);

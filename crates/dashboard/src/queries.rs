@@ -1,7 +1,8 @@
 //! The page's queries, read through `monitoring_service`'s grants. Each is one statement that
 //! the indexes answer without scanning history (see `bench_queries` and the README):
-//! per-kiosk parts are LATERAL index lookups on `(kiosk_id, …)`, period figures range-scan
-//! `session_started_at`, uptime reads the daily heartbeat rollup.
+//! per-kiosk parts are LATERAL index lookups on `(kiosk_id, …)`, period figures read the daily
+//! rollups (`session_days`, `kiosk_heartbeat_days`), the 24-hour figures range-scan
+//! `session_started_at`. A period of N days is the last N UTC days, today included.
 //!
 //! `$1` is always the operator's gyms (`NULL` = all gyms).
 
@@ -53,46 +54,54 @@ WHERE $1::text[] IS NULL OR k.gym_id = ANY($1)
 ORDER BY a.occurred_at DESC
 LIMIT 20";
 
-/// Sessions of the period (`$2` = days): counts, connect time, cost per session.
+/// The period's sessions from the daily rollup (`$2` = days, today included).
 pub const SLA_SQL: &str = "\
-SELECT count(*) AS sessions,
-       count(*) FILTER (WHERE s.ended_at IS NOT NULL) AS ended,
-       count(*) FILTER (WHERE s.connected_at IS NOT NULL) AS connected,
-       coalesce(avg(s.connect_ms), 0)::float8 AS connect_avg_ms,
-       coalesce(percentile_cont(0.95) WITHIN GROUP (ORDER BY s.connect_ms), 0)::float8 AS connect_p95_ms,
-       coalesce(sum(s.total_cost_usd), 0)::text AS cost
+SELECT coalesce(sum(d.sessions), 0)::bigint AS sessions,
+       coalesce(sum(d.ended), 0)::bigint AS ended,
+       coalesce(sum(d.connected), 0)::bigint AS connected,
+       coalesce(sum(d.connect_ms_sum) / nullif(sum(d.connected), 0), 0)::float8 AS connect_avg_ms,
+       coalesce(sum(d.cost_usd), 0)::text AS cost
+FROM session_days d
+WHERE d.day >= (now() AT TIME ZONE 'UTC')::date - ($2::int - 1)
+  AND ($1::text[] IS NULL OR d.gym_id = ANY($1))";
+
+/// The 95th percentile of connect time over the last 24 hours (a percentile does not roll up).
+pub const CONNECT_P95_SQL: &str = "\
+SELECT coalesce(percentile_cont(0.95) WITHIN GROUP (ORDER BY s.connect_ms), 0)::float8 AS p95
 FROM openai_realtime_sessions s
-WHERE s.session_started_at >= now() - make_interval(days => $2::int) AND ($1::text[] IS NULL OR s.gym_id = ANY($1))";
+WHERE s.session_started_at >= now() - interval '24 hours' AND s.connect_ms IS NOT NULL
+  AND ($1::text[] IS NULL OR s.gym_id = ANY($1))";
 
 /// How the period's sessions ended.
 pub const END_REASONS_SQL: &str = "\
-SELECT coalesce(s.end_reason, 'not ended') AS reason, count(*) AS n
-FROM openai_realtime_sessions s
-WHERE s.session_started_at >= now() - make_interval(days => $2::int) AND ($1::text[] IS NULL OR s.gym_id = ANY($1))
-GROUP BY 1 ORDER BY 2 DESC, 1";
+SELECT r.key AS reason, sum(r.value::bigint)::bigint AS n
+FROM session_days d, jsonb_each_text(d.reasons) r
+WHERE d.day >= (now() AT TIME ZONE 'UTC')::date - ($2::int - 1)
+  AND ($1::text[] IS NULL OR d.gym_id = ANY($1))
+GROUP BY 1 HAVING sum(r.value::bigint) > 0
+ORDER BY 2 DESC, 1";
 
 /// Heartbeats received in the period's days (each day capped at `$3`, one per interval) and
 /// the seconds each kiosk existed in the period, for the uptime figure.
 pub const UPTIME_SQL: &str = "\
+WITH p AS (SELECT ((now() AT TIME ZONE 'UTC')::date - ($2::int - 1))::timestamp AT TIME ZONE 'UTC' AS start)
 SELECT count(*) AS kiosks,
        coalesce(sum(b.beats), 0)::bigint AS beats,
-       coalesce(sum(extract(epoch FROM now() - greatest(k.created_at,
-                                                       now() - make_interval(days => $2::int)))), 0)::float8
-           AS expected_s
+       coalesce(sum(extract(epoch FROM now() - greatest(k.created_at, p.start))), 0)::float8 AS expected_s
 FROM kiosks k
+CROSS JOIN p
 CROSS JOIN LATERAL (
     SELECT coalesce(sum(least(d.beats, $3)), 0) AS beats FROM kiosk_heartbeat_days d
-    WHERE d.kiosk_id = k.kiosk_id
-      AND d.day >= ((now() - make_interval(days => $2::int)) AT TIME ZONE 'UTC')::date) b
+    WHERE d.kiosk_id = k.kiosk_id AND d.day >= (p.start AT TIME ZONE 'UTC')::date) b
 WHERE $1::text[] IS NULL OR k.gym_id = ANY($1)";
 
-/// Spend and sessions per day of the period, in the budget time zone `$3`.
+/// Spend and sessions per UTC day of the period.
 pub const COST_PER_DAY_SQL: &str = "\
-SELECT (s.session_started_at AT TIME ZONE $3)::date::text AS day,
-       count(*) AS sessions, sum(s.total_cost_usd)::text AS cost
-FROM openai_realtime_sessions s
-WHERE s.session_started_at >= now() - make_interval(days => $2::int) AND ($1::text[] IS NULL OR s.gym_id = ANY($1))
-GROUP BY 1 ORDER BY 1";
+SELECT d.day::text AS day, sum(d.sessions)::bigint AS sessions, sum(d.cost_usd)::text AS cost
+FROM session_days d
+WHERE d.day >= (now() AT TIME ZONE 'UTC')::date - ($2::int - 1)
+  AND ($1::text[] IS NULL OR d.gym_id = ANY($1))
+GROUP BY d.day ORDER BY d.day";
 
 /// Sessions started in each of the last 24 hours (0 = the current hour).
 pub const SESSIONS_PER_HOUR_SQL: &str = "\
@@ -141,6 +150,7 @@ pub struct Sla {
     pub ended: u64,
     pub connected: u64,
     pub connect_avg_ms: f64,
+    /// Over the last 24 hours, whatever the period.
     pub connect_p95_ms: f64,
     pub cost: NanoUsd,
     pub end_reasons: Vec<(String, u64)>,
@@ -192,14 +202,14 @@ pub async fn snapshot(db: &Central, scope: &Scope) -> Result<Snapshot, DbError> 
     let g_params: [&(dyn ToSql + Sync); 1] = [gyms];
     let p_params: [&(dyn ToSql + Sync); 2] = [gyms, &since];
     let u_params: [&(dyn ToSql + Sync); 3] = [gyms, &since, &scope.beats_per_day];
-    let d_params: [&(dyn ToSql + Sync); 3] = [gyms, &since, &scope.timezone];
-    let (kiosks, alerts, sla, reasons, uptime, per_day, per_hour) = tokio::try_join!(
+    let (kiosks, alerts, sla, p95, reasons, uptime, per_day, per_hour) = tokio::try_join!(
         c.query(KIOSKS_SQL, &k_params),
         c.query(ALERTS_SQL, &g_params),
         c.query_one(SLA_SQL, &p_params),
+        c.query_one(CONNECT_P95_SQL, &g_params),
         c.query(END_REASONS_SQL, &p_params),
         c.query_one(UPTIME_SQL, &u_params),
-        c.query(COST_PER_DAY_SQL, &d_params),
+        c.query(COST_PER_DAY_SQL, &p_params),
         c.query(SESSIONS_PER_HOUR_SQL, &g_params),
     )?;
     let kiosks = kiosks
@@ -244,7 +254,7 @@ pub async fn snapshot(db: &Central, scope: &Scope) -> Result<Snapshot, DbError> 
         ended: count(&sla, "ended")?,
         connected: count(&sla, "connected")?,
         connect_avg_ms: sla.try_get("connect_avg_ms")?,
-        connect_p95_ms: sla.try_get("connect_p95_ms")?,
+        connect_p95_ms: p95.try_get("p95")?,
         cost: money(&sla, "cost")?,
         end_reasons,
         kiosks: count(&uptime, "kiosks")?,

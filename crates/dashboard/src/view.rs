@@ -282,7 +282,7 @@ fn sla(ctx: &PageContext, snap: &Snapshot) -> String {
         "<section class=\"sla\"><h2>Last {} d</h2><dl>\
 <dt>uptime</dt><dd data-uptime>{:.2}%</dd>\
 <dt>sessions</dt><dd>{} ({} connected, {} ended)</dd>\
-<dt>connect</dt><dd>{:.0} ms avg, {:.0} ms p95</dd>\
+<dt>connect</dt><dd>{:.0} ms avg, {:.0} ms p95 (24 h)</dd>\
 <dt>cost</dt><dd>{} total, {} per session</dd></dl><p class=\"reasons\">",
         ctx.period_days,
         percent(s.beats, expected),
