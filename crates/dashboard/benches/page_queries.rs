@@ -181,6 +181,11 @@ async fn run(url: &str) -> Result<(), Vec<String>> {
             days: true,
         },
         Query {
+            name: "connect_p95",
+            sql: CONNECT_P95_SQL,
+            days: false,
+        },
+        Query {
             name: "end_reasons",
             sql: END_REASONS_SQL,
             days: true,

@@ -84,6 +84,13 @@ async fn an_operator_sees_the_fleet_live() {
     assert_eq!(status, 200);
     assert!(row(&frag, "k1").contains("data-live=\"\""), "{frag}");
     assert!(!frag.contains("<html"), "a fragment, not a page");
+    // The daily rollup the period figures read agrees with the sessions it was kept from.
+    assert_eq!(
+        db.psql("SELECT sum(sessions) || ' ' || sum(ended) || ' ' || sum(cost_usd) FROM session_days"),
+        db.psql(
+            "SELECT count(*) || ' ' || count(ended_at) || ' ' || sum(total_cost_usd) FROM openai_realtime_sessions"
+        )
+    );
 }
 
 #[tokio::test]
