@@ -238,3 +238,66 @@ async fn the_operator_command_adds_an_operator_limited_to_gyms() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("shorter than 12"));
 }
+
+/// `jarvis-dashboard run` as systemd runs it: configured by `JARVIS_DASHBOARD__*`, serving
+/// until SIGTERM, then exiting cleanly; a bad key is named with exit status 78.
+#[test]
+fn the_binary_serves_until_sigterm_and_names_a_bad_key() {
+    let db = TestDb::migrated("bin");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jarvis-dashboard"))
+        .args(["--log", "human", "run"])
+        .env("JARVIS_DASHBOARD__DASHBOARD__LISTEN", &listen)
+        .env("JARVIS_DASHBOARD__CENTRAL__URL", db.dashboard_url())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let login_page = loop {
+        let got = std::net::TcpStream::connect(&listen)
+            .ok()
+            .and_then(|mut s| {
+                use std::io::{Read, Write};
+                s.write_all(b"GET /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .ok()?;
+                let mut out = String::new();
+                s.read_to_string(&mut out).ok()?;
+                Some(out)
+            });
+        if let Some(page) = got {
+            break page;
+        }
+        assert!(std::time::Instant::now() < deadline, "not listening");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(login_page.starts_with("HTTP/1.1 200"), "{login_page}");
+    assert!(
+        login_page.contains("content-security-policy"),
+        "{login_page}"
+    );
+    sigterm(child.id());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_jarvis-dashboard"))
+        .args(["config", "check"])
+        .env("JARVIS_DASHBOARD__DASHBOARD__REFRESH_S", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dashboard.refresh_s"));
+}
+
+fn sigterm(pid: u32) {
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}

@@ -200,10 +200,11 @@ async fn a_failing_webhook_gets_each_notification_once_when_it_recovers() {
 }
 
 #[tokio::test]
-async fn budget_unpriced_usage_and_store_recovery_reach_a_slack_webhook() {
+async fn budget_unpriced_usage_store_recovery_and_stalled_sync_reach_a_slack_webhook() {
     let db = TestDb::migrated("hookkinds");
     db.add_kiosk("k1", "gym-a");
-    db.heartbeat("k1", 5, 0, 0);
+    // Alive, but its oldest unsynced event is older than alerts.sync_stalled_after_s (900).
+    db.heartbeat("k1", 5, 40, 1000);
     db.session("k1", 60, true, 2_000_000_000);
     db.alert("k1", "unpriced_model", "critical", "no pricing for gpt-new");
     db.alert(
@@ -240,7 +241,7 @@ async fn budget_unpriced_usage_and_store_recovery_reach_a_slack_webhook() {
         .iter()
         .map(|r| r.body["text"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(texts.len(), 4, "{texts:?}");
+    assert_eq!(texts.len(), 5, "{texts:?}");
     let clear = texts.pop().unwrap();
     assert!(
         clear.starts_with(":white_check_mark: cleared: unpriced_usage"),
@@ -257,7 +258,12 @@ async fn budget_unpriced_usage_and_store_recovery_reach_a_slack_webhook() {
         "{texts:?}"
     );
     assert!(
-        texts[2].contains("unpriced_usage: kiosk k1: unpriced_model: no pricing for gpt-new"),
+        texts[2]
+            .contains("sync_stalled: kiosk k1 (gym gym-a): oldest unsynced event is 1000 s old"),
+        "{texts:?}"
+    );
+    assert!(
+        texts[3].contains("unpriced_usage: kiosk k1: unpriced_model: no pricing for gpt-new"),
         "{texts:?}"
     );
 }
