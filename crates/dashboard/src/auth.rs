@@ -147,6 +147,11 @@ pub async fn login(
                 let token = new_token().map_err(|e| DbError::Query(e.to_string()))?;
                 let ttl = i64::try_from(ttl_s).unwrap_or(i64::MAX);
                 c.execute(
+                    "DELETE FROM dashboard_sessions WHERE expires_at < now()",
+                    &[],
+                )
+                .await?;
+                c.execute(
                     "INSERT INTO dashboard_sessions (token_hash, operator, expires_at) \
                      VALUES ($1, $2, now() + make_interval(secs => $3::bigint))",
                     &[&token_hash(&token), &name, &ttl],

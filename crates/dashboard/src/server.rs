@@ -103,14 +103,15 @@ fn redirect(to: &'static str, cookie: Option<String>) -> Response {
     r
 }
 
+/// The cause goes to the journal; the browser (maybe not logged in) only learns that central
+/// did not answer.
 fn unavailable(e: &DbError) -> Response {
     tracing::warn!(error = %e, "central unavailable");
     html(
         StatusCode::SERVICE_UNAVAILABLE,
-        format!(
-            "<p>The central database did not answer: {}</p>",
-            view::esc(&e.to_string())
-        ),
+        "<p>The central database did not answer; the cause is in the dashboard's journal \
+         (journalctl -u jarvis-dashboard).</p>"
+            .into(),
     )
 }
 

@@ -149,7 +149,7 @@ pub fn page(ctx: &PageContext, snap: &Snapshot) -> String {
     }
     let _ = write!(
         html,
-        "</nav><span id=\"status\">{}</span>\
+        "</nav><span id=\"who\">{}</span><span id=\"status\"></span>\
 <form method=\"post\" action=\"/logout\"><button>Log out</button></form></header>\
 <main id=\"live\" data-days=\"{}\" data-refresh=\"{}\">",
         esc(&ctx.operator),
@@ -342,7 +342,7 @@ const STYLE: &str = "\
 body{font:15px/1.4 system-ui,sans-serif;margin:0;color:#1b1f24;background:#f5f6f8}\
 header{display:flex;flex-wrap:wrap;gap:.5em;align-items:center;padding:.5em 1em;background:#1b1f24;color:#fff}\
 header h1{font-size:1.1em;margin:0 1em 0 0}header a{color:#9cf;margin-right:.6em}header a.on{color:#fff;font-weight:bold}\
-#status{margin-left:auto;font-size:.85em}main{padding:.5em;max-width:60em;margin:auto}\
+#who{margin-left:auto}#status{font-size:.85em}main{padding:.5em;max-width:60em;margin:auto}\
 section{background:#fff;border-radius:6px;padding:.5em .8em;margin:.6em 0}h2{font-size:1em;margin:.2em 0}\
 table{width:100%;border-collapse:collapse;font-size:.9em}td,th{text-align:left;padding:.25em .3em;border-top:1px solid #eee}td{overflow-wrap:anywhere}\
 small{display:block;color:#667}.dot{display:inline-block;width:.7em;height:.7em;border-radius:50%;margin-right:.3em}\
