@@ -106,6 +106,10 @@ impl Drop for DropDb {
             &admin_url(),
             &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.0),
         );
+        psql(
+            &admin_url(),
+            &format!("DROP ROLE IF EXISTS \"{}_role\"", self.0),
+        );
     }
 }
 
@@ -114,7 +118,7 @@ async fn main() {
     let name = format!("dash_bench_{}", std::process::id());
     psql(&admin_url(), &format!("CREATE DATABASE \"{name}\""));
     let guard = DropDb(name.clone());
-    let outcome = run(&db_url(&name)).await;
+    let outcome = run(&name).await;
     drop(guard);
     if let Err(failures) = outcome {
         eprintln!("over {} ms: {}", BUDGET.as_millis(), failures.join(", "));
@@ -122,7 +126,8 @@ async fn main() {
     }
 }
 
-async fn run(url: &str) -> Result<(), Vec<String>> {
+async fn run(name: &str) -> Result<(), Vec<String>> {
+    let url = &db_url(name);
     let out = Command::new(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/central-migrate.sh"),
     )
@@ -145,8 +150,7 @@ async fn run(url: &str) -> Result<(), Vec<String>> {
     // The dashboard's own role: plans and timings with its privileges and row-level security.
     client
         .batch_execute(
-            "DO $$ BEGIN CREATE ROLE dash_bench NOLOGIN IN ROLE dashboard_service; \
-             EXCEPTION WHEN duplicate_object THEN NULL; END $$; SET ROLE dash_bench",
+            &format!("CREATE ROLE \"{name}_role\" NOLOGIN IN ROLE dashboard_service; SET ROLE \"{name}_role\""),
         )
         .await
         .expect("role");

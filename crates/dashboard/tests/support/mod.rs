@@ -199,17 +199,15 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        // Two -c: each runs on its own (DROP DATABASE refuses a transaction block).
         let _ = Command::new("psql")
-            .args([
-                admin_url().as_str(),
-                "-X",
-                "-q",
-                "-c",
-                &format!(
-                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE); DROP ROLE IF EXISTS \"{}\"",
-                    self.name, self.role
-                ),
-            ])
+            .args([admin_url().as_str(), "-X", "-q", "-c"])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ))
+            .arg("-c")
+            .arg(format!("DROP ROLE IF EXISTS \"{}\"", self.role))
             .output();
     }
 }
