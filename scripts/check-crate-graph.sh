@@ -22,18 +22,18 @@ for c in "${core_forbidden[@]}"; do
 done
 
 # crate => the workspace members allowed to depend on it directly: its one owner in the
-# daemon, plus jarvis-broker for what a separate server binary needs (the emulator, a test
+# daemon, plus jarvis-broker and jarvis-dashboard for what a separate server binary needs (the emulator, a test
 # tool outside the daemon, is exempt).
 declare -A owner=(
   [rusqlite]=jarvis-store
-  [tokio-postgres]="jarvis-sync jarvis-broker" [tokio-postgres-rustls]=jarvis-sync
-  [str0m]=jarvis-realtime [reqwest]="jarvis-realtime jarvis-broker"
+  [tokio-postgres]="jarvis-sync jarvis-broker jarvis-dashboard" [tokio-postgres-rustls]=jarvis-sync
+  [str0m]=jarvis-realtime [reqwest]="jarvis-realtime jarvis-broker jarvis-dashboard"
   [cpal]=jarvis-audio [alsa]=jarvis-audio [opus]=jarvis-audio [rubato]=jarvis-audio
   [serialport]=jarvis-badge [evdev]=jarvis-badge
   [config]=jarvis-config
-  [hyper]=jarvis-kiosk [axum]=jarvis-broker
+  [hyper]=jarvis-kiosk [axum]="jarvis-broker jarvis-dashboard"
   [prometheus-client]="jarvis-kiosk jarvis-broker" [sd-notify]=jarvis-kiosk
-  [tracing-journald]="jarvis-kiosk jarvis-broker"
+  [tracing-journald]="jarvis-kiosk jarvis-broker jarvis-dashboard"
 )
 direct=$(cargo metadata --locked --format-version 1 --no-deps | jq -r '
   .packages[] | .name as $p | .dependencies[] | select(.kind == null) | "\($p) \(.name)"')
@@ -55,6 +55,13 @@ broker_tree=$(tree jarvis-broker)
 for c in str0m cpal alsa opus serialport evdev jarvis-realtime jarvis-audio jarvis-badge jarvis-realtime-emulator; do
   if grep -qx "$c" <<<"$broker_tree"; then
     echo "FAIL: jarvis-broker links $c (the broker links none of the kiosk's device or WebRTC code)"
+    fail=1
+  fi
+done
+dashboard_tree=$(tree jarvis-dashboard)
+for c in str0m cpal alsa opus serialport evdev jarvis-realtime jarvis-audio jarvis-badge jarvis-realtime-emulator jarvis-broker; do
+  if grep -qx "$c" <<<"$dashboard_tree"; then
+    echo "FAIL: jarvis-dashboard links $c (the dashboard links no kiosk device, WebRTC or broker code)"
     fail=1
   fi
 done

@@ -7,6 +7,7 @@ JARVIS_PACKAGES=(
   alsa-utils espeak-ng sox libsox-fmt-all socat pv jq bc
   postgresql postgresql-client pgbouncer systemd util-linux procps
   golang-go golang-github-pion-webrtc.v3-dev   # the Pion interop peer (tests/interop/pion-peer)
+  chromium chromium-driver                     # the dashboard's headless browser test
 )
 
 as_root() {
