@@ -2,7 +2,7 @@
 //! session with the org key (reference §2), so the kiosk POSTs here exactly what it would POST
 //! to OpenAI's `/v1/live/sessions` (`{session, transport:{type:"webrtc", sdp}}`) with its own
 //! token. The broker runs the mint's checks (token, enablement, budgets, rate: one standing
-//! query, [`policy::decide`]), imposes the fleet's `[live]` policy ([`live_policy::apply`]),
+//! query, [`crate::policy::decide`]), imposes the fleet's `[live]` policy ([`live_policy::apply`]),
 //! creates the session upstream and relays the answer (`201 {session:{id}, transport:{sdp}}`,
 //! or OpenAI's error with its status and `Retry-After`) as it came. A kiosk hangs up only the
 //! sessions relayed for it. Each request is one `broker_audit` row (`relay` or `close`).
