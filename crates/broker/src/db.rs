@@ -6,10 +6,8 @@
 //! (`jarvis_sync::conn::CentralTarget`), so both sides of the fleet speak to central alike.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::Mutex;
 use tokio_postgres::{Client, Statement};
 use uuid::Uuid;
 
@@ -17,6 +15,7 @@ use crate::config::CentralConfig;
 use crate::policy::Standing;
 use jarvis_core::money::NanoUsd;
 use jarvis_sync::conn::CentralTarget;
+use jarvis_sync::shared::{HasClient, SharedConnections};
 
 /// Why central could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -103,61 +102,50 @@ struct Conn {
     audit: Statement,
 }
 
-/// A small set of connections, each shared by concurrent requests (tokio-postgres pipelines
-/// them); a broken one is reopened by the next request that picks it.
+impl HasClient for Conn {
+    fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// The broker's connections to central, each with the mint's two statements prepared (see
+/// [`SharedConnections`]).
 pub struct Central {
-    target: CentralTarget,
-    slots: Vec<Mutex<Option<Arc<Conn>>>>,
-    next: AtomicUsize,
+    pool: SharedConnections<Conn>,
 }
 
 impl Central {
     /// Prepares the target from `central.*` (reads the password file); connects lazily.
     pub fn new(cfg: &CentralConfig, instance: &str) -> Result<Central, DbError> {
-        let password = match &cfg.password_file {
-            Some(p) => Some(
-                p.read("central.password_file")
-                    .map_err(|e| DbError::Setup(e.to_string()))?,
-            ),
-            None => None,
-        };
-        let target = CentralTarget::new(
+        let target = CentralTarget::with_password_file(
             &cfg.url,
-            password.as_ref().map(|s| s.expose()),
+            cfg.password_file.as_ref(),
             cfg.ca_file.as_deref(),
             &format!("broker-{instance}"),
         )
         .map_err(|e| DbError::Setup(e.to_string()))?;
         Ok(Central {
-            target,
-            slots: (0..cfg.pool_size.max(1))
-                .map(|_| Mutex::new(None))
-                .collect(),
-            next: AtomicUsize::new(0),
+            pool: SharedConnections::new(target, cfg.pool_size),
         })
     }
 
     /// `user@host:port/db`, for logs.
     pub fn display(&self) -> &str {
-        self.target.display()
+        self.pool.target().display()
     }
 
     async fn conn(&self) -> Result<Arc<Conn>, DbError> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
-        let mut slot = self.slots[i].lock().await;
-        if let Some(c) = slot.as_ref().filter(|c| !c.client.is_closed()) {
-            return Ok(c.clone());
-        }
-        let client = self.target.connect().await?;
-        let standing = client.prepare(STANDING_SQL).await?;
-        let audit = client.prepare(AUDIT_SQL).await?;
-        let conn = Arc::new(Conn {
-            client,
-            standing,
-            audit,
-        });
-        *slot = Some(conn.clone());
-        Ok(conn)
+        self.pool
+            .get(|client| async move {
+                let standing = client.prepare(STANDING_SQL).await?;
+                let audit = client.prepare(AUDIT_SQL).await?;
+                Ok::<_, DbError>(Conn {
+                    client,
+                    standing,
+                    audit,
+                })
+            })
+            .await
     }
 
     /// The kiosk's standing for a token hash; `None` for an unknown token.

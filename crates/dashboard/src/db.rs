@@ -3,13 +3,12 @@
 //! (`jarvis_sync::conn::CentralTarget`), so every part of the fleet speaks to central alike.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::Mutex;
 use tokio_postgres::Client;
 
 use crate::config::CentralConfig;
 use jarvis_sync::conn::CentralTarget;
+use jarvis_sync::shared::SharedConnections;
 
 /// Why central could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -41,59 +40,38 @@ impl From<tokio_postgres::Error> for DbError {
     }
 }
 
-/// A small set of connections, each shared by concurrent requests (tokio-postgres pipelines
-/// them); a broken one is reopened by the next request that picks it.
+/// The dashboard's connections to central (see [`SharedConnections`]).
 pub struct Central {
-    target: CentralTarget,
-    slots: Vec<Mutex<Option<Arc<Client>>>>,
-    next: AtomicUsize,
+    pool: SharedConnections<Client>,
 }
 
 impl Central {
     /// Prepares the target from `central.*` (reads the password file); connects lazily.
     pub fn new(cfg: &CentralConfig, instance: &str) -> Result<Central, DbError> {
-        let password = match &cfg.password_file {
-            Some(p) => Some(
-                p.read("central.password_file")
-                    .map_err(|e| DbError::Setup(e.to_string()))?,
-            ),
-            None => None,
-        };
-        let target = CentralTarget::new(
+        let target = CentralTarget::with_password_file(
             &cfg.url,
-            password.as_ref().map(|s| s.expose()),
+            cfg.password_file.as_ref(),
             cfg.ca_file.as_deref(),
             &format!("dashboard-{instance}"),
         )
         .map_err(|e| DbError::Setup(e.to_string()))?;
         Ok(Central {
-            target,
-            slots: (0..cfg.pool_size.max(1))
-                .map(|_| Mutex::new(None))
-                .collect(),
-            next: AtomicUsize::new(0),
+            pool: SharedConnections::new(target, cfg.pool_size),
         })
     }
 
     /// `user@host:port/db`, for logs.
     pub fn display(&self) -> &str {
-        self.target.display()
+        self.pool.target().display()
     }
 
     /// A shared connection (for statements that need no transaction).
     pub async fn client(&self) -> Result<Arc<Client>, DbError> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
-        let mut slot = self.slots[i].lock().await;
-        if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(c.clone());
-        }
-        let client = Arc::new(self.target.connect().await?);
-        *slot = Some(client.clone());
-        Ok(client)
+        self.pool.get(|c| async { Ok::<_, DbError>(c) }).await
     }
 
     /// A connection of its own, for a transaction.
     pub async fn dedicated(&self) -> Result<Client, DbError> {
-        Ok(self.target.connect().await?)
+        Ok(self.pool.target().connect().await?)
     }
 }

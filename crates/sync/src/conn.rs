@@ -20,7 +20,7 @@ use tokio_postgres::Client;
 use tokio_postgres::config::SslMode as PgSslMode;
 
 use jarvis_config::CentralConfig;
-use jarvis_config::secrets::SecretError;
+use jarvis_config::secrets::{SecretError, SecretPath};
 
 /// How the connection is protected (from `sslmode` in `central.url`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,17 +108,33 @@ impl CentralTarget {
         let Some(url) = &cfg.url else {
             return Ok(None);
         };
-        let password = match &cfg.password_file {
+        CentralTarget::with_password_file(
+            url,
+            cfg.password_file.as_ref(),
+            cfg.ca_file.as_deref(),
+            kiosk_id,
+        )
+        .map(Some)
+    }
+
+    /// As [`CentralTarget::new`], reading the password from `central.password_file` (bare
+    /// names resolve in `$CREDENTIALS_DIRECTORY`).
+    pub fn with_password_file(
+        url: &str,
+        password_file: Option<&SecretPath>,
+        ca_file: Option<&Path>,
+        application: &str,
+    ) -> Result<CentralTarget, ConnectSetupError> {
+        let password = match password_file {
             Some(p) => Some(p.read("central.password_file")?),
             None => None,
         };
         CentralTarget::new(
             url,
             password.as_ref().map(|s| s.expose()),
-            cfg.ca_file.as_deref(),
-            kiosk_id,
+            ca_file,
+            application,
         )
-        .map(Some)
     }
 
     /// Prepares a connection to `url` (no password inside) with an optional password and CA.

@@ -19,6 +19,7 @@ pub mod heartbeat;
 pub mod isolate;
 pub mod members;
 pub mod schema;
+pub mod shared;
 pub mod worker;
 pub mod writer;
 
