@@ -16,7 +16,7 @@ use serde::Deserialize;
 use crate::auth::{self, Login, Operator};
 use crate::config::DashboardConfig;
 use crate::db::{Central, DbError};
-use crate::queries::{self, Scope};
+use crate::queries::{self, Scope, Snapshot};
 use crate::view::{self, PageContext};
 
 /// Shared by the handlers.
@@ -161,15 +161,9 @@ async fn page(
     headers: HeaderMap,
     Query(p): Query<Period>,
 ) -> Response {
-    let op = match operator(&app, &headers).await {
-        Ok(Some(op)) => op,
-        Ok(None) => return redirect("/login", None),
-        Err(e) => return unavailable(&e),
-    };
-    let days = days(&p);
-    match queries::snapshot(&app.db, &scope(&app, &op, days)).await {
-        Ok(snap) => html(StatusCode::OK, view::page(&context(&app, &op, days), &snap)),
-        Err(e) => unavailable(&e),
+    match signed_in_snapshot(&app, &headers, &p, || redirect("/login", None)).await {
+        Ok((ctx, snap)) => html(StatusCode::OK, view::page(&ctx, &snap)),
+        Err(r) => r,
     }
 }
 
@@ -178,19 +172,31 @@ async fn fragment(
     headers: HeaderMap,
     Query(p): Query<Period>,
 ) -> Response {
-    let op = match operator(&app, &headers).await {
-        Ok(Some(op)) => op,
-        Ok(None) => return html(StatusCode::UNAUTHORIZED, String::new()),
-        Err(e) => return unavailable(&e),
-    };
-    let days = days(&p);
-    match queries::snapshot(&app.db, &scope(&app, &op, days)).await {
-        Ok(snap) => html(
-            StatusCode::OK,
-            view::fragment(&context(&app, &op, days), &snap),
-        ),
-        Err(e) => unavailable(&e),
+    let unauthorized = || html(StatusCode::UNAUTHORIZED, String::new());
+    match signed_in_snapshot(&app, &headers, &p, unauthorized).await {
+        Ok((ctx, snap)) => html(StatusCode::OK, view::fragment(&ctx, &snap)),
+        Err(r) => r,
     }
+}
+
+/// What the signed-in operator may see for the period asked; `Err` is the response to send
+/// instead (`signed_out` when nobody is signed in, 503 when central does not answer).
+async fn signed_in_snapshot(
+    app: &App,
+    headers: &HeaderMap,
+    p: &Period,
+    signed_out: impl FnOnce() -> Response,
+) -> Result<(PageContext, Snapshot), Response> {
+    let op = match operator(app, headers).await {
+        Ok(Some(op)) => op,
+        Ok(None) => return Err(signed_out()),
+        Err(e) => return Err(unavailable(&e)),
+    };
+    let days = days(p);
+    let snap = queries::snapshot(&app.db, &scope(app, &op, days))
+        .await
+        .map_err(|e| unavailable(&e))?;
+    Ok((context(app, &op, days), snap))
 }
 
 async fn login_form() -> Response {

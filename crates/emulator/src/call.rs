@@ -12,7 +12,7 @@ use super::audio::{self, Pacer};
 use super::record::{self, CallRecord, Happening, ReplyAudio, TimelineEntry};
 use super::scenario::AudioSpec;
 use super::script::{Action, Input, Script};
-use super::vad::{Vad, VadEvent};
+use super::vad::{Vad, VadConfig, VadEvent};
 use super::{Shared, lock};
 use jarvis_realtime::peer::{PeerEvent, PeerEvents, PeerHandle};
 
@@ -148,6 +148,54 @@ fn now_unix() -> u64 {
 }
 
 /// Writes one call's [`CallRecord`], shared with [`crate::Emulator::calls`].
+/// What the emulator hears of the kiosk: each Opus frame decoded, kept in the call's record and
+/// run through the VAD.
+pub(crate) struct Ear {
+    decoder: opus::Decoder,
+    pcm: Vec<i16>,
+    vad: Vad,
+}
+
+impl Ear {
+    /// `None` (logged) when libopus cannot make a decoder: the call then ends at once.
+    pub(crate) fn new(vad: VadConfig) -> Option<Ear> {
+        match opus::Decoder::new(audio::SAMPLE_RATE, opus::Channels::Mono) {
+            Ok(decoder) => Some(Ear {
+                decoder,
+                pcm: vec![0i16; audio::SAMPLE_RATE as usize * 120 / 1000],
+                vad: Vad::new(vad),
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "emulator cannot create an Opus decoder");
+                None
+            }
+        }
+    }
+
+    /// Hears one frame; a turn boundary it crosses is noted in the record and returned.
+    pub(crate) fn hear(
+        &mut self,
+        payload: &[u8],
+        recorder: &Recorder,
+        audio_playing: bool,
+    ) -> Option<VadEvent> {
+        let n = match self.decoder.decode(payload, &mut self.pcm, false) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(error = %e, "emulator could not decode a kiosk frame");
+                return None;
+            }
+        };
+        recorder.member_audio(&self.pcm[..n]);
+        let v = self.vad.push(&self.pcm[..n], audio::SAMPLE_RATE)?;
+        recorder.note(match v {
+            VadEvent::SpeechStarted { .. } => Happening::SpeechStarted { audio_playing },
+            VadEvent::SpeechStopped { .. } => Happening::SpeechStopped,
+        });
+        Some(v)
+    }
+}
+
 pub(crate) struct Recorder {
     start: Instant,
     record: Arc<Mutex<CallRecord>>,
@@ -226,15 +274,9 @@ pub(super) async fn run(
         &session_id,
         now_unix(),
     );
-    let mut vad = Vad::new(shared.scenario.vad);
-    let mut decoder = match opus::Decoder::new(audio::SAMPLE_RATE, opus::Channels::Mono) {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::error!(error = %e, "emulator cannot create an Opus decoder");
-            return;
-        }
+    let Some(mut ear) = Ear::new(shared.scenario.vad) else {
+        return;
     };
-    let mut pcm = vec![0i16; audio::SAMPLE_RATE as usize * 120 / 1000];
     let mut player = Player::new(shared.scenario.continuous_audio);
     let mut timer: Option<Instant> = None;
     loop {
@@ -257,27 +299,10 @@ pub(super) async fn run(
                     shared.record_client_event(&text);
                     script.step(Input::Client(&text))
                 }
-                Some(PeerEvent::Audio(frame)) => match decoder.decode(&frame.payload, &mut pcm, false) {
-                    Ok(n) => {
-                        recorder.member_audio(&pcm[..n]);
-                        match vad.push(&pcm[..n], audio::SAMPLE_RATE) {
-                            Some(v) => {
-                                recorder.note(match v {
-                                    VadEvent::SpeechStarted { .. } => Happening::SpeechStarted {
-                                        audio_playing: player.playing(),
-                                    },
-                                    VadEvent::SpeechStopped { .. } => Happening::SpeechStopped,
-                                });
-                                script.step(Input::Vad(v))
-                            }
-                            None => Vec::new(),
-                        }
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "emulator could not decode a kiosk frame");
-                        Vec::new()
-                    }
-                },
+                Some(PeerEvent::Audio(frame)) => ear
+                    .hear(&frame.payload, &recorder, player.playing())
+                    .map(|v| script.step(Input::Vad(v)))
+                    .unwrap_or_default(),
             },
             () = tokio::time::sleep_until(frame_due.unwrap_or(now).into()), if frame_due.is_some() => {
                 let finished = player.send_due(Instant::now(), &peer, &recorder);

@@ -10,10 +10,8 @@ use tokio::sync::oneshot;
 
 use super::session::{LiveAction, LiveInput, LiveSession};
 use crate::Shared;
-use crate::audio;
-use crate::call::{self, Player, Recorder};
+use crate::call::{self, Ear, Player, Recorder};
 use crate::record::{self, Happening};
-use crate::vad::{Vad, VadEvent};
 use jarvis_realtime::peer::{PeerEvent, PeerEvents, PeerHandle};
 
 /// How long the emulator waits for its own close to drain before dropping the peer.
@@ -42,15 +40,9 @@ pub(crate) async fn run(
     expire_after: Duration,
 ) {
     let timing = shared.scenario.live;
-    let mut vad = Vad::new(shared.scenario.vad);
-    let mut decoder = match opus::Decoder::new(audio::SAMPLE_RATE, opus::Channels::Mono) {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::error!(error = %e, "emulator cannot create an Opus decoder");
-            return;
-        }
+    let Some(mut ear) = Ear::new(shared.scenario.vad) else {
+        return;
     };
-    let mut pcm = vec![0i16; audio::SAMPLE_RATE as usize * 120 / 1000];
     let mut player = Player::new(shared.scenario.continuous_audio);
     let mut timers = Timers {
         start: None,
@@ -81,25 +73,10 @@ pub(crate) async fn run(
                     shared.record_client_event(&text);
                     session.step(LiveInput::Client(&text), recorder.elapsed_ms())
                 }
-                Some(PeerEvent::Audio(frame)) => match decoder.decode(&frame.payload, &mut pcm, false) {
-                    Ok(n) => {
-                        recorder.member_audio(&pcm[..n]);
-                        match vad.push(&pcm[..n], audio::SAMPLE_RATE) {
-                            Some(v) => {
-                                recorder.note(match v {
-                                    VadEvent::SpeechStarted { .. } => Happening::SpeechStarted { audio_playing: player.playing() },
-                                    VadEvent::SpeechStopped { .. } => Happening::SpeechStopped,
-                                });
-                                session.step(LiveInput::Vad(v), recorder.elapsed_ms())
-                            }
-                            None => Vec::new(),
-                        }
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "emulator could not decode a kiosk frame");
-                        Vec::new()
-                    }
-                },
+                Some(PeerEvent::Audio(frame)) => ear
+                    .hear(&frame.payload, &recorder, player.playing())
+                    .map(|v| session.step(LiveInput::Vad(v), recorder.elapsed_ms()))
+                    .unwrap_or_default(),
             },
             () = tokio::time::sleep_until(at(timers.start, now)), if timers.start.is_some() => {
                 timers.start = None;
