@@ -6,6 +6,7 @@ mod support;
 
 use std::time::Duration;
 
+use jarvis_realtime::live::{CreateRequest, SessionPolicy};
 use jarvis_realtime::peer::{Peer, PeerEvent, PeerEvents, PeerOptions};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -15,20 +16,19 @@ use support::{Broker, TestDb, config, live_emulator};
 
 const SESSION: &str = "0190f5c2-6d3e-7a10-8000-0000000000aa";
 
-/// What a Live kiosk posts: OpenAI's create request, its offer unmodified.
+/// What a Live kiosk posts: the kiosk's own create request (`jarvis_realtime::live`), its offer
+/// unmodified, asking for more delegation output than the fleet allows.
 fn request(offer: &str) -> Value {
-    json!({
-        "session": {
-            "model": "gpt-live-1",
-            "instructions": "Tu es JARVIS. Le membre s'appelle Alice.",
-            "audio": {"output": {"voice": "alloy"}},
-            "delegation": {"type": "responses", "responses": {
-                "model": "gpt-5", "max_output_tokens": 4000,
-                "tools": [{"type": "function", "name": "end_session",
-                           "parameters": {"type": "object", "properties": {}}}]}}
-        },
-        "transport": {"type": "webrtc", "sdp": offer}
-    })
+    let policy = SessionPolicy {
+        model: "gpt-live-1".into(),
+        voice: "alloy".into(),
+        instructions: "Tu es JARVIS. Le membre s'appelle Alice.".into(),
+        delegation_model: "gpt-5".into(),
+        delegation_instructions: "Appelle end_session quand le membre dit au revoir.".into(),
+    };
+    let mut body = serde_json::to_value(CreateRequest::new(&policy, offer)).unwrap();
+    body["session"]["delegation"]["responses"]["max_output_tokens"] = json!(4000);
+    body
 }
 
 async fn post(broker: &Broker, token: Option<&str>, body: &Value) -> reqwest::Response {
