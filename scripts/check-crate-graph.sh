@@ -33,7 +33,7 @@ declare -A owner=(
   [config]=jarvis-config
   [hyper]=jarvis-kiosk [axum]="jarvis-broker jarvis-dashboard"
   [prometheus-client]="jarvis-kiosk jarvis-broker" [sd-notify]=jarvis-kiosk
-  [tracing-journald]="jarvis-kiosk jarvis-broker jarvis-dashboard"
+  [tracing-journald]="jarvis-kiosk jarvis-service"
 )
 direct=$(cargo metadata --locked --format-version 1 --no-deps | jq -r '
   .packages[] | .name as $p | .dependencies[] | select(.kind == null) | "\($p) \(.name)"')

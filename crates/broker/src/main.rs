@@ -11,9 +11,9 @@ use clap::{Parser, Subcommand};
 use jarvis_broker::config::{BrokerConfig, is_loopback_url};
 use jarvis_broker::db::Central;
 use jarvis_broker::server::{self, App};
-use jarvis_broker::telemetry::{self, LogFormat};
 use jarvis_broker::upstream::Upstream;
 use jarvis_config::secrets::Secret;
+use jarvis_service::telemetry::{self, LogFormat};
 
 /// Exit status of a configuration error (sysexits EX_CONFIG), as the kiosk's.
 const EX_CONFIG: u8 = 78;
@@ -92,7 +92,7 @@ fn main() -> ExitCode {
         print!("{}", cfg.to_toml());
         return ExitCode::SUCCESS;
     }
-    if let Some(note) = telemetry::init(cli.log, &cfg.log.level) {
+    if let Some(note) = telemetry::init(cli.log, &cfg.log.level, "jarvis-broker") {
         eprintln!("jarvis-broker: {note}");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -9,7 +9,7 @@
 //! - [`view`]: HTML and SVG charts, without I/O.
 //! - [`auth`]: operators, argon2 hashes, login sessions, the login audit.
 //! - [`notify`]: incidents, deliveries, webhooks.
-//! - [`server`]: the HTTP routes; [`telemetry`]: logs.
+//! - [`server`]: the HTTP routes. Logs: `jarvis_service::telemetry`.
 
 pub mod auth;
 pub mod config;
@@ -17,5 +17,4 @@ pub mod db;
 pub mod notify;
 pub mod queries;
 pub mod server;
-pub mod telemetry;
 pub mod view;

@@ -14,7 +14,7 @@ use jarvis_dashboard::config::DashboardConfig;
 use jarvis_dashboard::db::Central;
 use jarvis_dashboard::notify::Notifier;
 use jarvis_dashboard::server::{self, App};
-use jarvis_dashboard::telemetry::{self, LogFormat};
+use jarvis_service::telemetry::{self, LogFormat};
 
 /// Exit status of a configuration error (sysexits EX_CONFIG), as the kiosk's.
 const EX_CONFIG: u8 = 78;
@@ -88,7 +88,7 @@ fn main() -> ExitCode {
         print!("{}", cfg.to_toml());
         return ExitCode::SUCCESS;
     }
-    if let Some(note) = telemetry::init(cli.log, &cfg.log.level) {
+    if let Some(note) = telemetry::init(cli.log, &cfg.log.level, "jarvis-dashboard") {
         eprintln!("jarvis-dashboard: {note}");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()

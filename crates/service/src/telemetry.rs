@@ -1,4 +1,5 @@
-//! Logs: journald under systemd, human-readable on a terminal, JSON on request.
+//! Logs of a central service: journald under systemd (filed under the service's identifier),
+//! human-readable on a terminal, JSON on request.
 
 use std::io::IsTerminal;
 
@@ -16,9 +17,10 @@ pub enum LogFormat {
     Journald,
 }
 
-/// Installs the global subscriber (`RUST_LOG` wins over `level`). Returns a note when
-/// journald was asked for but is not there (then stderr is used).
-pub fn init(format: LogFormat, level: &str) -> Option<String> {
+/// Installs the global subscriber (`RUST_LOG` wins over `level`); journald files the lines under
+/// `identifier` (`journalctl -t jarvis-broker`). Returns a note when journald was asked for but
+/// is not there (then stderr is used).
+pub fn init(format: LogFormat, level: &str, identifier: &str) -> Option<String> {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
@@ -37,7 +39,7 @@ pub fn init(format: LogFormat, level: &str) -> Option<String> {
             Ok(layer) => {
                 let layer = layer
                     .with_field_prefix(None)
-                    .with_syslog_identifier("jarvis-dashboard".into());
+                    .with_syslog_identifier(identifier.into());
                 let _ = registry.with(layer).try_init();
                 None
             }
