@@ -81,7 +81,10 @@ enum KioskCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let cfg = match BrokerConfig::load(cli.config.as_deref(), &BrokerConfig::process_env()) {
+    let cfg = match BrokerConfig::load(
+        cli.config.as_deref(),
+        &jarvis_config::process_env(jarvis_broker::config::ENV_PREFIX),
+    ) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("jarvis-broker: {e}");
@@ -95,30 +98,13 @@ fn main() -> ExitCode {
     if let Some(note) = telemetry::init(cli.log, &cfg.log.level, "jarvis-broker") {
         eprintln!("jarvis-broker: {note}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("jarvis-broker: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
+    jarvis_service::block_on("jarvis-broker", async {
         match cli.command {
             Command::Run => run(cfg).await,
             Command::Kiosk { what, database_url } => kiosk(cfg, what, database_url).await,
             Command::Config { .. } => Ok(()),
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("jarvis-broker: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 async fn run(cfg: BrokerConfig) -> anyhow::Result<()> {

@@ -24,7 +24,10 @@ pub use jarvis_core::badge::frame::{Charset, Framing, LeadingZeros, LetterCase};
 pub use jarvis_core::config_issue::ConfigIssue;
 pub use jarvis_core::metering::ModelPricing;
 pub use jarvis_core::session::{ScanDuringSession, UnknownMember};
-pub use load::{ConfigError, ConfigSource, DEFAULT_CONFIG_PATH, ENV_PREFIX, load_layered};
+pub use load::{
+    ConfigError, ConfigSource, DEFAULT_CONFIG_PATH, ENV_PREFIX, load_checked, load_layered,
+    process_env,
+};
 pub use types::{
     AudioConfig, BadgeConfig, BadgeSource, CentralConfig, Config, EchoControl, HealthConfig,
     HidConfig, KeyboardLayout, KioskConfig, LiveConfig, LogConfig, OpenAiConfig, Parity,

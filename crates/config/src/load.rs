@@ -41,9 +41,7 @@ impl ConfigSource {
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH)),
             explicit: path.is_some(),
-            env: std::env::vars()
-                .filter(|(k, _)| k.starts_with(ENV_PREFIX))
-                .collect(),
+            env: process_env(ENV_PREFIX),
         }
     }
 }
@@ -112,6 +110,33 @@ fn explain(message: &str) -> String {
         }
     }
     out
+}
+
+/// The process's `{prefix}__*` variables.
+pub fn process_env(prefix: &str) -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .collect()
+}
+
+/// A central service's config (the broker's, the dashboard's): [`load_layered`] from `path`, or
+/// from `default_path` when none was named (which may then be missing), with every problem
+/// `validate` finds reported at once.
+pub fn load_checked<T: serde::de::DeserializeOwned>(
+    path: Option<&Path>,
+    default_path: &str,
+    prefix: &str,
+    env: &[(String, String)],
+    validate: impl FnOnce(&T) -> Vec<ConfigIssue>,
+) -> Result<T, ConfigError> {
+    let file = path.map_or_else(|| PathBuf::from(default_path), Path::to_path_buf);
+    let cfg: T = load_layered(&file, path.is_some(), prefix, env)?;
+    let issues = validate(&cfg);
+    if issues.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(ConfigError::Invalid(issues))
+    }
 }
 
 /// Layers `T`'s serde defaults, the TOML file at `path` (required when `explicit`) and the

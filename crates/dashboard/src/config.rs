@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use jarvis_config::secrets::SecretPath;
-use jarvis_config::{ConfigError, ConfigIssue, load_layered};
+use jarvis_config::{ConfigError, ConfigIssue, load_checked};
 use jarvis_core::money::{NANOS_PER_USD, NanoUsd, UsdAmount};
 
 /// Where `run` looks when `--config` is not given.
@@ -177,21 +177,7 @@ impl Default for LogConfig {
 impl DashboardConfig {
     /// Loads defaults, the file (`path`, or the default one when absent) and the environment.
     pub fn load(path: Option<&Path>, env: &[(String, String)]) -> Result<Self, ConfigError> {
-        let file = path.map_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH), Path::to_path_buf);
-        let cfg: DashboardConfig = load_layered(&file, path.is_some(), ENV_PREFIX, env)?;
-        let issues = cfg.validate();
-        if issues.is_empty() {
-            Ok(cfg)
-        } else {
-            Err(ConfigError::Invalid(issues))
-        }
-    }
-
-    /// The process's `JARVIS_DASHBOARD__*` variables.
-    pub fn process_env() -> Vec<(String, String)> {
-        std::env::vars()
-            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
-            .collect()
+        load_checked(path, DEFAULT_CONFIG_PATH, ENV_PREFIX, env, Self::validate)
     }
 
     /// What the types cannot say, each problem naming its key.

@@ -77,7 +77,10 @@ enum OperatorCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let cfg = match DashboardConfig::load(cli.config.as_deref(), &DashboardConfig::process_env()) {
+    let cfg = match DashboardConfig::load(
+        cli.config.as_deref(),
+        &jarvis_config::process_env(jarvis_dashboard::config::ENV_PREFIX),
+    ) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("jarvis-dashboard: {e}");
@@ -91,30 +94,13 @@ fn main() -> ExitCode {
     if let Some(note) = telemetry::init(cli.log, &cfg.log.level, "jarvis-dashboard") {
         eprintln!("jarvis-dashboard: {note}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("jarvis-dashboard: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
+    jarvis_service::block_on("jarvis-dashboard", async {
         match cli.command {
             Command::Run => run(cfg).await,
             Command::Operator { what, database_url } => operator(cfg, what, database_url).await,
             Command::Config { .. } => Ok(()),
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("jarvis-dashboard: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 async fn run(cfg: DashboardConfig) -> anyhow::Result<()> {
