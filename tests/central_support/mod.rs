@@ -66,28 +66,9 @@ pub fn unique(tag: &str) -> String {
 }
 
 /// Runs psql as the admin on `url`; panics with its stderr on failure.
-pub fn psql(url: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([
-            url,
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql,
-        ])
-        .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "psql failed: {sql}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
+#[path = "psql.rs"]
+mod psql_command;
+pub use psql_command::psql;
 
 /// A registered kiosk: its role, the URL printed by the script, the password file.
 #[derive(Debug, Clone)]

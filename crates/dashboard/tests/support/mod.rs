@@ -33,28 +33,9 @@ pub fn url_for(user: &str, db: &str) -> String {
     format!("{scheme}://{user}@{host}/{db}?sslmode=disable")
 }
 
-pub fn psql(url: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([
-            url,
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "psql failed on {sql}:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
+#[path = "../../../../tests/central_support/psql.rs"]
+mod psql_command;
+pub use psql_command::psql;
 
 /// A fresh database with every central migration and its own dashboard login role, both
 /// dropped on drop.
