@@ -8,13 +8,14 @@
 //! `central.url`, `openai.base_url` (default OpenAI) and `openai.api_key_file`.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use jarvis_config::secrets::SecretPath;
 use jarvis_config::{ConfigError, ConfigIssue, load_checked};
 use jarvis_core::money::UsdAmount;
+pub use jarvis_service::config::{CentralConfig, LogConfig};
 
 /// Where `run` looks when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/jarvis-broker/config.toml";
@@ -51,30 +52,6 @@ impl Default for ListenConfig {
         ListenConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8710)),
             instance: None,
-        }
-    }
-}
-
-/// `[central]`: the fleet's Postgres, where every bit of the broker's state lives.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CentralConfig {
-    /// `sslmode=disable` for a local socket or trusted link; anything else is verified TLS.
-    pub url: String,
-    pub password_file: Option<SecretPath>,
-    /// Connections kept open (each pipelines concurrent queries).
-    pub pool_size: usize,
-    /// CA certificates (PEM) for the server's certificate; default: the system roots.
-    pub ca_file: Option<PathBuf>,
-}
-
-impl Default for CentralConfig {
-    fn default() -> Self {
-        CentralConfig {
-            url: "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into(),
-            password_file: None,
-            pool_size: 4,
-            ca_file: None,
         }
     }
 }
@@ -211,22 +188,6 @@ impl Default for AuditConfig {
     }
 }
 
-/// `[log]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LogConfig {
-    /// An `EnvFilter` directive (`RUST_LOG` wins when set).
-    pub level: String,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig {
-            level: "info".into(),
-        }
-    }
-}
-
 impl BrokerConfig {
     /// Loads defaults, the file (`path`, or the default one when absent) and the environment.
     pub fn load(path: Option<&Path>, env: &[(String, String)]) -> Result<Self, ConfigError> {
@@ -235,21 +196,13 @@ impl BrokerConfig {
 
     /// What the types cannot say, each problem naming its key.
     pub fn validate(&self) -> Vec<ConfigIssue> {
-        let mut out = Vec::new();
+        let mut out = self.central.issues();
         let mut bad = |key: &str, problem: String| {
             out.push(ConfigIssue {
                 key: key.into(),
                 problem,
             })
         };
-        if !self.central.url.starts_with("postgres://")
-            && !self.central.url.starts_with("postgresql://")
-        {
-            bad("central.url", "expected a postgres:// URL".into());
-        }
-        if self.central.pool_size == 0 || self.central.pool_size > 64 {
-            bad("central.pool_size", "expected 1 to 64 connections".into());
-        }
         let url = self.openai.base_url.as_str();
         let plain_loopback = url.starts_with("http://") && is_loopback_url(url);
         if !(url.starts_with("https://") || plain_loopback) {

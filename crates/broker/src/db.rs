@@ -14,7 +14,6 @@ use uuid::Uuid;
 use crate::config::CentralConfig;
 use crate::policy::Standing;
 use jarvis_core::money::NanoUsd;
-use jarvis_sync::conn::CentralTarget;
 use jarvis_sync::shared::{HasClient, SharedConnections};
 
 /// Why central could not answer.
@@ -117,13 +116,9 @@ pub struct Central {
 impl Central {
     /// Prepares the target from `central.*` (reads the password file); connects lazily.
     pub fn new(cfg: &CentralConfig, instance: &str) -> Result<Central, DbError> {
-        let target = CentralTarget::with_password_file(
-            &cfg.url,
-            cfg.password_file.as_ref(),
-            cfg.ca_file.as_deref(),
-            &format!("broker-{instance}"),
-        )
-        .map_err(|e| DbError::Setup(e.to_string()))?;
+        let target = cfg
+            .target(&format!("broker-{instance}"))
+            .map_err(|e| DbError::Setup(e.to_string()))?;
         Ok(Central {
             pool: SharedConnections::new(target, cfg.pool_size),
         })

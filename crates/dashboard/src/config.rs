@@ -5,13 +5,14 @@
 //! `$CREDENTIALS_DIRECTORY`).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use jarvis_config::secrets::SecretPath;
 use jarvis_config::{ConfigError, ConfigIssue, load_checked};
 use jarvis_core::money::{NANOS_PER_USD, NanoUsd, UsdAmount};
+pub use jarvis_service::config::{CentralConfig, LogConfig};
 
 /// Where `run` looks when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/jarvis-dashboard/config.toml";
@@ -54,29 +55,6 @@ impl Default for ListenConfig {
             secure_cookie: true,
             session_ttl_s: 12 * 3600,
             refresh_s: 5,
-        }
-    }
-}
-
-/// `[central]`: a login role member of `dashboard_service`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CentralConfig {
-    /// `sslmode=disable` for a local socket or trusted link; anything else is verified TLS.
-    pub url: String,
-    pub password_file: Option<SecretPath>,
-    /// Connections kept open (each pipelines concurrent queries).
-    pub pool_size: usize,
-    pub ca_file: Option<PathBuf>,
-}
-
-impl Default for CentralConfig {
-    fn default() -> Self {
-        CentralConfig {
-            url: "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".into(),
-            password_file: None,
-            pool_size: 4,
-            ca_file: None,
         }
     }
 }
@@ -158,22 +136,6 @@ fn default_per_minute() -> u32 {
     20
 }
 
-/// `[log]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LogConfig {
-    /// An `EnvFilter` directive (`RUST_LOG` wins when set).
-    pub level: String,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig {
-            level: "info".into(),
-        }
-    }
-}
-
 impl DashboardConfig {
     /// Loads defaults, the file (`path`, or the default one when absent) and the environment.
     pub fn load(path: Option<&Path>, env: &[(String, String)]) -> Result<Self, ConfigError> {
@@ -182,21 +144,13 @@ impl DashboardConfig {
 
     /// What the types cannot say, each problem naming its key.
     pub fn validate(&self) -> Vec<ConfigIssue> {
-        let mut out = Vec::new();
+        let mut out = self.central.issues();
         let mut bad = |key: String, problem: &str| {
             out.push(ConfigIssue {
                 key,
                 problem: problem.into(),
             })
         };
-        if !self.central.url.starts_with("postgres://")
-            && !self.central.url.starts_with("postgresql://")
-        {
-            bad("central.url".into(), "expected a postgres:// URL");
-        }
-        if self.central.pool_size == 0 || self.central.pool_size > 64 {
-            bad("central.pool_size".into(), "expected 1 to 64 connections");
-        }
         if self.budgets.timezone.trim().is_empty() {
             bad(
                 "budgets.timezone".into(),

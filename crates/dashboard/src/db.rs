@@ -7,7 +7,6 @@ use std::sync::Arc;
 use tokio_postgres::Client;
 
 use crate::config::CentralConfig;
-use jarvis_sync::conn::CentralTarget;
 use jarvis_sync::shared::SharedConnections;
 
 /// Why central could not answer.
@@ -48,13 +47,9 @@ pub struct Central {
 impl Central {
     /// Prepares the target from `central.*` (reads the password file); connects lazily.
     pub fn new(cfg: &CentralConfig, instance: &str) -> Result<Central, DbError> {
-        let target = CentralTarget::with_password_file(
-            &cfg.url,
-            cfg.password_file.as_ref(),
-            cfg.ca_file.as_deref(),
-            &format!("dashboard-{instance}"),
-        )
-        .map_err(|e| DbError::Setup(e.to_string()))?;
+        let target = cfg
+            .target(&format!("dashboard-{instance}"))
+            .map_err(|e| DbError::Setup(e.to_string()))?;
         Ok(Central {
             pool: SharedConnections::new(target, cfg.pool_size),
         })

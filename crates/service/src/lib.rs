@@ -1,10 +1,11 @@
 //! What the fleet's central services (`jarvis-broker`, `jarvis-dashboard`) share beyond the
-//! central connection (`jarvis_sync::conn`, `jarvis_sync::shared`): their log set-up and how a
-//! command runs.
+//! central connection (`jarvis_sync::conn`, `jarvis_sync::shared`): their `[central]` and `[log]`
+//! config, their log set-up and how a command runs.
 
 use std::future::Future;
 use std::process::ExitCode;
 
+pub mod config;
 pub mod telemetry;
 
 /// Runs one command of `program` on a multi-threaded runtime: success is exit 0, an error is
