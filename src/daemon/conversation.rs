@@ -116,6 +116,8 @@ impl Conversation {
             RealtimeCommand::SayGoodbye { instructions } => {
                 ClientEvent::response_with_instructions(instructions)
             }
+            // A Realtime call is ended by its hang-up; the core asks this of Live only.
+            RealtimeCommand::CloseSession => return,
         };
         let _ = self.commands.try_send(Command::Send(event));
     }

@@ -393,8 +393,10 @@ impl<D: Directory> Driver<D> {
             }
             Decision::Record(event) => {
                 log_event(&event);
-                if let EventPayload::SessionEnded { reason, cost, .. } = &event.payload {
-                    ctx.health.session_ended(reason.as_str(), cost.total());
+                if let (EventPayload::SessionEnded { reason, .. }, Some(cost)) =
+                    (&event.payload, event.payload.ended_cost())
+                {
+                    ctx.health.session_ended(reason.as_str(), cost);
                 }
                 ctx.record(event).await;
             }
@@ -599,6 +601,50 @@ fn log_event(event: &KioskEvent) {
         EventPayload::TranscriptionUsage { cost, .. } => {
             tracing::info!(cost_usd = %cost.total(), "transcription metered")
         }
+        EventPayload::LiveUsage {
+            seconds,
+            billed_seconds,
+            voice_nusd,
+            upper_bound,
+            closed,
+            ..
+        } => tracing::info!(
+            backend = "live",
+            seconds,
+            billed_seconds,
+            voice_usd = %voice_nusd,
+            upper_bound,
+            closed,
+            "live usage metered"
+        ),
+        EventPayload::DelegationUsage {
+            response_id,
+            model,
+            cost_nusd,
+            ..
+        } => tracing::info!(
+            response_id,
+            model,
+            cost_usd = %cost_nusd,
+            "delegated response metered"
+        ),
+        EventPayload::SessionEnded {
+            reason,
+            duration_ms,
+            live: Some(live),
+            ..
+        } => tracing::info!(
+            backend = "live",
+            reason = reason.as_str(),
+            duration_s = *duration_ms as f64 / 1000.0,
+            billed_seconds = live.billed_seconds,
+            cost_usd = %live.total(),
+            voice_usd = %live.voice_nusd,
+            delegation_usd = %live.delegation_nusd,
+            upper_bound = live.upper_bound,
+            estimated = live.estimated,
+            "session ended"
+        ),
         EventPayload::SessionEnded {
             reason,
             duration_ms,
@@ -606,6 +652,7 @@ fn log_event(event: &KioskEvent) {
             cost,
             ..
         } => tracing::info!(
+            backend = "realtime",
             reason = reason.as_str(),
             duration_s = *duration_ms as f64 / 1000.0,
             input_tokens = tokens.input_text + tokens.input_audio + tokens.input_image,

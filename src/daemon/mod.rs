@@ -78,7 +78,7 @@ pub async fn run(
         health.set_adapter("store", AdapterState::Up);
         let crashed = store.call(|s| s.end_crashed_sessions()).await.context("ending sessions a crash left open")?;
         for ended in &crashed {
-            let cost = match &ended.payload { jarvis_core::events::EventPayload::SessionEnded { cost, .. } => cost.total(), _ => Default::default() };
+            let cost = ended.payload.ended_cost().unwrap_or_default();
             health.session_ended("crashed", cost);
             health.record_error(format!("session {} was left open by a crash (kill -9, power cut): ended as `crashed` with {cost} recorded", ended.session_id.unwrap_or_default()));
         }
@@ -93,7 +93,8 @@ pub async fn run(
                 .await
                 .context("reading today's spend from the local store")?
         };
-        let machine = SessionMachine::new(cfg.session_settings(), spent_today, clock::now(), Uuid::now_v7);
+        let settings = cfg.session_settings().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let machine = SessionMachine::new(settings, spent_today, clock::now(), Uuid::now_v7);
 
         let directory = Arc::new(directory::CachedDirectory(MemberLookup::new(
             directory::Members::from_config(&cfg),

@@ -40,6 +40,14 @@ pub fn reload(
             "SIGHUP: these changes need a restart (systemctl restart jarvis-kiosk)"
         );
     }
+    let settings = match merged.session_settings() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: nothing reloaded");
+            health.record_error(format!("reload refused: {e}"));
+            return None;
+        }
+    };
     let realtime = match super::realtime_deps(&merged, health, playback) {
         Ok(deps) => Arc::new(deps),
         Err(e) => {
@@ -59,10 +67,7 @@ pub fn reload(
         "SIGHUP: reloading"
     );
     Some(Reloaded {
-        driver: driver::Reload {
-            settings: merged.session_settings(),
-            realtime,
-        },
+        driver: driver::Reload { settings, realtime },
         config: merged,
     })
 }

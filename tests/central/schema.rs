@@ -213,6 +213,7 @@ fn session_events(session: Uuid) -> Vec<KioskEvent> {
                 transcription_nusd: NanoUsd(7),
             },
             detail: None,
+            live: None,
         },
     );
     vec![

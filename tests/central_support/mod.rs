@@ -377,6 +377,7 @@ pub fn sessions(sessions: usize, responses: usize) -> Vec<jarvis_core::events::K
                 tokens: TokenCounts::default(),
                 cost: CostBreakdown::default(),
                 detail: None,
+                live: None,
             },
         ));
     }

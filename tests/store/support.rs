@@ -108,6 +108,7 @@ pub fn ended(sid: Uuid, at: i64, duration_ms: u64) -> KioskEvent {
             tokens: TokenCounts::default(),
             cost: CostBreakdown::default(),
             detail: None,
+            live: None,
         },
     )
 }

@@ -5,11 +5,14 @@ use std::time::Duration;
 
 use jarvis_core::badge::frame::{DEFAULT_IDLE_RESET, FrameKind, FrameRules, Framing};
 use jarvis_core::breaker::BreakerSettings;
+use jarvis_core::config_issue::ConfigIssue;
+use jarvis_core::metering::Pricing;
 use jarvis_core::session::{
-    DEFAULT_GOODBYE_GRACE_MS, DEFAULT_HANGUP_DELAY_MS, DEFAULT_LOOKUP_TIMEOUT_MS, Settings,
+    Backend, DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_GOODBYE_GRACE_MS, DEFAULT_HANGUP_DELAY_MS,
+    DEFAULT_LOOKUP_TIMEOUT_MS, Settings,
 };
 
-use crate::types::{BadgeConfig, Config, OpenAiConfig};
+use crate::types::{BadgeConfig, Config, OpenAiConfig, VoiceApi};
 
 impl BadgeConfig {
     /// The rules for a serial scanner, straight from `[badge]`.
@@ -52,11 +55,25 @@ impl OpenAiConfig {
 }
 
 impl Config {
-    /// What the session core needs, in milliseconds and nano-dollars.
-    pub fn session_settings(&self) -> Settings {
+    /// What the session core needs, in milliseconds and nano-dollars. Fails only when the
+    /// GPT-Live model has no voice price (`config check` reports the same).
+    pub fn session_settings(&self) -> Result<Settings, ConfigIssue> {
         let s = &self.session;
-        Settings {
-            model: self.openai.model.clone(),
+        let (model, backend) = match self.openai.api {
+            VoiceApi::Realtime => (self.openai.model.clone(), Backend::Realtime),
+            VoiceApi::Live => {
+                let model = &self.openai.live.model;
+                let rates = Pricing::from_config(&self.pricing)
+                    .and_then(|p| p.live_rates(model))
+                    .map_err(|e| ConfigIssue {
+                        key: "openai.live.model".into(),
+                        problem: e.to_string(),
+                    })?;
+                (model.clone(), Backend::Live(rates))
+            }
+        };
+        Ok(Settings {
+            model,
             transcription_model: self.openai.transcription_model.clone(),
             max_duration_ms: s.max_duration_s.saturating_mul(1000),
             idle_timeout_ms: s.idle_timeout_s.saturating_mul(1000),
@@ -73,7 +90,9 @@ impl Config {
             lookup_timeout_ms: DEFAULT_LOOKUP_TIMEOUT_MS,
             goodbye_grace_ms: DEFAULT_GOODBYE_GRACE_MS,
             hangup_delay_ms: DEFAULT_HANGUP_DELAY_MS,
-        }
+            backend,
+            close_timeout_ms: DEFAULT_CLOSE_TIMEOUT_MS,
+        })
     }
 }
 
@@ -117,7 +136,7 @@ mod tests {
         cfg.session.cooldown_s = 7;
         cfg.badge.debounce_s = 2;
         cfg.openai.connect_timeout_s = 4;
-        let s = cfg.session_settings();
+        let s = cfg.session_settings().unwrap();
         assert_eq!(s.max_duration_ms, 120_000);
         assert_eq!(s.idle_timeout_ms, 60_000);
         assert_eq!(s.cooldown_ms, 7_000);
@@ -156,6 +175,6 @@ mod tests {
             calendar: cfg.kiosk.calendar(),
             ..Settings::default()
         };
-        assert_eq!(cfg.session_settings(), expected);
+        assert_eq!(cfg.session_settings().unwrap(), expected);
     }
 }

@@ -295,10 +295,20 @@ impl Config {
             Err(e) => vec![issue("pricing", e)],
             Ok(p) => {
                 let mut issues = Vec::new();
-                if let Err(e) = p.require_realtime(&self.openai.model) {
+                let o = &self.openai;
+                if o.api == VoiceApi::Live {
+                    if let Err(e) = p.live_rates(&o.live.model) {
+                        issues.push(issue("openai.live.model", e));
+                    }
+                    if let Err(e) = p.require_realtime(&o.live.delegation_model) {
+                        issues.push(issue("openai.live.delegation_model", e));
+                    }
+                    return issues;
+                }
+                if let Err(e) = p.require_realtime(&o.model) {
                     issues.push(issue("openai.model", e));
                 }
-                if let Err(e) = p.require_transcription(&self.openai.transcription_model) {
+                if let Err(e) = p.require_transcription(&o.transcription_model) {
                     issues.push(issue("openai.transcription_model", e));
                 }
                 issues

@@ -46,6 +46,8 @@ pub enum EventKind {
     SessionConnected,
     ResponseUsage,
     TranscriptionUsage,
+    LiveUsage,
+    DelegationUsage,
     SessionEnded,
     ScanRefused,
     Alert,
@@ -53,11 +55,13 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::SessionStarted,
         EventKind::SessionConnected,
         EventKind::ResponseUsage,
         EventKind::TranscriptionUsage,
+        EventKind::LiveUsage,
+        EventKind::DelegationUsage,
         EventKind::SessionEnded,
         EventKind::ScanRefused,
         EventKind::Alert,
@@ -70,6 +74,8 @@ impl EventKind {
             EventKind::SessionConnected => "session_connected",
             EventKind::ResponseUsage => "response_usage",
             EventKind::TranscriptionUsage => "transcription_usage",
+            EventKind::LiveUsage => "live_usage",
+            EventKind::DelegationUsage => "delegation_usage",
             EventKind::SessionEnded => "session_ended",
             EventKind::ScanRefused => "scan_refused",
             EventKind::Alert => "alert",
@@ -87,7 +93,9 @@ impl EventKind {
             EventKind::SessionStarted
             | EventKind::SessionEnded
             | EventKind::ResponseUsage
-            | EventKind::TranscriptionUsage => Importance::Critical,
+            | EventKind::TranscriptionUsage
+            | EventKind::LiveUsage
+            | EventKind::DelegationUsage => Importance::Critical,
             EventKind::SessionConnected | EventKind::Alert => Importance::Normal,
             EventKind::ScanRefused | EventKind::Heartbeat => Importance::Low,
         }
@@ -164,6 +172,34 @@ impl std::ops::AddAssign for CostBreakdown {
         self.input_text_nusd += o.input_text_nusd;
         self.output_text_nusd += o.output_text_nusd;
         self.transcription_nusd += o.transcription_nusd;
+    }
+}
+
+/// A GPT-Live session's totals at its end (absent for Realtime sessions, whose cost is in
+/// the token categories).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveTotals {
+    /// Voice seconds priced (at least the 15 s initialisation charge).
+    pub billed_seconds: u64,
+    /// Voice cost for `billed_seconds`.
+    pub voice_nusd: NanoUsd,
+    /// Every delegated response of the session, priced as the delegation model's tokens.
+    pub delegation_nusd: NanoUsd,
+    /// Seconds that may have been standby were priced at the active rate: the bill is at most
+    /// this.
+    pub upper_bound: bool,
+    /// No `session.closed` figure arrived: the voice cost is the elapsed time (or the last
+    /// report, whichever is larger), priced. Central prefers a `session.closed` figure.
+    pub estimated: bool,
+    /// What this event adds to the kiosk's spend: the voice figure minus the one last
+    /// recorded for the session (the local daily budget sums these; central does not).
+    pub charged_nusd: NanoUsd,
+}
+
+impl LiveTotals {
+    /// Voice plus delegation.
+    pub fn total(&self) -> NanoUsd {
+        self.voice_nusd + self.delegation_nusd
     }
 }
 
@@ -261,15 +297,48 @@ pub enum EventPayload {
         cost: CostBreakdown,
         raw_usage: serde_json::Value,
     },
+    /// GPT-Live voice time as the server reported it. Cumulative: a later figure replaces an
+    /// earlier one, never adds to it (central keeps the largest, a `closed` one first).
+    LiveUsage {
+        model: String,
+        /// `usage.seconds` as received.
+        seconds: u64,
+        /// Seconds priced (at least the 15 s initialisation charge).
+        billed_seconds: u64,
+        /// Voice cost for `billed_seconds`, cumulative for the session.
+        voice_nusd: NanoUsd,
+        /// Priced all at the active rate because the active/standby split is unknown.
+        upper_bound: bool,
+        /// From `session.closed`: the final figure.
+        closed: bool,
+        /// What this event adds to the kiosk's spend (this figure minus the session's previous
+        /// one, never negative): the local daily budget sums these.
+        charged_nusd: NanoUsd,
+        raw_usage: serde_json::Value,
+    },
+    /// One delegated (Responses) response of a GPT-Live session, priced as the delegation
+    /// model's text tokens. These add up.
+    DelegationUsage {
+        response_id: String,
+        model: String,
+        tokens: TokenCounts,
+        cost_nusd: NanoUsd,
+        raw_usage: serde_json::Value,
+    },
     SessionEnded {
         reason: EndReason,
         duration_ms: u64,
+        /// Realtime tokens (zero for GPT-Live).
         tokens: TokenCounts,
+        /// Realtime cost (zero for GPT-Live, whose cost is in `live`).
         cost: CostBreakdown,
         /// Why it ended, in words, when there is more to say than the reason: for a failure,
         /// the cause a technician reads (a connect that failed names each transport tried).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
+        /// A GPT-Live session's voice time and costs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        live: Option<LiveTotals>,
     },
     ScanRefused {
         /// Short machine-readable cause: `rate_limited`, `daily_budget`, `breaker_open`, ...
@@ -288,12 +357,25 @@ pub enum EventPayload {
 }
 
 impl EventPayload {
+    /// A `SessionEnded`'s whole cost (Realtime tokens, or GPT-Live voice plus delegation);
+    /// `None` for other events.
+    pub fn ended_cost(&self) -> Option<NanoUsd> {
+        match self {
+            EventPayload::SessionEnded { cost, live, .. } => {
+                Some(cost.total() + live.map_or(NanoUsd::ZERO, |l| l.total()))
+            }
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> EventKind {
         match self {
             EventPayload::SessionStarted { .. } => EventKind::SessionStarted,
             EventPayload::SessionConnected { .. } => EventKind::SessionConnected,
             EventPayload::ResponseUsage { .. } => EventKind::ResponseUsage,
             EventPayload::TranscriptionUsage { .. } => EventKind::TranscriptionUsage,
+            EventPayload::LiveUsage { .. } => EventKind::LiveUsage,
+            EventPayload::DelegationUsage { .. } => EventKind::DelegationUsage,
             EventPayload::SessionEnded { .. } => EventKind::SessionEnded,
             EventPayload::ScanRefused { .. } => EventKind::ScanRefused,
             EventPayload::Alert { .. } => EventKind::Alert,
@@ -316,6 +398,7 @@ mod tests {
                 tokens: TokenCounts::default(),
                 cost: CostBreakdown::default(),
                 detail: Some("why".into()),
+                live: None,
             },
             EventPayload::Alert {
                 code: "x".into(),
@@ -350,6 +433,8 @@ mod tests {
                     | EventKind::SessionEnded
                     | EventKind::ResponseUsage
                     | EventKind::TranscriptionUsage
+                    | EventKind::LiveUsage
+                    | EventKind::DelegationUsage
             );
             assert_eq!(k.importance() == Importance::Critical, critical, "{k:?}");
         }

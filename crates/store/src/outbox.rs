@@ -117,6 +117,12 @@ pub(crate) fn insert_event(tx: &Connection, ev: &KioskEvent) -> Result<Inserted,
     let cost = match &ev.payload {
         EventPayload::ResponseUsage { cost, .. }
         | EventPayload::TranscriptionUsage { cost, .. } => cost.total().0,
+        // A Live voice figure is cumulative: the spend is its increment.
+        EventPayload::LiveUsage { charged_nusd, .. } => charged_nusd.0,
+        EventPayload::DelegationUsage { cost_nusd, .. } => cost_nusd.0,
+        EventPayload::SessionEnded {
+            live: Some(live), ..
+        } => live.charged_nusd.0,
         _ => 0,
     };
     let size = payload.len() as u64 + bound::ROW_OVERHEAD_BYTES;

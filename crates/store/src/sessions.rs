@@ -107,7 +107,10 @@ pub(crate) fn apply(tx: &Connection, ev: &KioskEvent) -> Result<(), StoreError> 
                 to_i64("duration_ms", *duration_ms)?
             ])?;
         }
-        EventPayload::ScanRefused { .. }
+        // GPT-Live figures are not rolled up yet: the outbox's `cost_nusd` counts them.
+        EventPayload::LiveUsage { .. }
+        | EventPayload::DelegationUsage { .. }
+        | EventPayload::ScanRefused { .. }
         | EventPayload::Alert { .. }
         | EventPayload::Heartbeat { .. } => {}
     }
@@ -273,6 +276,7 @@ impl Store {
                         tokens: s.tokens,
                         cost: s.cost,
                         detail: None,
+                        live: None,
                     },
                 )
             })

@@ -365,8 +365,12 @@ pub fn shipped_defaults() -> BTreeMap<String, ModelPricing> {
     ];
     const GPT_4O_TRANSCRIBE: TokenRow = [2_500_000, 0, 10_000_000, 6_000_000, 0, 0, 0, 0];
     const GPT_4O_MINI_TRANSCRIBE: TokenRow = [1_250_000, 0, 5_000_000, 3_000_000, 0, 0, 0, 0];
+    // GPT-Live's default delegation model (`openai.live.delegation_model`), text only: OpenAI's
+    // published Responses prices, which the Live reference does not restate (override them with
+    // `pricing."gpt-5-mini"` when the page differs).
+    const GPT_5_MINI: TokenRow = [250_000, 25_000, 2_000_000, 0, 0, 0, 0, 0];
 
-    let tokens: [(&str, TokenRow); 16] = [
+    let tokens: [(&str, TokenRow); 17] = [
         ("gpt-realtime", GPT_REALTIME),
         ("gpt-realtime-2025-08-28", GPT_REALTIME),
         ("gpt-realtime-1.5", GPT_REALTIME),
@@ -389,6 +393,7 @@ pub fn shipped_defaults() -> BTreeMap<String, ModelPricing> {
         ("gpt-4o-transcribe", GPT_4O_TRANSCRIBE),
         ("gpt-4o-mini-transcribe", GPT_4O_MINI_TRANSCRIBE),
         ("gpt-4o-mini-transcribe-2025-12-15", GPT_4O_MINI_TRANSCRIBE),
+        ("gpt-5-mini", GPT_5_MINI),
     ];
     let per_minute = |micros: u64| ModelPricing {
         per_minute: usd_micros(micros),

@@ -69,6 +69,9 @@ pub enum RealtimeCommand {
     FunctionCallOutput { call_id: String, output: String },
     /// `response.create` with these one-off instructions: a short spoken goodbye.
     SayGoodbye { instructions: String },
+    /// GPT-Live `session.close`: the server drains what is being said, then answers
+    /// `session.closed` with the final usage.
+    CloseSession,
 }
 
 /// Local prompts, named by what they say (the audio module maps them to files).

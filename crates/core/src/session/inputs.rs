@@ -6,6 +6,7 @@ use std::fmt;
 use uuid::Uuid;
 
 use crate::events::{CostBreakdown, TokenCounts};
+use crate::money::NanoUsd;
 
 /// The two clocks the core needs, read by the caller (the core never reads a clock).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +85,32 @@ pub enum Signal {
     OutputAudioStopped,
     /// `response.done`, whatever its status (after its usage signal, if any).
     ResponseDone,
+    /// GPT-Live: `POST /v1/live/sessions` answered 201, so the initialisation charge is owed
+    /// even if the session never runs.
+    LiveCreated,
+    /// GPT-Live: a fragment of JARVIS's speech (`session.output_transcript.delta`). Live has
+    /// no output-audio events; its transcript is the sign that JARVIS talks.
+    OutputSpeech,
+    /// GPT-Live `session.usage.updated`: cumulative billed seconds.
+    LiveUsage {
+        seconds: u64,
+        raw_usage: serde_json::Value,
+    },
+    /// GPT-Live `session.closed`: the final seconds and the server's reason
+    /// (`close_requested`, `expired`, `content`, `remote_hangup`, `connection_lost`).
+    LiveClosed {
+        seconds: u64,
+        reason: String,
+        raw_usage: serde_json::Value,
+    },
+    /// A delegated response's usage (GPT-Live), priced as the delegation model's tokens.
+    DelegationUsage {
+        response_id: String,
+        model: String,
+        tokens: TokenCounts,
+        cost: NanoUsd,
+        raw_usage: serde_json::Value,
+    },
 }
 
 /// Why the Realtime connection is unusable.

@@ -163,6 +163,12 @@ impl DailyBudget {
         self.spent >= self.budget
     }
 
+    /// Today's spend plus `pending` (cost not recorded yet, such as a GPT-Live estimate) has
+    /// reached the budget.
+    pub fn exhausted_with(&self, pending: NanoUsd) -> bool {
+        self.spent + pending >= self.budget
+    }
+
     /// True once per day, the first time it is asked while the budget is exhausted.
     pub fn take_alert(&mut self) -> bool {
         let fire = self.exhausted() && !self.alerted;

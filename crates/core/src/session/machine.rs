@@ -12,10 +12,12 @@ use super::inputs::{
     BadgeKey, BadgeLookup, BrokerRefusal, FailureKind, Input, Member, Now, ScanId, Signal,
 };
 use super::limits::{Calendar, DailyBudget};
+use super::live::LiveAccount;
 use super::rate::BadgeGate;
 use crate::events::{
     CostBreakdown, EndReason, EventPayload, KioskEvent, MembershipStatus, Severity, TokenCounts,
 };
+use crate::metering::LiveRates;
 use crate::money::NanoUsd;
 
 /// How long a member lookup may take before the scan is refused (`lookup_timeout`).
@@ -28,8 +30,20 @@ pub const DEFAULT_GOODBYE_GRACE_MS: u64 = 10_000;
 pub const DEFAULT_HANGUP_DELAY_MS: u64 = 300;
 /// What `end_session` returns to the model.
 pub const END_SESSION_OUTPUT: &str = r#"{"ok":true}"#;
+/// How long a GPT-Live session may take to confirm `session.close` with `session.closed`
+/// (OpenAI's sample waits as long), after which it ends on the kiosk's estimate.
+pub const DEFAULT_CLOSE_TIMEOUT_MS: u64 = 15_000;
 /// Ended sessions whose late usage is still recorded (usage can trail a hang-up).
 const RECENT_SESSIONS: usize = 8;
+
+/// Which OpenAI voice API the sessions use (`openai.api`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The Realtime API: billed per token, priced by the adapter response by response.
+    Realtime,
+    /// GPT-Live: billed per second at these rates for `Settings::model`, metered here.
+    Live(LiveRates),
+}
 
 /// Where ids come from: UUIDv7 in production (`Uuid::now_v7`), a counter in tests.
 pub trait IdSource: Send {
@@ -97,6 +111,10 @@ pub struct Settings {
     pub goodbye_grace_ms: u64,
     /// Pause after the goodbye is complete before hanging up.
     pub hangup_delay_ms: u64,
+    /// `openai.api`: how sessions are billed and ended.
+    pub backend: Backend,
+    /// GPT-Live: how long to wait for `session.closed` after `session.close`.
+    pub close_timeout_ms: u64,
 }
 
 /// The product's defaults; `config`'s defaults for the same keys are built from these.
@@ -124,6 +142,8 @@ impl Default for Settings {
             lookup_timeout_ms: DEFAULT_LOOKUP_TIMEOUT_MS,
             goodbye_grace_ms: DEFAULT_GOODBYE_GRACE_MS,
             hangup_delay_ms: DEFAULT_HANGUP_DELAY_MS,
+            backend: Backend::Realtime,
+            close_timeout_ms: DEFAULT_CLOSE_TIMEOUT_MS,
         }
     }
 }
@@ -136,7 +156,10 @@ pub struct SessionProgress {
     pub first_name: Option<String>,
     /// Wall-clock milliseconds when the session started.
     pub started_at_ms: i64,
+    /// Cost so far; for GPT-Live, estimated from the elapsed time between usage reports.
     pub cost: NanoUsd,
+    /// GPT-Live: voice seconds billed so far (estimated likewise); `None` for Realtime.
+    pub billed_seconds: Option<u64>,
 }
 
 /// A started session: from `SessionStarted` to its one `SessionEnded`.
@@ -156,6 +179,18 @@ struct Session {
     speaking: bool,
     /// A response finished since the member last started speaking.
     responded_since_speech: bool,
+    /// A GPT-Live session's voice meter and delegation costs.
+    live: Option<LiveAccount>,
+}
+
+impl Session {
+    /// What the session has cost by `now_ms` (for GPT-Live, the estimate included).
+    fn spend_at(&self, now_ms: u64) -> NanoUsd {
+        match &self.live {
+            Some(live) => live.spend_at(now_ms),
+            None => self.cost.total(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -185,6 +220,13 @@ enum State {
         /// When the goodbye is complete (no response awaited, JARVIS silent): hang up then.
         hang_up_at: Option<u64>,
     },
+    /// GPT-Live: `session.close` sent, waiting for `session.closed` and its final usage.
+    Closing {
+        session: Session,
+        reason: EndReason,
+        detail: Option<String>,
+        deadline: u64,
+    },
     Cooldown {
         until: u64,
     },
@@ -203,7 +245,8 @@ pub struct SessionMachine {
     breaker_open: bool,
     store_failing: bool,
     shutting_down: bool,
-    recent: VecDeque<Uuid>,
+    /// The last ended sessions (with a GPT-Live session's account, to price a late report).
+    recent: VecDeque<(Uuid, Option<LiveAccount>)>,
     published: Lifecycle,
     now: Now,
     out: Vec<Decision>,
@@ -272,6 +315,10 @@ impl SessionMachine {
             Input::Shutdown => self.on_shutdown(),
         }
         while self.fire_timer() {}
+        if self.session().is_some_and(|s| s.live.is_some()) {
+            // Live voice time costs by the second: the limits are checked as time passes.
+            self.check_spend();
+        }
         if self.budget.take_alert() {
             let message = format!(
                 "daily OpenAI budget reached: {} spent today ({zone}) of {}; new scans are \
@@ -307,7 +354,7 @@ impl SessionMachine {
             State::LookingUp { .. } => Lifecycle::LookingUp,
             State::Connecting { .. } => Lifecycle::Connecting,
             State::Live { .. } => Lifecycle::Live,
-            State::Ending { .. } => Lifecycle::Ending,
+            State::Ending { .. } | State::Closing { .. } => Lifecycle::Ending,
             State::Cooldown { .. } => Lifecycle::Cooldown,
         }
     }
@@ -319,11 +366,13 @@ impl SessionMachine {
 
     /// The started session's progress (id, start, cost so far), for `status`.
     pub fn session_progress(&self) -> Option<SessionProgress> {
+        let now = self.mono();
         self.session().map(|s| SessionProgress {
             session_id: s.id,
             first_name: s.first_name.clone(),
             started_at_ms: s.started_wall_ms,
-            cost: s.cost.total(),
+            cost: s.spend_at(now),
+            billed_seconds: s.live.as_ref().map(|l| l.billed_seconds_at(now)),
         })
     }
 
@@ -354,7 +403,8 @@ impl SessionMachine {
         match &self.state {
             State::Connecting { session, .. }
             | State::Live { session, .. }
-            | State::Ending { session, .. } => Some(session),
+            | State::Ending { session, .. }
+            | State::Closing { session, .. } => Some(session),
             _ => None,
         }
     }
@@ -363,9 +413,21 @@ impl SessionMachine {
         match &mut self.state {
             State::Connecting { session, .. }
             | State::Live { session, .. }
-            | State::Ending { session, .. } => Some(session),
+            | State::Ending { session, .. }
+            | State::Closing { session, .. } => Some(session),
             _ => None,
         }
+    }
+
+    /// The GPT-Live account of this session, current or recently ended.
+    fn live_account(&mut self, session_id: Uuid) -> Option<&mut LiveAccount> {
+        if self.current_session() == Some(session_id) {
+            return self.session_mut().and_then(|s| s.live.as_mut());
+        }
+        self.recent
+            .iter_mut()
+            .find(|(id, _)| *id == session_id)
+            .and_then(|(_, live)| live.as_mut())
     }
 
     fn mono(&self) -> u64 {
@@ -397,7 +459,7 @@ impl SessionMachine {
                 } else if !session.speaking
                     && now >= last_activity.saturating_add(s.idle_timeout_ms)
                 {
-                    self.finish(EndReason::IdleTimeout, None);
+                    self.end(EndReason::IdleTimeout, None);
                 } else {
                     return false;
                 }
@@ -412,7 +474,25 @@ impl SessionMachine {
                 let detail = hang_up_at
                     .is_none_or(|at| now < at)
                     .then(|| "goodbye grace timeout".to_owned());
-                self.finish(reason, detail);
+                self.end(reason, detail);
+            }
+            State::Closing {
+                deadline,
+                reason,
+                detail,
+                ..
+            } if now >= *deadline => {
+                let reason = *reason;
+                let waited = format!(
+                    "no session.closed within {} s of session.close: the voice cost is the \
+                     kiosk's estimate",
+                    s.close_timeout_ms / 1000
+                );
+                let detail = match detail {
+                    Some(d) => format!("{d}; {waited}"),
+                    None => waited,
+                };
+                self.finish(reason, Some(detail));
             }
             State::Cooldown { until } if now >= *until => self.state = State::Idle,
             _ => return false,
@@ -587,6 +667,10 @@ impl SessionMachine {
                 cost: CostBreakdown::default(),
                 speaking: false,
                 responded_since_speech: false,
+                live: match self.settings.backend {
+                    Backend::Live(rates) => Some(LiveAccount::new(&self.settings.model, rates)),
+                    Backend::Realtime => None,
+                },
             },
             deadline: now.saturating_add(self.settings.connect_timeout_ms),
         };
@@ -595,7 +679,10 @@ impl SessionMachine {
     fn on_connected(&mut self, session_id: Uuid) {
         let now = self.mono();
         match std::mem::replace(&mut self.state, State::Idle) {
-            State::Connecting { session, .. } if session.id == session_id => {
+            State::Connecting { mut session, .. } if session.id == session_id => {
+                if let Some(live) = &mut session.live {
+                    live.started(now);
+                }
                 let connect_ms = now.saturating_sub(session.scanned_at);
                 self.record(
                     Some(session_id),
@@ -613,13 +700,56 @@ impl SessionMachine {
 
     fn on_signal(&mut self, session_id: Uuid, signal: Signal) {
         if self.current_session() != Some(session_id) {
-            if self.recent.contains(&session_id) {
-                self.record_usage(session_id, signal);
+            if self.recent.iter().any(|(id, _)| *id == session_id) {
+                self.record_late(session_id, signal);
             }
             return;
         }
         let now = self.mono();
         match signal {
+            Signal::LiveCreated => {
+                if let Some(live) = self.live_account(session_id) {
+                    live.created();
+                }
+            }
+            Signal::LiveUsage { seconds, raw_usage } => {
+                self.record_live(session_id, seconds, false, raw_usage);
+                self.check_spend();
+            }
+            Signal::DelegationUsage { .. } => {
+                self.record_delegation(session_id, signal);
+                self.check_spend();
+            }
+            Signal::LiveClosed {
+                seconds,
+                reason,
+                raw_usage,
+            } => {
+                self.record_live(session_id, seconds, true, raw_usage);
+                self.on_live_closed(&reason);
+                return;
+            }
+            Signal::OutputSpeech => match &mut self.state {
+                State::Live {
+                    session,
+                    last_activity,
+                    ..
+                } => {
+                    session.responded_since_speech = true;
+                    *last_activity = now;
+                }
+                State::Ending {
+                    need_response,
+                    hang_up_at,
+                    ..
+                } => {
+                    // Hang up once JARVIS has been quiet for the delay (`session.close` then
+                    // drains what is still being said).
+                    *need_response = false;
+                    *hang_up_at = Some(now.saturating_add(self.settings.hangup_delay_ms));
+                }
+                _ => {}
+            },
             Signal::ResponseUsage { .. } | Signal::TranscriptionUsage { .. } => {
                 let (tokens, cost) = self.record_usage(session_id, signal);
                 if let Some(s) = self.session_mut() {
@@ -667,7 +797,9 @@ impl SessionMachine {
                     State::Live { .. } => self.enter_ending(EndReason::Goodbye, false),
                     // The phrase matcher is the fallback: when the model confirms, its call
                     // is the reason on record.
-                    State::Ending { reason, .. } if *reason == EndReason::GoodbyePhrase => {
+                    State::Ending { reason, .. } | State::Closing { reason, .. }
+                        if *reason == EndReason::GoodbyePhrase =>
+                    {
                         *reason = EndReason::Goodbye
                     }
                     _ => {}
@@ -721,6 +853,109 @@ impl SessionMachine {
         }
     }
 
+    /// Usage of a session that already ended (it can trail the hang-up): recorded and
+    /// counted in today's spend, though after the session's `SessionEnded` totals.
+    fn record_late(&mut self, session_id: Uuid, signal: Signal) {
+        match signal {
+            Signal::LiveUsage { seconds, raw_usage } => {
+                self.record_live(session_id, seconds, false, raw_usage)
+            }
+            Signal::LiveClosed {
+                seconds, raw_usage, ..
+            } => self.record_live(session_id, seconds, true, raw_usage),
+            Signal::DelegationUsage { .. } => self.record_delegation(session_id, signal),
+            other => {
+                self.record_usage(session_id, other);
+            }
+        }
+    }
+
+    /// Records a GPT-Live voice figure and charges today's spend with its increment.
+    fn record_live(
+        &mut self,
+        session_id: Uuid,
+        seconds: u64,
+        closed: bool,
+        raw_usage: serde_json::Value,
+    ) {
+        let Some(report) = self
+            .live_account(session_id)
+            .map(|live| live.report(seconds, closed, raw_usage))
+        else {
+            return;
+        };
+        match report {
+            Ok((payload, charged)) => {
+                self.budget.add(charged);
+                self.record(Some(session_id), payload);
+            }
+            Err(e) => self.record(
+                Some(session_id),
+                EventPayload::Alert {
+                    code: "usage_overflow".into(),
+                    severity: Severity::Critical,
+                    message: format!(
+                        "GPT-Live usage of {seconds} s could not be priced: {e}; report it to \
+                         OpenAI support"
+                    ),
+                },
+            ),
+        }
+    }
+
+    /// Records a delegated response's usage; it adds to the session's and today's spend.
+    fn record_delegation(&mut self, session_id: Uuid, signal: Signal) {
+        let Signal::DelegationUsage {
+            response_id,
+            model,
+            tokens,
+            cost,
+            raw_usage,
+        } = signal
+        else {
+            return;
+        };
+        if let Some(live) = self.live_account(session_id) {
+            live.delegated(cost);
+        }
+        self.budget.add(cost);
+        self.record(
+            Some(session_id),
+            EventPayload::DelegationUsage {
+                response_id,
+                model,
+                tokens,
+                cost_nusd: cost,
+                raw_usage,
+            },
+        );
+    }
+
+    /// `session.closed` arrived: the end we asked for, or the server's own (expiry, a lost
+    /// connection, content policy), which ends the session with the matching reason.
+    fn on_live_closed(&mut self, server_reason: &str) {
+        let detail = format!("session.closed: {server_reason}");
+        match &self.state {
+            State::Closing { reason, detail, .. } => {
+                let (reason, detail) = (*reason, detail.clone());
+                self.finish(reason, detail);
+            }
+            State::Ending { reason, .. } => {
+                let reason = *reason;
+                self.finish(reason, Some(detail));
+            }
+            State::Connecting { .. } | State::Live { .. } => {
+                let reason = match server_reason {
+                    "expired" => EndReason::MaxDuration,
+                    "content" => EndReason::RealtimeError,
+                    _ => EndReason::ConnectionLost,
+                };
+                self.finish(reason, Some(detail));
+            }
+            _ => {}
+        }
+    }
+
     /// Records a usage signal (other signals are ignored) and adds it to today's spend.
     fn record_usage(&mut self, session_id: Uuid, signal: Signal) -> (TokenCounts, CostBreakdown) {
         let (payload, tokens, cost) = match signal {
@@ -763,10 +998,12 @@ impl SessionMachine {
 
     /// After a cost: end the session if it reached its own limit or today's budget.
     fn check_spend(&mut self) {
+        let now = self.mono();
         let Some(s) = self.session() else { return };
-        let reason = if s.cost.total() >= self.settings.max_cost {
+        let pending = s.live.as_ref().map_or(NanoUsd::ZERO, |l| l.pending_at(now));
+        let reason = if s.spend_at(now) >= self.settings.max_cost {
             EndReason::MaxCost
-        } else if self.budget.exhausted() {
+        } else if self.budget.exhausted_with(pending) {
             EndReason::DailyBudget
         } else {
             return;
@@ -798,6 +1035,32 @@ impl SessionMachine {
         self.enter_ending(reason, true);
     }
 
+    /// Ends the session: a GPT-Live session that still has its connection is closed first
+    /// (`session.close`, then its final usage); any other ends at once.
+    fn end(&mut self, reason: EndReason, detail: Option<String>) {
+        let deadline = self.mono().saturating_add(self.settings.close_timeout_ms);
+        match std::mem::replace(&mut self.state, State::Idle) {
+            State::Live { session, .. } | State::Ending { session, .. }
+                if session.live.as_ref().is_some_and(|l| !l.is_closed()) =>
+            {
+                self.out.push(Decision::SendRealtime {
+                    session_id: session.id,
+                    command: RealtimeCommand::CloseSession,
+                });
+                self.state = State::Closing {
+                    session,
+                    reason,
+                    detail,
+                    deadline,
+                };
+            }
+            other => {
+                self.state = other;
+                self.finish(reason, detail);
+            }
+        }
+    }
+
     /// Moves a live session to ending; it hangs up once the goodbye is complete.
     fn enter_ending(&mut self, reason: EndReason, need_response: bool) {
         let deadline = self.mono().saturating_add(self.settings.goodbye_grace_ms);
@@ -824,7 +1087,7 @@ impl SessionMachine {
             (State::Connecting { .. }, FailureKind::Refused(refusal)) => {
                 return self.finish_refused(refusal, detail);
             }
-            (State::Ending { reason, .. }, _) => *reason,
+            (State::Ending { reason, .. } | State::Closing { reason, .. }, _) => *reason,
             (State::Connecting { .. }, _) | (_, FailureKind::ConnectFailed) => {
                 EndReason::ConnectFailed
             }
@@ -856,7 +1119,7 @@ impl SessionMachine {
             State::Connecting { .. } | State::Live { .. } => {
                 self.finish(EndReason::AudioLost, None)
             }
-            State::Ending { reason, .. } => {
+            State::Ending { reason, .. } | State::Closing { reason, .. } => {
                 let reason = *reason;
                 self.finish(reason, None);
             }
@@ -869,7 +1132,7 @@ impl SessionMachine {
         match &self.state {
             State::LookingUp { .. } | State::Cooldown { .. } => self.state = State::Idle,
             State::Connecting { .. } | State::Live { .. } => self.finish(EndReason::Shutdown, None),
-            State::Ending { reason, .. } => {
+            State::Ending { reason, .. } | State::Closing { reason, .. } => {
                 let reason = *reason;
                 self.finish(reason, None);
             }
@@ -880,13 +1143,18 @@ impl SessionMachine {
     /// Ends the current session: hang up, record its one `SessionEnded`, apologise if it
     /// failed, then cool down (or go idle when shutting down).
     fn finish(&mut self, reason: EndReason, detail: Option<String>) {
-        let (State::Connecting { session, .. }
-        | State::Live { session, .. }
-        | State::Ending { session, .. }) = std::mem::replace(&mut self.state, State::Idle)
+        let (State::Connecting { mut session, .. }
+        | State::Live { mut session, .. }
+        | State::Ending { mut session, .. }
+        | State::Closing { mut session, .. }) = std::mem::replace(&mut self.state, State::Idle)
         else {
             return;
         };
         let now = self.mono();
+        let live = session.live.as_mut().map(|l| l.finish(now));
+        if let Some(totals) = &live {
+            self.budget.add(totals.charged_nusd);
+        }
         self.out.push(Decision::HangUp {
             session_id: session.id,
             reason,
@@ -900,6 +1168,7 @@ impl SessionMachine {
                 tokens: session.tokens,
                 cost: session.cost,
                 detail,
+                live,
             },
         );
         let failed = matches!(
@@ -912,7 +1181,7 @@ impl SessionMachine {
         if self.recent.len() == RECENT_SESSIONS {
             self.recent.pop_front();
         }
-        self.recent.push_back(session.id);
+        self.recent.push_back((session.id, session.live));
         if !self.shutting_down {
             self.state = State::Cooldown {
                 until: now.saturating_add(self.settings.cooldown_ms),

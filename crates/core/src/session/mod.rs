@@ -30,11 +30,21 @@
 //! [`Signal::OutputAudioStarted`]; `OutputAudioStopped` and `OutputAudioCleared` →
 //! [`Signal::OutputAudioStopped`]; a fatal `Error` → [`Input::RealtimeFailed`] with
 //! [`FailureKind::Error`]. The other signals are not the core's business.
+//!
+//! GPT-Live sessions ([`Backend::Live`]) differ where the protocol does: the adapter reports
+//! [`Signal::LiveCreated`] when the session is created and `RealtimeConnected` once
+//! `session.started` arrived; a member's transcript fragment is [`Signal::SpeechStarted`] (on
+//! a new utterance) plus [`Signal::TranscriptCompleted`] with the utterance so far; JARVIS's
+//! is [`Signal::OutputSpeech`]. Voice time is priced per second from the elapsed time between
+//! the server's cumulative reports, so the limits stop a session on time; every ending that
+//! still has a connection sends [`RealtimeCommand::CloseSession`] and waits (bounded by
+//! [`DEFAULT_CLOSE_TIMEOUT_MS`]) for `session.closed`, whose figure replaces the estimate.
 
 mod decisions;
 pub mod goodbye;
 mod inputs;
 pub mod limits;
+mod live;
 mod machine;
 pub mod rate;
 
@@ -48,7 +58,7 @@ pub use inputs::{
     BadgeKey, BadgeLookup, BrokerRefusal, FailureKind, Input, Member, Now, ScanId, Signal,
 };
 pub use machine::{
-    DEFAULT_GOODBYE_GRACE_MS, DEFAULT_HANGUP_DELAY_MS, DEFAULT_LOOKUP_TIMEOUT_MS,
-    END_SESSION_OUTPUT, IdSource, ScanDuringSession, SessionMachine, SessionProgress, Settings,
-    UnknownMember,
+    Backend, DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_GOODBYE_GRACE_MS, DEFAULT_HANGUP_DELAY_MS,
+    DEFAULT_LOOKUP_TIMEOUT_MS, END_SESSION_OUTPUT, IdSource, ScanDuringSession, SessionMachine,
+    SessionProgress, Settings, UnknownMember,
 };
