@@ -308,3 +308,17 @@ fn live_settings_are_refused_with_the_realtime_api_and_bad_live_settings_name_th
     );
     assert_eq!(issue_keys(&p, &[]), ["openai.live.relay_url"]);
 }
+
+#[test]
+fn a_live_kiosk_must_price_its_model_and_its_delegation_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "[kiosk]\nid = \"k1\"\n[openai]\napi = \"live\"\napi_key_file = \"key\"\n\
+         [openai.live]\nmodel = \"gpt-live-2\"\ndelegation_model = \"gpt-9\"\n",
+    );
+    assert_eq!(
+        issue_keys(&p, &[]),
+        ["openai.live.model", "openai.live.delegation_model"]
+    );
+}

@@ -65,7 +65,13 @@ fn network_checks(cfg: &Config, call: bool) -> Vec<Check> {
         Ok(rt) => rt.block_on(async {
             let mut checks = jarvis_realtime::doctor::checks(&cfg.openai, NETWORK_TIMEOUT).await;
             checks.push(jarvis_sync::doctor::check(cfg, NETWORK_TIMEOUT).await);
-            if call {
+            if call && cfg.openai.api == VoiceApi::Live {
+                checks.push(Check::warn(
+                    "openai test call",
+                    "--call places a Realtime test call; with openai.api = \"live\" it is not run",
+                    "scan a badge to test a GPT-Live session end to end",
+                ));
+            } else if call {
                 let outcome = jarvis_realtime::test_call::run(&cfg.openai, CALL_TIMEOUT).await;
                 checks.push(jarvis_realtime::test_call::advice(&outcome));
             }
@@ -109,14 +115,8 @@ fn credential_checks(cfg: &Config) -> Vec<Check> {
         }
     }
     if cfg.openai.api == VoiceApi::Live {
-        checks.push(Check::fail(
-            "openai.api",
-            "GPT-Live sessions are not in this version yet: every scan would get the \
-             \"unavailable\" prompt",
-            "set openai.api = \"realtime\"",
-        ));
-    }
-    if cfg.openai.api_key_file.is_none() && cfg.openai.token_url.is_none() {
+        checks.push(live_check(&cfg.openai));
+    } else if cfg.openai.api_key_file.is_none() && cfg.openai.token_url.is_none() {
         checks.push(Check::fail(
             "openai credentials",
             "neither openai.api_key_file nor openai.token_url is set",
@@ -124,6 +124,30 @@ fn credential_checks(cfg: &Config) -> Vec<Check> {
         ));
     }
     checks
+}
+
+/// Which GPT-Live sessions this kiosk opens, and through what.
+fn live_check(o: &jarvis_config::OpenAiConfig) -> Check {
+    let via = match (&o.live.relay_url, &o.api_key_file) {
+        (Some(url), _) => format!("through the broker's relay {url}"),
+        (None, Some(_)) => "with the API key of openai.api_key_file (development only: the key \
+                            sits on the kiosk)"
+            .to_owned(),
+        (None, None) => {
+            return Check::fail(
+                "openai.api",
+                "GPT-Live needs the broker's relay: openai.live.relay_url is not set",
+                "set openai.live.relay_url and openai.token_credential_file",
+            );
+        }
+    };
+    Check::ok(
+        "openai.api",
+        format!(
+            "GPT-Live: {} (voice {}, delegation {}) {via}",
+            o.live.model, o.live.voice, o.live.delegation_model
+        ),
+    )
 }
 
 /// A kiosk whose RTC battery died boots in 1970: every timestamp and TLS check would be wrong.
@@ -258,6 +282,26 @@ pub(super) fn print_checks(checks: &[Check], json: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_live_line_names_the_relay_or_the_development_key_or_fails_with_the_fix() {
+        let mut o = jarvis_config::OpenAiConfig {
+            api: VoiceApi::Live,
+            ..Default::default()
+        };
+        o.live.relay_url = Some("https://broker.example.net/v1/live/sessions".into());
+        let c = live_check(&o);
+        assert_eq!(c.level, Level::Ok);
+        assert!(
+            c.detail.contains("relay https://broker.example.net"),
+            "{}",
+            c.detail
+        );
+        o.live.relay_url = None;
+        let c = live_check(&o);
+        assert_eq!(c.level, Level::Fail, "{}", c.detail);
+        assert!(c.fix.unwrap().contains("openai.live.relay_url"));
+    }
 
     #[test]
     fn clock_before_2025_fails_with_the_fix() {

@@ -12,7 +12,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use jarvis_audio::{OpusFrame, Playback};
-use jarvis_config::OpenAiConfig;
+use jarvis_config::{OpenAiConfig, VoiceApi};
 use jarvis_core::breaker::Failure;
 use jarvis_core::health::Health;
 use jarvis_core::metering::{MeteringError, Pricing};
@@ -39,6 +39,8 @@ pub struct RealtimeDeps {
     pub credentials: Result<Credentials, String>,
     pub pricing: Arc<Pricing>,
     pub template: InstructionsTemplate,
+    /// GPT-Live: the delegation model's prompt (`openai.live.delegation_instructions_file`).
+    pub delegation_instructions: String,
     pub playback: Arc<Playback>,
     pub health: Health,
     /// `log.transcripts`: log what members and JARVIS say (off by default: privacy).
@@ -63,7 +65,7 @@ pub enum ConversationEvent {
 
 /// The alert for a usage that could not be priced: a missing price is fixed in the config; an
 /// absurd usage (its cost overflowing) is kept with its raw counts, never capped.
-fn unpriced(session_id: Uuid, what: &str, error: &MeteringError) -> ConversationEvent {
+pub(super) fn unpriced(session_id: Uuid, what: &str, error: &MeteringError) -> ConversationEvent {
     let (code, fix) = match error {
         MeteringError::Overflow { .. } => (
             "usage_overflow",
@@ -84,9 +86,11 @@ pub struct Conversation {
     audio: mpsc::Sender<OpusFrame>,
 }
 
+/// What the driver asks of a running conversation.
 #[derive(Debug)]
-enum Command {
-    Send(ClientEvent),
+pub(super) enum Command {
+    /// A client event the core decided, translated by the backend's task.
+    Core(RealtimeCommand),
     HangUp,
 }
 
@@ -101,25 +105,21 @@ impl Conversation {
         let (commands, command_rx) = mpsc::channel(16);
         let (audio, audio_rx) = mpsc::channel(AUDIO_QUEUE);
         // Called inside the session's span by the driver: the task logs with SESSION_ID.
-        tokio::spawn(
-            run(deps, session_id, context, reports, command_rx, audio_rx).in_current_span(),
-        );
+        match deps.cfg.api {
+            VoiceApi::Realtime => tokio::spawn(
+                run(deps, session_id, context, reports, command_rx, audio_rx).in_current_span(),
+            ),
+            VoiceApi::Live => tokio::spawn(
+                super::live_call::run(deps, session_id, context, reports, command_rx, audio_rx)
+                    .in_current_span(),
+            ),
+        };
         Conversation { commands, audio }
     }
 
     /// Queues a client event from the core; a closed conversation ignores it.
     pub fn send(&self, command: &RealtimeCommand) {
-        let event = match command {
-            RealtimeCommand::FunctionCallOutput { call_id, output } => {
-                ClientEvent::function_call_output(call_id, output)
-            }
-            RealtimeCommand::SayGoodbye { instructions } => {
-                ClientEvent::response_with_instructions(instructions)
-            }
-            // A Realtime call is ended by its hang-up; the core asks this of Live only.
-            RealtimeCommand::CloseSession => return,
-        };
-        let _ = self.commands.try_send(Command::Send(event));
+        let _ = self.commands.try_send(Command::Core(command.clone()));
     }
 
     pub fn hang_up(&self) {
@@ -258,9 +258,10 @@ async fn run(
                 }
             }
             cmd = commands.recv() => match cmd {
-                Some(Command::Send(event)) => match event.to_json() {
-                    Ok(json) => { let _ = peer.send_event(json); }
-                    Err(e) => tracing::error!(error = %e, "cannot encode a client event"),
+                Some(Command::Core(command)) => match realtime_event(&command).map(|e| e.to_json()) {
+                    Some(Ok(json)) => { let _ = peer.send_event(json); }
+                    Some(Err(e)) => tracing::error!(error = %e, "cannot encode a client event"),
+                    None => {}
                 },
                 Some(Command::HangUp) | None => {
                     inbox.await_usage_in_flight(&peer, &mut events).await;
@@ -362,11 +363,25 @@ impl Inbox<'_> {
     }
 }
 
+/// The core's command as a Realtime client event (`None`: not a Realtime event).
+fn realtime_event(command: &RealtimeCommand) -> Option<ClientEvent> {
+    match command {
+        RealtimeCommand::FunctionCallOutput { call_id, output } => {
+            Some(ClientEvent::function_call_output(call_id, output))
+        }
+        RealtimeCommand::SayGoodbye { instructions } => {
+            Some(ClientEvent::response_with_instructions(instructions))
+        }
+        // A Realtime call ends with its hang-up; the core asks this of GPT-Live only.
+        RealtimeCommand::CloseSession => None,
+    }
+}
+
 type Connected = (PeerHandle, mpsc::Receiver<PeerEvent>, Option<String>);
 
 /// How much earlier than the session's connect deadline the peer gives up, so its account of
 /// the transports tried reaches the core before the core's own timer ends the session.
-const PEER_DEADLINE_MARGIN: Duration = Duration::from_millis(300);
+pub(super) const PEER_DEADLINE_MARGIN: Duration = Duration::from_millis(300);
 
 async fn connect(
     deps: &RealtimeDeps,

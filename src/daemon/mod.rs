@@ -10,6 +10,7 @@ pub mod conversation;
 pub mod directory;
 pub mod driver;
 pub mod faults;
+mod live_call;
 pub mod notify;
 pub mod reload;
 pub mod supervisor;
@@ -243,11 +244,6 @@ pub async fn run(
     .await
 }
 
-/// What a kiosk set to GPT-Live says until this version can run Live sessions: never a silent
-/// Realtime session instead.
-pub(crate) const LIVE_NOT_BUILT: &str = "openai.api = \"live\": this version cannot run GPT-Live \
-     sessions yet; set openai.api = \"realtime\"";
-
 /// The Realtime side's long-lived parts. Missing credentials do not stop the daemon: the
 /// `realtime` adapter shows why, and each scan gets the "unavailable" prompt.
 pub(crate) fn realtime_deps(
@@ -257,9 +253,13 @@ pub(crate) fn realtime_deps(
 ) -> anyhow::Result<conversation::RealtimeDeps> {
     use jarvis_realtime::{credentials::Credentials, session_update::InstructionsTemplate};
     let credentials = match cfg.openai.api {
-        VoiceApi::Realtime => Credentials::from_config(&cfg.openai).map_err(|e| e.to_string()),
-        VoiceApi::Live => Err(LIVE_NOT_BUILT.to_owned()),
-    };
+        VoiceApi::Realtime => Credentials::from_config(&cfg.openai),
+        VoiceApi::Live => {
+            let dir = std::env::var_os("CREDENTIALS_DIRECTORY");
+            Credentials::for_live(&cfg.openai, dir.as_deref().map(std::path::Path::new))
+        }
+    }
+    .map_err(|e| e.to_string());
     match &credentials {
         Ok(_) => health.set_adapter("realtime", AdapterState::Up),
         Err(e) => health.set_adapter("realtime", AdapterState::Degraded(e.clone())),
@@ -274,6 +274,11 @@ pub(crate) fn realtime_deps(
                 .context("the pricing table")?,
         ),
         template: InstructionsTemplate::load(&cfg.openai).context("openai.instructions_file")?,
+        delegation_instructions: match cfg.openai.api {
+            VoiceApi::Live => jarvis_realtime::live::sessions::delegation_instructions(&cfg.openai)
+                .map_err(anyhow::Error::msg)?,
+            VoiceApi::Realtime => String::new(),
+        },
         playback,
         health: health.clone(),
         log_transcripts: cfg.log.transcripts,

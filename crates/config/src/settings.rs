@@ -63,13 +63,17 @@ impl Config {
             VoiceApi::Realtime => (self.openai.model.clone(), Backend::Realtime),
             VoiceApi::Live => {
                 let model = &self.openai.live.model;
-                let rates = Pricing::from_config(&self.pricing)
-                    .and_then(|p| p.live_rates(model))
-                    .map_err(|e| ConfigIssue {
-                        key: "openai.live.model".into(),
-                        problem: e.to_string(),
-                    })?;
-                (model.clone(), Backend::Live(rates))
+                let issue = |e: jarvis_core::metering::MeteringError| ConfigIssue {
+                    key: "openai.live.model".into(),
+                    problem: e.to_string(),
+                };
+                let pricing = Pricing::from_config(&self.pricing).map_err(issue)?;
+                pricing.live_rates(model).map_err(issue)?;
+                let rates = pricing
+                    .models()
+                    .filter_map(|(m, _)| Some((m.to_owned(), pricing.live_rates(m).ok()?)))
+                    .collect();
+                (model.clone(), Backend::Live { rates })
             }
         };
         Ok(Settings {

@@ -297,10 +297,15 @@ impl Config {
                 let mut issues = Vec::new();
                 let o = &self.openai;
                 if o.api == VoiceApi::Live {
-                    if let Err(e) = p.live_rates(&o.live.model) {
+                    // A name already refused by the Live checks is not reported twice.
+                    if o.live.model.starts_with("gpt-live-")
+                        && let Err(e) = p.live_rates(&o.live.model)
+                    {
                         issues.push(issue("openai.live.model", e));
                     }
-                    if let Err(e) = p.require_realtime(&o.live.delegation_model) {
+                    if !o.live.delegation_model.trim().is_empty()
+                        && let Err(e) = p.require_realtime(&o.live.delegation_model)
+                    {
                         issues.push(issue("openai.live.delegation_model", e));
                     }
                     return issues;

@@ -47,6 +47,17 @@ pub enum CredentialError {
          kiosk's bearer credential for the broker)"
     )]
     MissingBrokerCredential,
+    #[error(
+        "openai.live.relay_url: no GPT-Live credential configured: set openai.live.relay_url \
+         (the broker's relay) and openai.token_credential_file, or, for development only, \
+         openai.api_key_file"
+    )]
+    LiveNotConfigured,
+    #[error(
+        "openai.token_credential_file: required with openai.live.relay_url (the file holding \
+         this kiosk's bearer credential for the broker)"
+    )]
+    MissingRelayCredential,
     #[error(transparent)]
     Secret(#[from] SecretError),
 }
@@ -78,6 +89,30 @@ impl Credentials {
                 file.read_in("openai.api_key_file", credentials_dir)?,
             )),
             (None, None) => Err(CredentialError::NotConfigured),
+        }
+    }
+
+    /// A GPT-Live kiosk's credential: the broker's relay (`openai.live.relay_url`) with the
+    /// kiosk's bearer credential, or, for development, the API key (`openai.api_key_file`).
+    pub fn for_live(
+        cfg: &OpenAiConfig,
+        credentials_dir: Option<&Path>,
+    ) -> Result<Credentials, CredentialError> {
+        match (&cfg.live.relay_url, &cfg.api_key_file) {
+            (Some(url), _) => {
+                let file = cfg
+                    .token_credential_file
+                    .as_ref()
+                    .ok_or(CredentialError::MissingRelayCredential)?;
+                Ok(Credentials::Broker {
+                    url: url.clone(),
+                    credential: file.read_in("openai.token_credential_file", credentials_dir)?,
+                })
+            }
+            (None, Some(file)) => Ok(Credentials::ApiKey(
+                file.read_in("openai.api_key_file", credentials_dir)?,
+            )),
+            (None, None) => Err(CredentialError::LiveNotConfigured),
         }
     }
 

@@ -19,6 +19,8 @@ use jarvis_core::session::BrokerRefusal;
 pub enum KeyOrigin {
     ApiKey,
     Broker,
+    /// The broker's GPT-Live relay (`openai.live.relay_url`).
+    Relay,
 }
 
 impl KeyOrigin {
@@ -29,6 +31,10 @@ impl KeyOrigin {
             KeyOrigin::Broker => {
                 "the kiosk credential in openai.token_credential_file and the token broker at \
                  openai.token_url"
+            }
+            KeyOrigin::Relay => {
+                "the kiosk credential in openai.token_credential_file and the broker's relay at \
+                 openai.live.relay_url"
             }
         }
     }
@@ -48,6 +54,8 @@ pub enum Op {
     Exchange,
     /// `POST /realtime/calls/{id}/hangup`.
     Hangup,
+    /// `POST /live/sessions` (GPT-Live), directly or through the broker's relay.
+    LiveCreate,
 }
 
 impl fmt::Display for Op {
@@ -56,6 +64,7 @@ impl fmt::Display for Op {
             Op::Mint => "minting an ephemeral OpenAI key",
             Op::Exchange => "OpenAI SDP exchange",
             Op::Hangup => "OpenAI hangup",
+            Op::LiveCreate => "creating a GPT-Live session",
         })
     }
 }

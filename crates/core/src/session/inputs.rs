@@ -88,6 +88,8 @@ pub enum Signal {
     /// GPT-Live: `POST /v1/live/sessions` answered 201, so the initialisation charge is owed
     /// even if the session never runs.
     LiveCreated,
+    /// GPT-Live: `session.started` named the model that runs (before `RealtimeConnected`).
+    LiveModel { model: String },
     /// GPT-Live: a fragment of JARVIS's speech (`session.output_transcript.delta`). Live has
     /// no output-audio events; its transcript is the sign that JARVIS talks.
     OutputSpeech,

@@ -38,6 +38,13 @@ impl LiveAccount {
         }
     }
 
+    /// The session runs another model than configured: meter that one (before it started).
+    pub(super) fn switch_model(&mut self, model: &str, rates: LiveRates) {
+        self.model = model.to_owned();
+        self.rates = rates;
+        self.meter = LiveMeter::new(model, rates);
+    }
+
     pub(super) fn created(&mut self) {
         self.created = true;
     }

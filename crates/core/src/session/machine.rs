@@ -1,7 +1,7 @@
 //! The session lifecycle state machine: one conversation at a time, from badge scan to
 //! hang-up, with every limit enforced and every start matched by exactly one end.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -37,12 +37,14 @@ pub const DEFAULT_CLOSE_TIMEOUT_MS: u64 = 15_000;
 const RECENT_SESSIONS: usize = 8;
 
 /// Which OpenAI voice API the sessions use (`openai.api`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
     /// The Realtime API: billed per token, priced by the adapter response by response.
     Realtime,
-    /// GPT-Live: billed per second at these rates for `Settings::model`, metered here.
-    Live(LiveRates),
+    /// GPT-Live: billed per second, metered here. `rates` holds every Live model priced (at
+    /// least `Settings::model`), so a session the broker's policy runs on another model is
+    /// metered at that model's rates.
+    Live { rates: BTreeMap<String, LiveRates> },
 }
 
 /// Where ids come from: UUIDv7 in production (`Uuid::now_v7`), a counter in tests.
@@ -667,8 +669,10 @@ impl SessionMachine {
                 cost: CostBreakdown::default(),
                 speaking: false,
                 responded_since_speech: false,
-                live: match self.settings.backend {
-                    Backend::Live(rates) => Some(LiveAccount::new(&self.settings.model, rates)),
+                live: match &self.settings.backend {
+                    Backend::Live { rates } => rates
+                        .get(&self.settings.model)
+                        .map(|r| LiveAccount::new(&self.settings.model, *r)),
                     Backend::Realtime => None,
                 },
             },
@@ -712,6 +716,7 @@ impl SessionMachine {
                     live.created();
                 }
             }
+            Signal::LiveModel { model } => self.on_live_model(session_id, model),
             Signal::LiveUsage { seconds, raw_usage } => {
                 self.record_live(session_id, seconds, false, raw_usage);
                 self.check_spend();
@@ -868,6 +873,49 @@ impl SessionMachine {
                 self.record_usage(session_id, other);
             }
         }
+    }
+
+    /// `session.started` named the model that runs: meter at its rates, and say so loudly
+    /// when it is not the configured one (the broker's policy decides the fleet's model).
+    fn on_live_model(&mut self, session_id: Uuid, model: String) {
+        let configured = self.settings.model.clone();
+        if model == configured {
+            return;
+        }
+        let rates = match &self.settings.backend {
+            Backend::Live { rates } => rates.get(&model).copied(),
+            Backend::Realtime => return,
+        };
+        let (severity, message) = match rates {
+            Some(rates) => {
+                if let Some(live) = self.live_account(session_id) {
+                    live.switch_model(&model, rates);
+                }
+                (
+                    Severity::Warning,
+                    format!(
+                        "the GPT-Live session runs {model} (the broker's policy) while \
+                         openai.live.model says {configured}: metered at {model}'s rates; set \
+                         openai.live.model = \"{model}\" to match the fleet"
+                    ),
+                )
+            }
+            None => (
+                Severity::Critical,
+                format!(
+                    "the GPT-Live session runs {model}, which has no voice price: metered at \
+                     {configured}'s rates; add pricing.\"{model}\".active_per_minute"
+                ),
+            ),
+        };
+        self.record(
+            Some(session_id),
+            EventPayload::Alert {
+                code: "live_model_mismatch".into(),
+                severity,
+                message,
+            },
+        );
     }
 
     /// Records a GPT-Live voice figure and charges today's spend with its increment.

@@ -13,6 +13,7 @@
 //! - acknowledgements (`…appended`, `…muted`, `session.updated`) do not echo `client_event_id`
 //!   (Azure says they do not; the SDK marks it optional), so a client cannot wait on it;
 //!   errors do, in `error.client_event_id`;
+//! - `session.instructions.append` is followed: the scenario's `[goodbye]` is spoken;
 //! - `session.usage.updated` carries cumulative whole seconds since `session.started`;
 //!   `session.close` drains the audio, then `session.closed` with the final seconds (rounded up).
 
@@ -576,6 +577,14 @@ impl LiveSession {
         let at = self.timeline(at_ms);
         let ack = kind.replace(".append", ".appended");
         self.send(json!({"type": ack, "start_ms": at, "end_ms": at}), out);
+        // An appended instruction (the kiosk's "say goodbye now") is followed: the scenario's
+        // goodbye is spoken, as the voice would once the instruction is injected.
+        if kind == "session.instructions.append"
+            && let Some(g) = self.scenario.goodbye.clone()
+        {
+            let audio = self.scenario.resolve(&g.audio);
+            self.speak(&g.transcript, audio, Speech::Other, at_ms, out);
+        }
     }
 
     fn item_create(&mut self, msg: &Value, out: &mut Vec<LiveAction>) {

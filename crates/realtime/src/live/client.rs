@@ -17,6 +17,14 @@ pub enum LiveClientEvent {
     /// final usage.
     #[serde(rename = "session.close")]
     Close { event_id: String },
+    /// Adds to the voice's instructions (they are immutable otherwise), such as "say goodbye
+    /// now". `delegation_id` is required and must be null under Responses delegation.
+    #[serde(rename = "session.instructions.append")]
+    InstructionsAppend {
+        event_id: String,
+        content: String,
+        delegation_id: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -10,6 +10,7 @@
 mod client;
 mod create;
 mod events;
+pub mod sessions;
 
 pub use client::{LiveClientEvent, LiveItem};
 pub use create::{CreateRequest, Created, SessionPolicy, end_session_tool};

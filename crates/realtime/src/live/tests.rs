@@ -172,6 +172,16 @@ fn client_events_have_the_documented_shapes() {
         .to_json(),
         r#"{"type":"session.close","event_id":"k3"}"#
     );
+    // `delegation_id` is required: null (general context) is written out, never omitted.
+    assert_eq!(
+        LiveClientEvent::InstructionsAppend {
+            event_id: "k4".into(),
+            content: "Say goodbye.".into(),
+            delegation_id: None,
+        }
+        .to_json(),
+        r#"{"type":"session.instructions.append","event_id":"k4","content":"Say goodbye.","delegation_id":null}"#
+    );
 }
 
 fn policy() -> SessionPolicy {

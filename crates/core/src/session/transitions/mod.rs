@@ -16,6 +16,7 @@ mod connect;
 mod ending;
 mod failures;
 mod limits;
+mod live;
 mod lookup;
 mod matrix;
 mod scans;

@@ -373,3 +373,35 @@ mod usage {
         }
     }
 }
+
+#[test]
+fn an_appended_instruction_is_followed_by_the_scenarios_goodbye() {
+    let mut s = session(SCENARIO, ScriptFaults::default(), responses());
+    s.step(LiveInput::Start, 0);
+    let out = s.step(
+        LiveInput::Client(
+            r#"{"type":"session.instructions.append","content":"Say goodbye now.","delegation_id":null}"#,
+        ),
+        900,
+    );
+    assert_eq!(
+        kinds(&out),
+        [
+            "session.instructions.appended",
+            "session.output_transcript.delta",
+            "session.output_transcript.delta"
+        ]
+    );
+    assert!(
+        out.iter().any(|a| matches!(a, LiveAction::Play { .. })),
+        "the goodbye is spoken: {out:?}"
+    );
+    // The close drains it: session.closed only once the goodbye's audio has played.
+    let close = s.step(LiveInput::Client(r#"{"type":"session.close"}"#), 1000);
+    assert!(
+        !kinds(&close).contains(&"session.closed".to_owned()),
+        "{close:?}"
+    );
+    let done = s.step(LiveInput::AudioFinished, 1300);
+    assert_eq!(kinds(&done), ["session.closed"]);
+}
