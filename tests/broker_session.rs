@@ -2,101 +2,18 @@
 //! only (`openai.token_url` + its own token), the real `jarvis-broker` service in front of the
 //! emulator acting as OpenAI, and a real Postgres holding the broker's state and audit.
 
+#[path = "broker_support/mod.rs"]
+mod broker_support;
 #[path = "central_support/mod.rs"]
 mod central_support;
 mod support;
 
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use central_support::{TestDb, plain};
-use jarvis_broker::config::BrokerConfig;
-use jarvis_broker::db::Central;
-use jarvis_broker::server::{self, App};
-use jarvis_broker::upstream::Upstream;
-use jarvis_config::secrets::Secret;
+use broker_support::{Broker, register};
+use central_support::TestDb;
 use jarvis_store::Store;
 use support::rig::{Emulator, Kiosk, write_config_with};
-
-/// A `jarvis-broker` on its own runtime and port, until dropped.
-struct Broker {
-    token_url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Broker {
-    fn start(db: &TestDb, upstream_url: &str, listen: &str) -> Broker {
-        let mut cfg = BrokerConfig::default();
-        cfg.broker.listen = listen.parse().unwrap();
-        cfg.broker.instance = Some("e2e".into());
-        cfg.central.url = plain(&db.url);
-        cfg.openai.base_url = upstream_url.to_owned();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let central = Central::new(&cfg.central, "e2e").unwrap();
-                let upstream = Upstream::new(&cfg.openai, Secret::new("sk-org-e2e")).unwrap();
-                let listener = server::bind(cfg.broker.listen).await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let app = Arc::new(App::new(cfg, central, upstream));
-                server::serve(app, listener, async {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-            });
-        });
-        let addr = addr_rx.recv().expect("the broker did not start");
-        Broker {
-            token_url: format!("http://{addr}/v1/realtime/client_secrets"),
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Registers `kiosk_id` and writes its token as `jarvis-broker kiosk add --token-file` does
-/// (that command is tested in the broker crate).
-fn register(db: &TestDb, kiosk_id: &str, token_file: &Path) {
-    db.psql(&format!(
-        "INSERT INTO kiosks (kiosk_id, gym_id) VALUES ('{kiosk_id}', 'gym-e2e')"
-    ));
-    let mut cfg = BrokerConfig::default().central;
-    cfg.url = plain(&db.url);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let token = rt.block_on(async {
-        let central = Central::new(&cfg, "e2e").unwrap();
-        central.issue_token(kiosk_id, None).await.unwrap()
-    });
-    std::fs::write(token_file, format!("{token}\n")).unwrap();
-    std::fs::set_permissions(
-        token_file,
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
-}
 
 /// A kiosk whose only OpenAI credential is its broker token.
 fn kiosk_behind(
@@ -140,7 +57,7 @@ fn a_whole_session_through_the_broker_without_any_openai_key_on_the_kiosk() {
     let db = TestDb::migrated("broker_e2e");
     let emulator = Emulator::start("kiosk_e2e.toml", &[]);
     let broker = Broker::start(&db, &emulator.base_url, "127.0.0.1:0");
-    let kiosk = kiosk_behind(&db, &broker.token_url, &emulator, "", &[]);
+    let kiosk = kiosk_behind(&db, &broker.token_url(), &emulator, "", &[]);
     let config = std::fs::read_to_string(kiosk.config()).unwrap();
     assert!(!config.contains("api_key_file"), "{config}");
     assert!(!kiosk.dir.path().join("openai-key").exists());
@@ -179,7 +96,7 @@ fn a_disabled_kiosk_hears_it_is_unavailable_and_records_why() {
     let broker = Broker::start(&db, &emulator.base_url, "127.0.0.1:0");
     let kiosk = kiosk_behind(
         &db,
-        &broker.token_url,
+        &broker.token_url(),
         &emulator,
         "[session]\ncooldown_s = 1\n",
         &[],

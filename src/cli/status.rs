@@ -64,6 +64,7 @@ impl View {
                     "duration_ms": r.current_session_ms(),
                     "cost_nusd": s.cost,
                     "cost_usd": s.cost.to_decimal_string(),
+                    "billed_seconds": s.billed_seconds,
                 })),
                 "recent_sessions": r.recent_sessions,
                 "outbox": r.outbox,
@@ -184,8 +185,12 @@ fn gauge_line(name: &str, value: &serde_json::Value, now_ms: i64) -> String {
 }
 
 fn print_current(s: &CurrentSession, duration_ms: u64) {
+    let billed = s
+        .billed_seconds
+        .map(|b| format!(" (GPT-Live, {b} s billed)"))
+        .unwrap_or_default();
     println!(
-        "current session: {} with {}, {:.1} s, {} so far",
+        "current session: {} with {}, {:.1} s, {} so far{billed}",
         s.session_id,
         s.first_name.as_deref().unwrap_or("a guest"),
         duration_ms as f64 / 1000.0,

@@ -292,6 +292,7 @@ impl<D: Directory> Driver<D> {
             first_name: p.first_name,
             started_at_ms: p.started_at_ms,
             cost: p.cost,
+            billed_seconds: p.billed_seconds,
         });
         ctx.health.set_current_session(current);
         ctx.health.set_spent_today(self.machine.spent_today());

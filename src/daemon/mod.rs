@@ -60,6 +60,7 @@ pub async fn run(
             tracing::warn!(?faults, "{} is set: test faults are injected", faults::ENV);
         }
         let health = Health::new(&cfg.kiosk.id, clock::wall_ms());
+        health.set_gauge(OPENAI_API_GAUGE, api_name(cfg.openai.api));
         let shutdown = CancellationToken::new();
         let status_socket = open_status_socket(&cfg.health.runtime_dir, &health)?;
 
@@ -242,6 +243,17 @@ pub async fn run(
     }
     .instrument(span)
     .await
+}
+
+/// The health gauge naming the voice API sessions use (`openai.api`): `status` and `/metrics`.
+pub(crate) const OPENAI_API_GAUGE: &str = "openai_api";
+
+/// `openai.api` as `status` and `/metrics` show it.
+pub(crate) fn api_name(api: VoiceApi) -> &'static str {
+    match api {
+        VoiceApi::Realtime => "realtime",
+        VoiceApi::Live => "live",
+    }
 }
 
 /// The Realtime side's long-lived parts. Missing credentials do not stop the daemon: the

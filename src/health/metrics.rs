@@ -125,11 +125,40 @@ impl Collector for ReportCollector {
                 .iter()
                 .map(|(name, state)| (vec![("adapter", name.clone())], flag(state.is_ok()))),
         )?;
+        family(
+            &mut e,
+            "openai_api_info",
+            "The OpenAI voice API sessions use (openai.api: realtime or live; always 1).",
+            [(
+                vec![(
+                    "api",
+                    r.health
+                        .gauges
+                        .get(crate::daemon::OPENAI_API_GAUGE)
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("realtime")
+                        .to_owned(),
+                )],
+                ConstGauge::new(1),
+            )],
+        )?;
         one(
             &mut e,
             "session_live",
             "1 while a session is in progress.",
             flag(h.current_session.is_some()),
+        )?;
+        one(
+            &mut e,
+            "session_billed_seconds",
+            "GPT-Live voice seconds billed so far in the session in progress (estimated \
+             between OpenAI's usage reports; 0 for Realtime).",
+            ConstGauge::new(
+                h.current_session
+                    .as_ref()
+                    .and_then(|s| s.billed_seconds)
+                    .unwrap_or(0) as i64,
+            ),
         )?;
         one(
             &mut e,
@@ -269,6 +298,7 @@ mod tests {
                 first_name: Some("Camille".into()),
                 started_at_ms: 1_795_219_260_000,
                 cost: NanoUsd(12_500_000),
+                billed_seconds: Some(42),
             }),
             sessions_cost: NanoUsd(1_500_000_000),
             spent_today: NanoUsd(2_250_000_000),
@@ -328,12 +358,14 @@ mod tests {
                 1.0,
             ),
             ("jarvis_kiosk_sessions_cost_usd_total", 1.5),
+            (r#"jarvis_kiosk_openai_api_info{api="realtime"}"#, 1.0),
             ("jarvis_kiosk_spent_today_usd", 2.25),
             (
                 r#"jarvis_kiosk_budget_time_zone_info{zone="Europe/Paris"}"#,
                 1.0,
             ),
             ("jarvis_kiosk_session_live", 1.0),
+            ("jarvis_kiosk_session_billed_seconds", 42.0),
             ("jarvis_kiosk_session_cost_usd", 0.0125),
             ("jarvis_kiosk_outbox_backlog", 12.0),
             ("jarvis_kiosk_outbox_backlog_age_seconds", 60.0),

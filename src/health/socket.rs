@@ -207,6 +207,7 @@ mod tests {
             first_name: Some("Camille".into()),
             started_at_ms: 1_000,
             cost: NanoUsd(42),
+            billed_seconds: None,
         }));
         Observer { health, store }
     }

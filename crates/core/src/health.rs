@@ -77,8 +77,12 @@ pub struct CurrentSession {
     /// `None` for a guest.
     pub first_name: Option<String>,
     pub started_at_ms: i64,
-    /// Metered so far (responses and transcription).
+    /// Metered so far (responses and transcription; for GPT-Live, voice time estimated
+    /// between usage reports plus delegated responses).
     pub cost: NanoUsd,
+    /// GPT-Live: voice seconds billed so far; absent for Realtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billed_seconds: Option<u64>,
 }
 
 const MAX_LAST_ERRORS: usize = 10;
