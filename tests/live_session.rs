@@ -301,3 +301,72 @@ fn a_dropped_live_connection_ends_on_the_estimate() {
     assert_eq!(live.voice_nusd, NanoUsd(voice_nusd(live.billed_seconds)));
     assert!(live.billed_seconds >= 15);
 }
+
+fn refusals(kiosk: &Kiosk) -> Vec<String> {
+    let conn = rusqlite::Connection::open(kiosk.db()).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT payload FROM outbox WHERE kind = 'scan_refused' ORDER BY seq")
+        .unwrap();
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|p| match serde_json::from_str(&p.unwrap()).unwrap() {
+            EventPayload::ScanRefused { cause } => cause,
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+/// OpenAI answers the relayed create with 429: the session ends `connect_failed` naming it,
+/// and the breaker opens (the next scan is refused without asking anyone).
+#[test]
+fn openais_429_on_create_ends_the_session_and_opens_the_breaker() {
+    let db = TestDb::migrated("live_429");
+    add_kiosk(&db, "kiosk-429");
+    let emulator = Emulator::start("live_kiosk.toml", &["http-status=429", "retry-after=600"]);
+    let broker = Broker::start(&db, &emulator.base_url, "127.0.0.1:0");
+    let kiosk = live_kiosk(
+        &db,
+        &broker,
+        &emulator,
+        "kiosk-429",
+        "[session]\ncooldown_s = 1\n",
+        &[("JARVIS_KIOSK__OPENAI__BREAKER_FAILURES", "1")],
+    );
+    kiosk.scanner.scan("0012345678");
+    let evs = wait_ended(&kiosk, Duration::from_secs(20));
+    let (reason, live, detail) = ended_live(&evs);
+    assert_eq!(reason, "connect_failed");
+    assert!(detail.unwrap_or_default().contains("429"), "{evs:#?}");
+    assert_eq!(live, LiveTotals::default(), "never created: nothing billed");
+    support::wait_until("lifecycle degraded", Duration::from_secs(10), || {
+        (kiosk.status()?["health"]["lifecycle"] == "degraded").then_some(())
+    });
+    kiosk.scanner.scan("0099999999");
+    support::wait_until("a refusal", Duration::from_secs(10), || {
+        (!refusals(&kiosk).is_empty()).then_some(())
+    });
+    assert_eq!(refusals(&kiosk), ["breaker_open"]);
+}
+
+/// The fleet disabled the kiosk: the relay refuses, the member hears "unavailable", the
+/// breaker stays closed (the broker works) and OpenAI is never asked.
+#[test]
+fn a_disabled_kiosk_is_refused_by_the_relay() {
+    let db = TestDb::migrated("live_disabled");
+    add_kiosk(&db, "kiosk-off");
+    let emulator = Emulator::start("live_kiosk.toml", &[]);
+    let broker = Broker::start(&db, &emulator.base_url, "127.0.0.1:0");
+    let kiosk = live_kiosk(&db, &broker, &emulator, "kiosk-off", "", &[]);
+    db.psql("UPDATE kiosks SET disabled_at = now() WHERE kiosk_id = 'kiosk-off'");
+    kiosk.scanner.scan("0012345678");
+    support::wait_until("a refusal", Duration::from_secs(20), || {
+        (!refusals(&kiosk).is_empty()).then_some(())
+    });
+    assert_eq!(refusals(&kiosk), ["broker_kiosk_disabled"]);
+    let status = kiosk.status().unwrap();
+    assert_eq!(
+        status["health"]["gauges"]["breaker"]["state"], "closed",
+        "{status}"
+    );
+    assert_eq!(emulator.calls().len(), 0);
+}

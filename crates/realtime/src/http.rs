@@ -265,7 +265,7 @@ pub fn classify(
         (Some(c), _) => format!(": {}", scrub(c)),
         _ => String::new(),
     };
-    if origin == KeyOrigin::Broker
+    if matches!(origin, KeyOrigin::Broker | KeyOrigin::Relay)
         && let Some(refusal) = code.as_deref().and_then(BrokerRefusal::from_code)
     {
         return CallError::Refused {
