@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::journal::{Entry, parse};
+use support::rig::{Emulator, Kiosk, write_config_with};
 
 const INNER: &str = "JARVIS_TEST_JOURNALD_INNER";
 const COLLECTOR: &str = "/run/systemd/journal/socket";
@@ -109,7 +110,49 @@ fn inner() {
     );
     assert!(ready.contains_key("STARTUP_MS"), "{ready:?}");
 
-    // 2. In-process: a line inside a session span carries SESSION_ID next to KIOSK_ID.
+    // 2. A whole GPT-Live session (a development key, the emulator as OpenAI): its end line
+    //    names the backend and the seconds billed, as fields support can filter on.
+    let emulator = Emulator::start("live_phrase.toml", &[]);
+    let kiosk = Kiosk::start_logging("journald", &[], |d| {
+        let key = d.join("openai-key");
+        std::fs::write(&key, "sk-dev-journald\n").unwrap();
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        write_config_with(
+            d,
+            "kiosk-jd-live",
+            &format!(
+                "api = \"live\"\nbase_url = \"{}\"\napi_key_file = \"{}\"\n",
+                emulator.base_url,
+                key.display()
+            ),
+            "[openai.live]\nmodel = \"gpt-live-1\"\n",
+        );
+    });
+    kiosk.scanner.scan("0012345678");
+    let ended = |e: &Entry| {
+        e.get("MESSAGE").is_some_and(|m| m == "session ended")
+            && e.get("KIOSK_ID").is_some_and(|k| k == "kiosk-jd-live")
+    };
+    let entries = recv_until(&sock, Duration::from_secs(40), |es| es.iter().any(ended));
+    drop(kiosk);
+    let line = entries
+        .iter()
+        .find(|e| ended(e))
+        .unwrap_or_else(|| panic!("no Live `session ended` line in {entries:?}"));
+    assert_eq!(line["BACKEND"], "live", "{line:?}");
+    assert_eq!(line["REASON"], "goodbye_phrase", "{line:?}");
+    assert_eq!(line["BILLED_SECONDS"], "15", "{line:?}");
+    assert_eq!(line["VOICE_USD"], "$0.012500", "{line:?}");
+    assert!(line.contains_key("SESSION_ID"), "{line:?}");
+    let usage = entries
+        .iter()
+        .find(|e| e.get("MESSAGE").is_some_and(|m| m == "live usage metered"))
+        .unwrap_or_else(|| panic!("no `live usage metered` line in {entries:?}"));
+    assert_eq!(usage["BACKEND"], "live");
+    assert!(usage.contains_key("BILLED_SECONDS"), "{usage:?}");
+
+    // 3. In-process: a line inside a session span carries SESSION_ID next to KIOSK_ID.
     let installed = jarvis_kiosk::telemetry::init(
         jarvis_kiosk::telemetry::LogFormat::Journald,
         "info",

@@ -244,15 +244,16 @@ pub fn write_config_with(dir: &Path, kiosk_id: &str, openai: &str, extra: &str) 
     config
 }
 
-/// Starts the daemon on `dir/config.toml` and waits for READY.
-fn spawn_daemon(dir: &Path, card: &SoundCard, env: &[(&str, &str)]) -> Child {
+/// Starts the daemon on `dir/config.toml` logging as `log` (`json`: read back by
+/// [`Kiosk::log`]; `journald`: to the journal socket) and waits for READY.
+fn spawn_daemon(dir: &Path, card: &SoundCard, env: &[(&str, &str)], log: &str) -> Child {
     // A restart binds afresh: the previous socket is being drained by a thread of its own.
     let _ = std::fs::remove_file(dir.join("notify.sock"));
     let notify = NotifySocket::bind(dir);
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jarvis-kiosk"));
     cmd.arg("--config")
         .arg(dir.join("config.toml"))
-        .args(["--log", "json", "run"])
+        .args(["--log", log, "run"])
         .env("NOTIFY_SOCKET", &notify.path)
         .env("RUST_LOG", "info,str0m=warn")
         .envs(env.iter().copied())
@@ -300,12 +301,17 @@ impl Kiosk {
 
     /// A kiosk whose config `write(dir)` writes (see [`write_config_with`]).
     pub fn start_configured(env: &[(&str, &str)], write: impl FnOnce(&Path)) -> Kiosk {
+        Kiosk::start_logging("json", env, write)
+    }
+
+    /// [`Kiosk::start_configured`] with the daemon's `--log` format.
+    pub fn start_logging(log: &str, env: &[(&str, &str)], write: impl FnOnce(&Path)) -> Kiosk {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let scanner = Scanner::plug(&d.join("ttyBADGE"));
         write(d);
         let card = SoundCard::Paced(Microphone::start(d, Vec::new()));
-        let child = spawn_daemon(d, &card, env);
+        let child = spawn_daemon(d, &card, env, log);
         let kiosk = Kiosk {
             dir,
             child,
@@ -324,7 +330,7 @@ impl Kiosk {
         let scanner = Scanner::plug(&d.join("ttyBADGE"));
         write_config(d, kiosk_id, base_url, extra);
         let card = SoundCard::Room(Room::start(d, room));
-        let child = spawn_daemon(d, &card, &[]);
+        let child = spawn_daemon(d, &card, &[], "json");
         Kiosk {
             dir,
             child,
@@ -374,7 +380,7 @@ impl Kiosk {
         self.child.wait().unwrap();
         let d = self.dir.path();
         std::fs::rename(d.join("daemon.log"), d.join("daemon-killed.log")).unwrap();
-        self.child = spawn_daemon(d, &self.card, env);
+        self.child = spawn_daemon(d, &self.card, env, "json");
     }
 
     /// A `jarvis-kiosk` command against this kiosk's config (`status`, `doctor`...).
