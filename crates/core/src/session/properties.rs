@@ -25,6 +25,36 @@ enum Sig {
     AudioStarted,
     AudioStopped,
     ResponseDone,
+    LiveCreated,
+    LiveModel(bool),
+    OutputSpeech,
+    LiveUsage(u64),
+    LiveClosed(u64, u8),
+    Delegation(u64),
+}
+
+impl Sig {
+    /// Whether the backend's adapter can report this signal at all.
+    fn fits(&self, live: bool) -> bool {
+        let live_only = matches!(
+            self,
+            Sig::LiveCreated
+                | Sig::LiveModel(_)
+                | Sig::OutputSpeech
+                | Sig::LiveUsage(_)
+                | Sig::LiveClosed(..)
+                | Sig::Delegation(_)
+        );
+        let realtime_only = matches!(
+            self,
+            Sig::Usage(_)
+                | Sig::Transcription(_)
+                | Sig::AudioStarted
+                | Sig::AudioStopped
+                | Sig::ResponseDone
+        );
+        if live { !realtime_only } else { !live_only }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +85,12 @@ fn sig() -> impl Strategy<Value = Sig> {
         Just(Sig::AudioStarted),
         Just(Sig::AudioStopped),
         Just(Sig::ResponseDone),
+        Just(Sig::LiveCreated),
+        any::<bool>().prop_map(Sig::LiveModel),
+        Just(Sig::OutputSpeech),
+        (0u64..3_000).prop_map(Sig::LiveUsage),
+        ((0u64..3_000), (0u8..5)).prop_map(|(s, r)| Sig::LiveClosed(s, r)),
+        (0u64..50_000_000).prop_map(Sig::Delegation),
     ]
 }
 
@@ -107,6 +143,34 @@ fn to_signal(s: &Sig) -> Signal {
         Sig::AudioStarted => Signal::OutputAudioStarted,
         Sig::AudioStopped => Signal::OutputAudioStopped,
         Sig::ResponseDone => Signal::ResponseDone,
+        Sig::LiveCreated => Signal::LiveCreated,
+        Sig::LiveModel(other) => Signal::LiveModel {
+            model: if *other { "gpt-live-1.1" } else { "gpt-live-1" }.into(),
+        },
+        Sig::OutputSpeech => Signal::OutputSpeech,
+        Sig::LiveUsage(seconds) => Signal::LiveUsage {
+            seconds: *seconds,
+            raw_usage: serde_json::json!({}),
+        },
+        Sig::LiveClosed(seconds, r) => Signal::LiveClosed {
+            seconds: *seconds,
+            reason: [
+                "close_requested",
+                "expired",
+                "content",
+                "remote_hangup",
+                "connection_lost",
+            ][*r as usize % 5]
+                .into(),
+            raw_usage: serde_json::json!({}),
+        },
+        Sig::Delegation(n) => Signal::DelegationUsage {
+            response_id: "resp".into(),
+            model: "gpt-5-mini".into(),
+            tokens: TokenCounts::default(),
+            cost: NanoUsd(*n),
+            raw_usage: serde_json::json!({}),
+        },
     }
 }
 
@@ -124,6 +188,10 @@ struct Observer {
     usage: BTreeMap<Uuid, (CostBreakdown, TokenCounts)>,
     event_ids: HashSet<Uuid>,
     last_lifecycle: Option<Lifecycle>,
+    /// The sessions are GPT-Live ones.
+    live: bool,
+    /// Per GPT-Live session: what its events charged today's spend before its end.
+    charged: BTreeMap<Uuid, NanoUsd>,
 }
 
 impl Observer {
@@ -167,10 +235,25 @@ impl Observer {
                 prop_assert!(self.started.insert(id));
                 self.open = Some(id);
             }
-            EventPayload::SessionEnded { cost, tokens, .. } => {
+            EventPayload::SessionEnded {
+                cost, tokens, live, ..
+            } => {
                 let id = session.unwrap();
                 prop_assert_eq!(self.open, Some(id), "end without a start");
                 prop_assert!(self.ended.insert(id), "ended twice");
+                prop_assert_eq!(
+                    live.is_some(),
+                    self.live,
+                    "Live totals on Live sessions only"
+                );
+                if let Some(l) = live {
+                    let before = self.charged.get(&id).copied().unwrap_or_default();
+                    prop_assert_eq!(
+                        before + l.charged_nusd,
+                        l.total(),
+                        "a Live session's charges add up to its bill"
+                    );
+                }
                 let (sum_cost, sum_tokens) = self.usage.get(&id).copied().unwrap_or_default();
                 prop_assert_eq!(*cost, sum_cost, "ended cost is the sum of its usage");
                 prop_assert_eq!(*tokens, sum_tokens);
@@ -182,11 +265,29 @@ impl Observer {
             EventPayload::TranscriptionUsage { cost, .. } => {
                 self.add_usage(session, *cost, TokenCounts::default())?
             }
+            EventPayload::LiveUsage { charged_nusd, .. } => self.charge(session, *charged_nusd)?,
+            EventPayload::DelegationUsage { cost_nusd, .. } => self.charge(session, *cost_nusd)?,
             EventPayload::SessionConnected { .. } => {
                 prop_assert_eq!(session, self.open);
                 prop_assert!(self.connected.insert(session.unwrap()), "connected twice");
             }
+            // A session's alert (a GPT-Live model mismatch) names a started session.
+            EventPayload::Alert { .. } if session.is_some() => {
+                prop_assert!(self.started.contains(&session.unwrap()))
+            }
             _ => prop_assert_eq!(session, None),
+        }
+        Ok(())
+    }
+
+    fn charge(&mut self, session: Option<Uuid>, n: NanoUsd) -> Result<(), TestCaseError> {
+        let id = session.unwrap();
+        prop_assert!(self.live, "Live usage recorded for a Realtime session");
+        prop_assert!(self.started.contains(&id));
+        if self.open == Some(id) {
+            *self.charged.entry(id).or_default() += n;
+        } else {
+            prop_assert!(self.ended.contains(&id), "usage of a session never ended");
         }
         Ok(())
     }
@@ -223,7 +324,18 @@ struct Run {
 }
 
 impl Run {
-    fn new(replace: bool, guests: bool, spent: u64) -> Self {
+    fn new(replace: bool, guests: bool, spent: u64, live: bool) -> Self {
+        let backend = if live {
+            let p = crate::metering::Pricing::from_config(&BTreeMap::new()).unwrap();
+            Backend::Live {
+                rates: ["gpt-live-1", "gpt-live-1.1"]
+                    .into_iter()
+                    .map(|m| (m.to_owned(), p.live_rates(m).unwrap()))
+                    .collect(),
+            }
+        } else {
+            Backend::Realtime
+        };
         let s = Settings {
             on_scan_during_session: if replace {
                 ScanDuringSession::Replace
@@ -238,6 +350,8 @@ impl Run {
             max_cost: NanoUsd(500_000_000),
             daily_budget: NanoUsd(3_000_000_000),
             max_sessions_per_hour: 3,
+            model: if live { "gpt-live-1" } else { "gpt-realtime" }.into(),
+            backend,
             ..Settings::default()
         };
         let now = Now {
@@ -250,7 +364,10 @@ impl Run {
             spend: (limits::utc_day(WALL0), NanoUsd(spent)),
             scans: 0,
             seen: Vec::new(),
-            obs: Observer::default(),
+            obs: Observer {
+                live,
+                ..Observer::default()
+            },
         }
     }
 
@@ -342,6 +459,7 @@ impl Run {
                 Some(session_id) => Input::RealtimeConnected { session_id },
                 None => return Ok(()),
             },
+            Step::Signal(s) | Step::StaleSignal(s) if !s.fits(self.obs.live) => return Ok(()),
             Step::Signal(s) => match current {
                 Some(session_id) => Input::Realtime {
                     session_id,
@@ -407,7 +525,7 @@ impl Run {
     }
 }
 
-fn runs() -> impl Strategy<Value = (bool, bool, u64, Vec<Step>)> {
+fn runs() -> impl Strategy<Value = (bool, bool, u64, bool, Vec<Step>)> {
     (
         any::<bool>(),
         any::<bool>(),
@@ -416,6 +534,7 @@ fn runs() -> impl Strategy<Value = (bool, bool, u64, Vec<Step>)> {
             1 => Just(2_900_000_000),
             1 => Just(3_000_000_000),
         ],
+        any::<bool>(),
         proptest::collection::vec(step(), 0..120),
     )
 }
@@ -424,8 +543,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
     #[test]
-    fn shutdown_settles_every_sequence((replace, guests, spent, steps) in runs()) {
-        let mut run = Run::new(replace, guests, spent);
+    fn shutdown_settles_every_sequence((replace, guests, spent, live, steps) in runs()) {
+        let mut run = Run::new(replace, guests, spent, live);
         for s in &steps {
             run.step(s)?;
         }
@@ -442,8 +561,8 @@ proptest! {
     }
 
     #[test]
-    fn enough_ticks_settle_every_sequence((replace, guests, spent, steps) in runs()) {
-        let mut run = Run::new(replace, guests, spent);
+    fn enough_ticks_settle_every_sequence((replace, guests, spent, live, steps) in runs()) {
+        let mut run = Run::new(replace, guests, spent, live);
         for s in &steps {
             run.step(s)?;
         }
