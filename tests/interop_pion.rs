@@ -125,26 +125,6 @@ impl Drop for PionPeer {
     }
 }
 
-/// What the member says, as S16_LE mono 48 kHz bytes: a breath of silence (members do not
-/// talk over the last syllable), then `ms` of a voice-like signal at about -22 dBFS: three
-/// harmonics of a gliding pitch, in syllables (a 3 Hz envelope that falls to silence), so noise
-/// suppression, which learns stationary sounds as noise, treats it as speech.
-fn utterance(ms: usize) -> Vec<u8> {
-    let pause = 48 * 600;
-    let tau = std::f32::consts::TAU;
-    let mut phase = 0.0f32;
-    let mut out = vec![0u8; 2 * pause];
-    for i in 0..48 * ms {
-        let t = i as f32 / 48_000.0;
-        phase += tau * (180.0 + 30.0 * (tau * 0.7 * t).sin()) / 48_000.0;
-        let syllable = (tau * 3.0 * t).sin().max(0.0).sqrt();
-        let v =
-            (phase.sin() + 0.6 * (2.0 * phase).sin() + 0.3 * (3.0 * phase).sin()) * 0.16 * syllable;
-        out.extend_from_slice(&((v * 32767.0) as i16).to_le_bytes());
-    }
-    out
-}
-
 /// RMS level in dBFS of each 20 ms frame of mono samples.
 fn frame_levels(mono: &[i16]) -> Vec<f32> {
     mono.chunks(960)
@@ -200,9 +180,9 @@ fn whole_session_with(peer_args: &[&str], extra: &str) {
 
     // The member answers the greeting, then says goodbye after the first reply.
     peer.wait_sent("output_audio_buffer.stopped", 1, &kiosk);
-    kiosk.mic().say(&utterance(1200));
+    kiosk.mic().say(&support::voice::utterance(1200));
     peer.wait_sent("output_audio_buffer.stopped", 2, &kiosk);
-    kiosk.mic().say(&utterance(1200));
+    kiosk.mic().say(&support::voice::utterance(1200));
 
     let s = kiosk.ended_session(Duration::from_secs(40));
     let state = support::wait_until("the peer hung up", Duration::from_secs(10), || {
@@ -249,7 +229,7 @@ fn whole_session_with(peer_args: &[&str], extra: &str) {
     let voiced =
         |levels: Vec<f32>| -> Vec<f32> { levels.into_iter().filter(|&l| l > -40.0).collect() };
     let heard = voiced(frame_levels(&heard));
-    let said = voiced(frame_levels(&s16(&utterance(1200))));
+    let said = voiced(frame_levels(&s16(&support::voice::utterance(1200))));
     let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len().max(1) as f32;
     let (heard_ms, said_ms) = (heard.len() * 20, 2 * said.len() * 20);
     eprintln!(

@@ -370,3 +370,48 @@ fn a_disabled_kiosk_is_refused_by_the_relay() {
     );
     assert_eq!(emulator.calls().len(), 0);
 }
+
+/// Voiced 20 ms frames (RMS above -40 dBFS) of mono samples.
+fn voiced_frames(mono: &[i16]) -> usize {
+    mono.chunks(960)
+        .filter(|c| {
+            let sum: f64 = c.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+            (sum / c.len() as f64).sqrt() / 32768.0 > 0.01
+        })
+        .count()
+}
+
+/// The model only answers what it hears: the member's two utterances, through the kiosk's
+/// capture, echo control, Opus and RTP, start both turns at the emulator's VAD, and the peer's
+/// record holds them, as loud as said.
+#[test]
+fn the_member_is_heard_by_a_live_peer_that_streams_continuously() {
+    let db = TestDb::migrated("live_vad");
+    add_kiosk(&db, "kiosk-vad");
+    let emulator = Emulator::start("live_vad.toml", &[]);
+    let broker = Broker::start(&db, &emulator.base_url, "127.0.0.1:0");
+    let kiosk = live_kiosk(&db, &broker, &emulator, "kiosk-vad", "", &[]);
+    kiosk.scanner.scan("0012345678");
+    // The chime (0.32 s) and the greeting (0.4 s) played: the member answers.
+    support::wait_until(
+        "the greeting on the speaker",
+        Duration::from_secs(20),
+        || (sound_frames(&kiosk) >= 34_000).then_some(()),
+    );
+    kiosk.mic().say(&support::voice::utterance(1200));
+    // JARVIS's first reply (0.6 s) played: the member says they are done.
+    support::wait_until(
+        "the first reply on the speaker",
+        Duration::from_secs(20),
+        || (sound_frames(&kiosk) >= 62_000).then_some(()),
+    );
+    kiosk.mic().say(&support::voice::utterance(1200));
+    let evs = wait_ended(&kiosk, Duration::from_secs(40));
+    let (reason, live, _) = ended_live(&evs);
+    assert_eq!(reason, "goodbye", "{}", kiosk.log());
+    assert_eq!(live.delegation_nusd, NanoUsd(live_kiosk_delegation()));
+    let call = &emulator.calls()[0];
+    let voiced = voiced_frames(&call.member_audio);
+    // Two utterances of 1.2 s in 3 Hz syllables: well over a second of voiced frames.
+    assert!(voiced >= 50, "{voiced} voiced frames heard by the peer");
+}

@@ -6,6 +6,7 @@ pub mod net;
 pub mod price;
 pub mod rig;
 pub mod room;
+pub mod voice;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
