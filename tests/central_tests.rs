@@ -8,6 +8,8 @@ mod support;
 mod crashed;
 #[path = "central/directory.rs"]
 mod directory;
+#[path = "central/live.rs"]
+mod live;
 #[path = "central/schema.rs"]
 mod schema;
 #[path = "central/security.rs"]

@@ -7,6 +7,8 @@ mod bound;
 mod crash;
 #[path = "store/crashed_sessions.rs"]
 mod crashed_sessions;
+#[path = "store/live.rs"]
+mod live;
 #[path = "store/member_cache.rs"]
 mod member_cache;
 #[path = "store/outbox.rs"]

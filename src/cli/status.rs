@@ -221,11 +221,18 @@ fn print_sessions(sessions: &[SessionSummary]) {
             (Some(r), Some(d)) => format!("{r} after {:.1} s", d as f64 / 1000.0),
             _ => "live".into(),
         };
+        let usage = match &s.live {
+            Some(l) => format!(
+                "GPT-Live {} s billed{}, {} delegated",
+                l.billed_seconds,
+                if l.estimated { " (estimate)" } else { "" },
+                l.delegations
+            ),
+            None => format!("{} responses", s.responses),
+        };
         println!(
-            "  {} {when}  {end}  {} responses  {}",
-            s.session_id,
-            s.responses,
-            s.cost.total()
+            "  {} {when}  {end}  {usage}  {}",
+            s.session_id, s.total_nusd
         );
     }
 }

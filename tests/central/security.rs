@@ -158,6 +158,7 @@ async fn kiosk_cannot_read_members_kiosks_or_dashboards() {
         "SELECT * FROM kiosk_alerts",
         "SELECT * FROM dashboard_active_sessions",
         "SELECT * FROM dashboard_cost_per_gym_day",
+        "SELECT * FROM dashboard_cost_per_gym_day_by_api",
         "SELECT * FROM dashboard_mean_duration",
         "SELECT * FROM dashboard_kiosks_not_seen",
         "SELECT * FROM dashboard_open_alerts",

@@ -17,7 +17,7 @@ pub enum DbError {
     #[error("central database: {0}")]
     Query(String),
     #[error(
-        "central database: the dashboard tables are missing or not granted: run scripts/central-migrate.sh (0010_dashboard.sql) and make the login a member of dashboard_service"
+        "central database: the dashboard tables are missing or not granted: run scripts/central-migrate.sh (0010_dashboard.sql, 0011_live_sessions.sql) and make the login a member of dashboard_service"
     )]
     NotMigrated,
 }

@@ -60,7 +60,9 @@ SELECT coalesce(sum(d.sessions), 0)::bigint AS sessions,
        coalesce(sum(d.ended), 0)::bigint AS ended,
        coalesce(sum(d.connected), 0)::bigint AS connected,
        coalesce(sum(d.connect_ms_sum) / nullif(sum(d.connected), 0), 0)::float8 AS connect_avg_ms,
-       coalesce(sum(d.cost_usd), 0)::text AS cost
+       coalesce(sum(d.cost_usd), 0)::text AS cost,
+       coalesce(sum(d.live_sessions), 0)::bigint AS live_sessions,
+       coalesce(sum(d.billed_seconds), 0)::bigint AS billed_seconds
 FROM session_days d
 WHERE d.day >= (now() AT TIME ZONE 'UTC')::date - ($2::int - 1)
   AND ($1::text[] IS NULL OR d.gym_id = ANY($1))";
@@ -152,7 +154,11 @@ pub struct Sla {
     pub connect_avg_ms: f64,
     /// Over the last 24 hours, whatever the period.
     pub connect_p95_ms: f64,
+    /// Realtime and GPT-Live sessions alike.
     pub cost: NanoUsd,
+    /// GPT-Live sessions and their billed voice seconds.
+    pub live_sessions: u64,
+    pub billed_seconds: u64,
     pub end_reasons: Vec<(String, u64)>,
     pub kiosks: u64,
     pub beats: u64,
@@ -256,6 +262,8 @@ pub async fn snapshot(db: &Central, scope: &Scope) -> Result<Snapshot, DbError> 
         connect_avg_ms: sla.try_get("connect_avg_ms")?,
         connect_p95_ms: p95.try_get("p95")?,
         cost: money(&sla, "cost")?,
+        live_sessions: count(&sla, "live_sessions")?,
+        billed_seconds: count(&sla, "billed_seconds")?,
         end_reasons,
         kiosks: count(&uptime, "kiosks")?,
         beats: count(&uptime, "beats")?,

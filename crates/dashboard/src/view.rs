@@ -283,7 +283,7 @@ fn sla(ctx: &PageContext, snap: &Snapshot) -> String {
 <dt>uptime</dt><dd data-uptime>{:.2}%</dd>\
 <dt>sessions</dt><dd>{} ({} connected, {} ended)</dd>\
 <dt>connect</dt><dd>{:.0} ms avg, {:.0} ms p95 (24 h)</dd>\
-<dt>cost</dt><dd>{} total, {} per session</dd></dl><p class=\"reasons\">",
+<dt>cost</dt><dd>{} total, {} per session</dd>{}</dl><p class=\"reasons\">",
         ctx.period_days,
         percent(s.beats, expected),
         s.sessions,
@@ -293,6 +293,14 @@ fn sla(ctx: &PageContext, snap: &Snapshot) -> String {
         s.connect_p95_ms,
         usd(s.cost),
         usd(per_session),
+        if s.live_sessions > 0 {
+            format!(
+                "<dt>GPT-Live</dt><dd>{} of them, {} s billed</dd>",
+                s.live_sessions, s.billed_seconds
+            )
+        } else {
+            String::new()
+        },
     );
     for (reason, n) in &s.end_reasons {
         let _ = write!(html, "<span>{} {n}</span> ", esc(reason));

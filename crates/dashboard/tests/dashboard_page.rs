@@ -301,3 +301,44 @@ fn sigterm(pid: u32) {
         .success();
     assert!(ok);
 }
+
+#[tokio::test]
+async fn a_gpt_live_session_counts_in_the_period_with_its_billed_seconds() {
+    let db = TestDb::migrated("live");
+    db.add_kiosk("k1", "gym-a");
+    db.session("k1", 600, true, 1_500_000_000);
+    let live = db.psql("SELECT gen_random_uuid()");
+    let event =
+        |kind: &str, payload: &str, ago_s: u64| db.event("k1", Some(&live), kind, payload, ago_s);
+    event("session_started", r#"{"model": "gpt-live-1"}"#, 300);
+    event(
+        "live_usage",
+        r#"{"model": "gpt-live-1", "seconds": 88, "billed_seconds": 88, "voice_nusd": 73333333, "upper_bound": false, "closed": true}"#,
+        210,
+    );
+    event(
+        "delegation_usage",
+        r#"{"model": "gpt-5-mini", "response_id": "resp_1", "cost_nusd": 855000}"#,
+        250,
+    );
+    event(
+        "session_ended",
+        r#"{"reason": "goodbye", "duration_ms": 90000, "live": {"billed_seconds": 90, "voice_nusd": 75000000, "delegation_nusd": 855000, "upper_bound": false, "estimated": false, "charged_nusd": 0}}"#,
+        209,
+    );
+    add_operator(&db, "alice", PASSWORD, None).await;
+    let dash = Dashboard::start(config(&db)).await;
+    let cookie = dash.login("alice", PASSWORD).await.unwrap();
+    let (status, html) = dash.get("/?days=7", Some(&cookie)).await;
+    assert_eq!(status, 200, "{html}");
+    // $1.50 + $0.073333333 (the close's 88 s) + $0.000855.
+    assert!(html.contains("today 2 sessions, $1.57"), "{html}");
+    assert!(
+        html.contains("<dt>GPT-Live</dt><dd>1 of them, 88 s billed</dd>"),
+        "{html}"
+    );
+    assert_eq!(
+        db.psql("SELECT sum(sessions) || ' ' || sum(cost_usd) || ' ' || sum(live_sessions) || ' ' || sum(billed_seconds) FROM session_days"),
+        "2 1.574188333 1 88"
+    );
+}

@@ -38,7 +38,7 @@ pub use outbox::{DeadLetter, OutboxStats, StoredEvent, retention_cutoff_ms};
 pub use recovery::{IntegrityCheck, Recovery};
 pub use salvage::Salvage;
 pub use schema::SCHEMA_VERSION;
-pub use sessions::SessionSummary;
+pub use sessions::{LiveSummary, SessionSummary};
 
 /// How long a writer waits for another connection's lock before failing (CLI next to daemon).
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -94,6 +94,19 @@ CREATE TABLE member_cache (
 );
 CREATE INDEX member_cache_age ON member_cache(fetched_at_ms);
 "#,
+    // 2: GPT-Live sessions in the roll-up. The voice figure kept is the largest by
+    // (rank, voice, billed seconds, upper bound, estimated), rank 2 for a `session.closed`
+    // figure, 1 for the end's, 0 for a report: central's rule (0011_live_sessions.sql).
+    r#"
+ALTER TABLE sessions ADD COLUMN backend TEXT NOT NULL DEFAULT 'realtime';
+ALTER TABLE sessions ADD COLUMN live_voice_rank INTEGER;
+ALTER TABLE sessions ADD COLUMN live_voice_nusd INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN billed_seconds INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN live_upper_bound INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN live_estimated INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN delegation_nusd INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN delegations INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// The schema version this binary writes.
@@ -151,6 +164,29 @@ mod tests {
             migrate(&mut conn, Path::new(":memory:")).unwrap(),
             SCHEMA_VERSION
         );
+    }
+
+    #[test]
+    fn a_version_1_file_keeps_its_sessions_as_realtime_ones() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO sessions (session_id, first_event_at_ms, input_audio_nusd)
+             VALUES ('s1', 5, 42)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn, Path::new(":memory:")).unwrap(), 1);
+        let row: (String, Option<i64>, i64, i64) = conn
+            .query_row(
+                "SELECT backend, live_voice_rank, delegation_nusd, input_audio_nusd
+                 FROM sessions WHERE session_id = 's1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(row, ("realtime".into(), None, 0, 42));
     }
 
     #[test]

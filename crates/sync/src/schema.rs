@@ -20,6 +20,9 @@ const EVENTS: &str = "0003_kiosk_events.sql";
 const DERIVED: &str = "0004_derived_tables.sql";
 const SECURITY: &str = "0005_security.sql";
 const USAGE_ONCE: &str = "0007_usage_once.sql";
+/// GPT-Live sessions: without it central would store `live_usage` and `delegation_usage`
+/// events but derive no cost from them.
+const LIVE: &str = "0011_live_sessions.sql";
 
 /// Everything the sync and the member lookup use, in migration order.
 pub const REQUIRED: &[Requirement] = &[
@@ -74,6 +77,14 @@ pub const REQUIRED: &[Requirement] = &[
     Requirement {
         object: "index kiosk_events_usage_once",
         migration: USAGE_ONCE,
+    },
+    Requirement {
+        object: "openai_realtime_sessions.duration_cost_usd",
+        migration: LIVE,
+    },
+    Requirement {
+        object: "openai_realtime_sessions.delegation_cost_usd",
+        migration: LIVE,
     },
 ];
 
