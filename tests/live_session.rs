@@ -125,14 +125,28 @@ fn sound_frames(kiosk: &Kiosk) -> usize {
 }
 
 /// The member's goodbye makes the delegation model call `end_session`: the kiosk answers it,
-/// closes, and bills exactly what `session.closed` says plus both delegated responses.
+/// closes, and bills exactly what `session.closed` says plus both delegated responses; central
+/// derives the same figures into the session's row.
 #[test]
 fn the_goodbye_tool_ends_a_relayed_session_at_the_hand_priced_cost() {
     let db = TestDb::migrated("live_goodbye");
-    add_kiosk(&db, "kiosk-live");
+    let login = db.add_kiosk_id("kiosk-live", "gym-live", &[]);
     let emulator = Emulator::start("live_kiosk.toml", &[]);
     let broker = Broker::start(&db, &emulator.base_url, "127.0.0.1:0");
-    let kiosk = live_kiosk(&db, &broker, &emulator, "kiosk-live", "", &[]);
+    let kiosk = live_kiosk(
+        &db,
+        &broker,
+        &emulator,
+        "kiosk-live",
+        "[central]\nbatch_max_ms = 100\n",
+        &[
+            ("JARVIS_KIOSK__CENTRAL__URL", login.url.as_str()),
+            (
+                "JARVIS_KIOSK__CENTRAL__PASSWORD_FILE",
+                login.password_file.to_str().unwrap(),
+            ),
+        ],
+    );
     let config = std::fs::read_to_string(kiosk.config()).unwrap();
     assert!(
         !config.contains("api_key_file"),
@@ -168,6 +182,31 @@ fn the_goodbye_tool_ends_a_relayed_session_at_the_hand_priced_cost() {
     assert_eq!(
         db.psql("SELECT action || ':' || outcome FROM broker_audit ORDER BY audit_id"),
         "relay:ok"
+    );
+    // Central: the same row, the seed's token columns zero, the bill in the Live columns.
+    let row = support::wait_until(
+        "the session's row in central",
+        Duration::from_secs(30),
+        || {
+            let row = db.psql(
+                "SELECT api, end_reason, billed_seconds, duration_cost_usd::text, \
+                    delegation_cost_usd::text, total_cost_usd::text, \
+                    (input_audio_tokens_cost_usd + output_audio_tokens_cost_usd \
+                     + input_text_tokens_cost_usd + output_text_tokens_cost_usd)::text, \
+                    cost_is_estimated \
+             FROM openai_realtime_sessions WHERE end_reason IS NOT NULL",
+            );
+            (!row.is_empty()).then_some(row)
+        },
+    );
+    assert_eq!(
+        row,
+        format!(
+            "live|goodbye|{billed}|{}|{}|{}|0.000000000|f",
+            live.voice_nusd.to_decimal_string(),
+            live.delegation_nusd.to_decimal_string(),
+            live.total().to_decimal_string()
+        )
     );
     let log = kiosk.stop();
     assert!(log.contains("\"backend\":\"live\""), "{log}");
