@@ -132,7 +132,13 @@ fn the_member_interrupts_jarvis_in_an_echoing_room_and_jarvis_never_interrupts_i
     let scratch = tempfile::tempdir().unwrap();
     let scenario = scenario(scratch.path());
     let emulator = Emulator::start(scenario.to_str().unwrap(), &[]);
-    let kiosk = Kiosk::start_in_room(&emulator.base_url, "kiosk-echo-room", "", RoomSpec::kiosk());
+    let kiosk = Kiosk::start_in_room(
+        &emulator.base_url,
+        "kiosk-echo-room",
+        "",
+        RoomSpec::kiosk(),
+        &[],
+    );
     let room = kiosk.room();
     let question = speech(
         scratch.path(),
@@ -267,4 +273,87 @@ fn last_voiced_end(rec: &Recording, start: Instant, from: Instant) -> Instant {
         }
     }
     end
+}
+
+/// GPT-Live in the same echoing room: barge-in is native (no event reaches the kiosk; the
+/// model's audio just stops on RTP), so the kiosk never flushes its speaker. The member, heard
+/// over JARVIS's voice, cuts the long answer; the speaker falls silent with the model's audio,
+/// and JARVIS's own voice, played into the room, never starts a turn.
+#[test]
+fn the_member_interrupts_a_live_jarvis_in_an_echoing_room() {
+    let scratch = tempfile::tempdir().unwrap();
+    let scenario = scenario(scratch.path());
+    let emulator = Emulator::start(scenario.to_str().unwrap(), &[]);
+    let kiosk = Kiosk::start_in_room(
+        &emulator.base_url,
+        "kiosk-echo-live",
+        "[openai.live]\nmodel = \"gpt-live-1\"\n",
+        RoomSpec::kiosk(),
+        &[("JARVIS_KIOSK__OPENAI__API", "live")],
+    );
+    let room = kiosk.room();
+    let question = speech(
+        scratch.path(),
+        "question",
+        "Quel est mon programme aujourd'hui ?",
+    );
+    let stop = speech(scratch.path(), "stop", "Attends, non, au revoir.");
+
+    kiosk.scanner.scan("0012345678");
+    wait_call(&emulator, &kiosk, "the greeting to end", |c| {
+        c.replies
+            .first()
+            .is_some_and(|r| r.frames_sent == r.frames_total)
+    });
+    room.say(question);
+    wait_call(&emulator, &kiosk, "1.5 s of the long reply", |c| {
+        c.replies.len() >= 2 && c.replies[1].frames_sent >= 75
+    });
+    room.say(stop);
+
+    let s = kiosk.ended_session(Duration::from_secs(60));
+    let call = emulator.calls().into_iter().next().unwrap();
+    let context = format!(
+        "{s:?}\ntimeline: {:#?}\ndaemon:\n{}",
+        call.timeline,
+        kiosk.log()
+    );
+    assert!(
+        matches!(s.end_reason.as_deref(), Some("goodbye" | "goodbye_phrase")),
+        "{context}"
+    );
+    let started: Vec<_> = call
+        .find(|h| matches!(h, Happening::SpeechStarted { .. }))
+        .into_iter()
+        .map(|e| e.what.clone())
+        .collect();
+    assert_eq!(
+        started,
+        [
+            Happening::SpeechStarted {
+                audio_playing: false
+            },
+            Happening::SpeechStarted {
+                audio_playing: true
+            }
+        ],
+        "the question, then the interruption over the reply; never JARVIS itself\n{context}"
+    );
+    assert_eq!(call.barge_ins().len(), 1, "{context}");
+    assert!(call.replies[1].interrupted, "{context}");
+    // The speaker followed the model: silent once what it had buffered played out. Live sends
+    // no barge-in event, so the kiosk does not flush as it does for Realtime (within 150 ms of
+    // speech_started): the jitter buffer (40 ms, deepened up to 200 ms by measured jitter), the
+    // playout ring and the device's periods still play. Measured on a quiet machine: 256-276 ms.
+    let answered = call.answered_at.expect("answered");
+    let cut = answered + call.barge_ins()[0].at;
+    let rec = room.recording();
+    let silent_after = last_voiced_end(&rec, room.started, cut);
+    let cut_ms = silent_after.saturating_duration_since(cut).as_millis();
+    eprintln!("echo room (GPT-Live): speaker silent {cut_ms} ms after the model's audio stopped");
+    assert!(
+        cut_ms <= 400,
+        "the speaker played on {cut_ms} ms after the model stopped\n{context}"
+    );
+    kiosk.stop();
 }

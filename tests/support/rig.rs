@@ -324,13 +324,20 @@ impl Kiosk {
 
     /// A kiosk whose speaker is heard by its own microphone through `room` (a steady 20 ms
     /// device: nothing to wait for before scanning).
-    pub fn start_in_room(base_url: &str, kiosk_id: &str, extra: &str, room: RoomSpec) -> Kiosk {
+    /// `env` adds `JARVIS_KIOSK__*` overrides (`…__OPENAI__API=live` for a GPT-Live kiosk).
+    pub fn start_in_room(
+        base_url: &str,
+        kiosk_id: &str,
+        extra: &str,
+        room: RoomSpec,
+        env: &[(&str, &str)],
+    ) -> Kiosk {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let scanner = Scanner::plug(&d.join("ttyBADGE"));
         write_config(d, kiosk_id, base_url, extra);
         let card = SoundCard::Room(Room::start(d, room));
-        let child = spawn_daemon(d, &card, &[], "json");
+        let child = spawn_daemon(d, &card, env, "json");
         Kiosk {
             dir,
             child,
