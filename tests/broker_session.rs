@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use broker_support::{Broker, register};
 use central_support::TestDb;
-use jarvis_store::Store;
 use support::rig::{Emulator, Kiosk, write_config_with};
 
 /// A kiosk whose only OpenAI credential is its broker token.
@@ -37,19 +36,6 @@ fn kiosk_behind(
             extra,
         );
     })
-}
-
-fn refusals(k: &Kiosk) -> Vec<String> {
-    let mut store = Store::open_existing(&k.db()).unwrap();
-    store
-        .pending(1000)
-        .unwrap()
-        .into_iter()
-        .filter_map(|e| match e.event.payload {
-            jarvis_core::events::EventPayload::ScanRefused { cause } => Some(cause),
-            _ => None,
-        })
-        .collect()
 }
 
 #[test]
@@ -104,9 +90,9 @@ fn a_disabled_kiosk_hears_it_is_unavailable_and_records_why() {
     db.psql("UPDATE kiosks SET disabled_at = now() WHERE kiosk_id = 'kiosk-broker'");
     kiosk.scanner.scan("0012345678");
     support::wait_until("a refusal", Duration::from_secs(20), || {
-        (!refusals(&kiosk).is_empty()).then_some(())
+        (!kiosk.refusals().is_empty()).then_some(())
     });
-    assert_eq!(refusals(&kiosk), ["broker_kiosk_disabled"]);
+    assert_eq!(kiosk.refusals(), ["broker_kiosk_disabled"]);
     // The breaker stayed closed: the broker answered, the fleet said no.
     let status = kiosk.status().unwrap();
     assert_eq!(
@@ -141,9 +127,9 @@ fn the_broker_down_opens_the_kiosk_breaker() {
     });
     kiosk.scanner.scan("0099999999");
     support::wait_until("a refusal", Duration::from_secs(10), || {
-        (!refusals(&kiosk).is_empty()).then_some(())
+        (!kiosk.refusals().is_empty()).then_some(())
     });
-    assert_eq!(refusals(&kiosk), ["breaker_open"]);
+    assert_eq!(kiosk.refusals(), ["breaker_open"]);
     let log = kiosk.stop();
     assert!(log.contains("connect error"), "the cause is named:\n{log}");
 }

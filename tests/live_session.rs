@@ -66,18 +66,6 @@ fn add_kiosk(db: &TestDb, kiosk_id: &str) {
     ));
 }
 
-/// Every event the kiosk recorded for its sessions, in order.
-fn events(kiosk: &Kiosk) -> Vec<EventPayload> {
-    let conn = rusqlite::Connection::open(kiosk.db()).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT payload FROM outbox WHERE session_id IS NOT NULL ORDER BY seq")
-        .unwrap();
-    stmt.query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(|p| serde_json::from_str(&p.unwrap()).unwrap())
-        .collect()
-}
-
 fn ended_live(events: &[EventPayload]) -> (String, LiveTotals, Option<String>) {
     events
         .iter()
@@ -108,7 +96,7 @@ fn closed_seconds(events: &[EventPayload]) -> Option<u64> {
 /// Waits until the kiosk recorded the end of its session.
 fn wait_ended(kiosk: &Kiosk, limit: Duration) -> Vec<EventPayload> {
     support::wait_until("the session's end in the store", limit, || {
-        let evs = events(kiosk);
+        let evs = kiosk.recorded();
         evs.iter()
             .any(|p| matches!(p, EventPayload::SessionEnded { .. }))
             .then_some(evs)
@@ -341,20 +329,6 @@ fn a_dropped_live_connection_ends_on_the_estimate() {
     assert!(live.billed_seconds >= 15);
 }
 
-fn refusals(kiosk: &Kiosk) -> Vec<String> {
-    let conn = rusqlite::Connection::open(kiosk.db()).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT payload FROM outbox WHERE kind = 'scan_refused' ORDER BY seq")
-        .unwrap();
-    stmt.query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(|p| match serde_json::from_str(&p.unwrap()).unwrap() {
-            EventPayload::ScanRefused { cause } => cause,
-            other => panic!("{other:?}"),
-        })
-        .collect()
-}
-
 /// OpenAI answers the relayed create with 429: the session ends `connect_failed` naming it,
 /// and the breaker opens (the next scan is refused without asking anyone).
 #[test]
@@ -382,9 +356,9 @@ fn openais_429_on_create_ends_the_session_and_opens_the_breaker() {
     });
     kiosk.scanner.scan("0099999999");
     support::wait_until("a refusal", Duration::from_secs(10), || {
-        (!refusals(&kiosk).is_empty()).then_some(())
+        (!kiosk.refusals().is_empty()).then_some(())
     });
-    assert_eq!(refusals(&kiosk), ["breaker_open"]);
+    assert_eq!(kiosk.refusals(), ["breaker_open"]);
 }
 
 /// The fleet disabled the kiosk: the relay refuses, the member hears "unavailable", the
@@ -399,9 +373,9 @@ fn a_disabled_kiosk_is_refused_by_the_relay() {
     db.psql("UPDATE kiosks SET disabled_at = now() WHERE kiosk_id = 'kiosk-off'");
     kiosk.scanner.scan("0012345678");
     support::wait_until("a refusal", Duration::from_secs(20), || {
-        (!refusals(&kiosk).is_empty()).then_some(())
+        (!kiosk.refusals().is_empty()).then_some(())
     });
-    assert_eq!(refusals(&kiosk), ["broker_kiosk_disabled"]);
+    assert_eq!(kiosk.refusals(), ["broker_kiosk_disabled"]);
     let status = kiosk.status().unwrap();
     assert_eq!(
         status["health"]["gauges"]["breaker"]["state"], "closed",

@@ -133,6 +133,90 @@ impl Conversation {
     }
 }
 
+/// How a conversation task reports to the driver: core inputs for its session, and the
+/// connection's outcome for the breaker.
+pub(super) struct Reporter {
+    session_id: Uuid,
+    reports: mpsc::Sender<ConversationEvent>,
+}
+
+impl Reporter {
+    pub(super) fn new(session_id: Uuid, reports: &mpsc::Sender<ConversationEvent>) -> Self {
+        Reporter {
+            session_id,
+            reports: reports.clone(),
+        }
+    }
+
+    pub(super) async fn send(&self, r: ConversationEvent) {
+        let _ = self.reports.send(r).await;
+    }
+
+    /// The connection is up: the breaker hears success, the core that the session runs.
+    pub(super) async fn connected(&self) {
+        self.send(ConversationEvent::Connect(Ok(()))).await;
+        self.send(ConversationEvent::Input(Input::RealtimeConnected {
+            session_id: self.session_id,
+        }))
+        .await;
+    }
+
+    /// The session's one failure.
+    pub(super) async fn failed(&self, kind: FailureKind, reason: String) {
+        self.send(ConversationEvent::Input(Input::RealtimeFailed {
+            session_id: self.session_id,
+            kind,
+            reason,
+        }))
+        .await;
+    }
+
+    /// A connection that could not be set up. A broker refusal is no outage: the path to
+    /// OpenAI works and the fleet said no, so the breaker hears success and the core the
+    /// refusal; anything else counts for the breaker.
+    pub(super) async fn connect_failed(&self, e: CallError) {
+        match e {
+            CallError::Refused { refusal, .. } => {
+                tracing::warn!(cause = refusal.cause(), "session refused by the broker");
+                self.send(ConversationEvent::Connect(Ok(()))).await;
+                self.failed(FailureKind::Refused(refusal), refusal.cause().into())
+                    .await;
+            }
+            e => {
+                tracing::warn!(error = %e, "the connection could not be set up");
+                self.send(ConversationEvent::Connect(Err(e.breaker_failure())))
+                    .await;
+                self.failed(FailureKind::ConnectFailed, e.cause()).await;
+            }
+        }
+    }
+
+    /// The peer connection closed: before the session ran, a failed connect for the breaker;
+    /// after, a lost connection.
+    pub(super) async fn closed(&self, reason: String, was_running: bool) {
+        tracing::warn!(reason, "connection closed");
+        if was_running {
+            self.failed(FailureKind::ConnectionLost, reason).await;
+        } else {
+            self.send(ConversationEvent::Connect(Err(Failure {
+                cause: reason.clone(),
+                retry_after: None,
+            })))
+            .await;
+            self.failed(FailureKind::ConnectFailed, reason).await;
+        }
+    }
+}
+
+/// Who the session is for, as the instructions template reads it.
+pub(super) fn member_context(context: &SessionContext) -> MemberContext<'_> {
+    MemberContext {
+        first_name: context.first_name.as_deref(),
+        language: context.language.as_deref().unwrap_or("fr"),
+        membership: context.membership,
+    }
+}
+
 async fn run(
     deps: Arc<RealtimeDeps>,
     session_id: Uuid,
@@ -142,25 +226,8 @@ async fn run(
     mut audio: mpsc::Receiver<OpusFrame>,
 ) {
     let started = Instant::now();
-    let report = |r: ConversationEvent| {
-        let reports = reports.clone();
-        async move {
-            let _ = reports.send(r).await;
-        }
-    };
-    let failed = |kind: FailureKind, reason: String| {
-        ConversationEvent::Input(Input::RealtimeFailed {
-            session_id,
-            kind,
-            reason,
-        })
-    };
-
-    let member = MemberContext {
-        first_name: context.first_name.as_deref(),
-        language: context.language.as_deref().unwrap_or("fr"),
-        membership: context.membership,
-    };
+    let out = Reporter::new(session_id, &reports);
+    let member = member_context(&context);
     let update = session_update::build(&deps.cfg, &deps.template, &member);
     let connecting = tokio::select! {
         r = connect(&deps, &member, session_id) => r,
@@ -172,26 +239,7 @@ async fn run(
     };
     let (peer, mut events, call_id) = match connecting {
         Ok(c) => c,
-        Err(CallError::Refused { refusal, .. }) => {
-            // The broker answered: the path to OpenAI works, the fleet said no.
-            tracing::warn!(
-                cause = refusal.cause(),
-                "session refused by the token broker"
-            );
-            report(ConversationEvent::Connect(Ok(()))).await;
-            report(failed(
-                FailureKind::Refused(refusal),
-                refusal.cause().into(),
-            ))
-            .await;
-            return;
-        }
-        Err(e) => {
-            tracing::warn!(error = %e.cause(), "Realtime connection failed");
-            report(ConversationEvent::Connect(Err(e.breaker_failure()))).await;
-            report(failed(FailureKind::ConnectFailed, e.cause())).await;
-            return;
-        }
+        Err(e) => return out.connect_failed(e).await,
     };
 
     let translator = match Translator::new(
@@ -201,8 +249,9 @@ async fn run(
     ) {
         Ok(t) => t,
         Err(e) => {
-            report(unpriced(session_id, "the session cannot be priced", &e)).await;
-            report(failed(FailureKind::ConnectFailed, e.to_string())).await;
+            out.send(unpriced(session_id, "the session cannot be priced", &e))
+                .await;
+            out.failed(FailureKind::ConnectFailed, e.to_string()).await;
             return;
         }
     };
@@ -232,20 +281,14 @@ async fn run(
                                 let _ = peer.send_event(json);
                             }
                         }
-                        report(ConversationEvent::Connect(Ok(()))).await;
-                        report(ConversationEvent::Input(Input::RealtimeConnected { session_id })).await;
+                        out.connected().await;
                     }
                     PeerEvent::Message(text) => inbox.on_message(&text).await,
                     PeerEvent::Audio(frame) => {
                         deps.playback.push_rtp(frame.seq as u16, frame.rtp_time as u32, &frame.payload);
                     }
                     PeerEvent::Closed { reason } => {
-                        let kind = if open { FailureKind::ConnectionLost } else { FailureKind::ConnectFailed };
-                        tracing::warn!(reason = %reason, "Realtime connection closed");
-                        if !open {
-                            report(ConversationEvent::Connect(Err(Failure { cause: reason.to_string(), retry_after: None }))).await;
-                        }
-                        report(failed(kind, reason.to_string())).await;
+                        out.closed(reason.to_string(), open).await;
                         break;
                     }
                 }

@@ -16,9 +16,8 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use jarvis_audio::OpusFrame;
-use jarvis_core::breaker::Failure;
 use jarvis_core::metering::{DelegationUsage, Pricing};
-use jarvis_core::session::{FailureKind, Input, RealtimeCommand, SessionContext, Signal};
+use jarvis_core::session::{Input, RealtimeCommand, SessionContext, Signal};
 use jarvis_realtime::http::CallError;
 use jarvis_realtime::live::{
     self, CreateRequest, DelegationEvent, LiveClientEvent, LiveItem, LiveServerEvent,
@@ -29,7 +28,8 @@ use jarvis_realtime::protocol::Decoded;
 use jarvis_realtime::session_update::MemberContext;
 
 use super::conversation::{
-    Command, ConversationEvent, PEER_DEADLINE_MARGIN, RealtimeDeps, unpriced,
+    Command, ConversationEvent, PEER_DEADLINE_MARGIN, RealtimeDeps, Reporter, member_context,
+    unpriced,
 };
 
 /// Runs one Live conversation until hang-up; every failure becomes one `RealtimeFailed`.
@@ -41,24 +41,8 @@ pub(super) async fn run(
     mut commands: mpsc::Receiver<Command>,
     mut audio: mpsc::Receiver<OpusFrame>,
 ) {
-    let report = |r: ConversationEvent| {
-        let reports = reports.clone();
-        async move {
-            let _ = reports.send(r).await;
-        }
-    };
-    let failed = |kind: FailureKind, reason: String| {
-        ConversationEvent::Input(Input::RealtimeFailed {
-            session_id,
-            kind,
-            reason,
-        })
-    };
-    let member = MemberContext {
-        first_name: context.first_name.as_deref(),
-        language: context.language.as_deref().unwrap_or("fr"),
-        membership: context.membership,
-    };
+    let out = Reporter::new(session_id, &reports);
+    let member = member_context(&context);
     let connecting = tokio::select! {
         r = connect(&deps, &member, session_id, &reports) => r,
         cmd = commands.recv() => {
@@ -68,26 +52,9 @@ pub(super) async fn run(
     };
     let (peer, mut events, live_id) = match connecting {
         Ok(c) => c,
-        Err(CallError::Refused { refusal, .. }) => {
-            tracing::warn!(
-                cause = refusal.cause(),
-                "Live session refused by the broker"
-            );
-            report(ConversationEvent::Connect(Ok(()))).await;
-            report(failed(
-                FailureKind::Refused(refusal),
-                refusal.cause().into(),
-            ))
-            .await;
-            return;
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "GPT-Live session could not be created");
-            report(ConversationEvent::Connect(Err(e.breaker_failure()))).await;
-            report(failed(FailureKind::ConnectFailed, e.to_string())).await;
-            return;
-        }
+        Err(e) => return out.connect_failed(e).await,
     };
+
     tracing::info!(live_session_id = live_id, "GPT-Live session created");
 
     let mut inbox = LiveInbox::new(
@@ -119,22 +86,16 @@ pub(super) async fn run(
                         for r in inbox.on_message(&text, &deps) {
                             if !started && is_started(&r, session_id) {
                                 started = true;
-                                report(ConversationEvent::Connect(Ok(()))).await;
+                                out.send(ConversationEvent::Connect(Ok(()))).await;
                             }
-                            report(r).await;
+                            out.send(r).await;
                         }
                     }
                     PeerEvent::Audio(frame) => {
                         deps.playback.push_rtp(frame.seq as u16, frame.rtp_time as u32, &frame.payload);
                     }
                     PeerEvent::Closed { reason } => {
-                        tracing::warn!(reason = %reason, "Live connection closed");
-                        if !started {
-                            report(ConversationEvent::Connect(Err(Failure { cause: reason.to_string(), retry_after: None }))).await;
-                            report(failed(FailureKind::ConnectFailed, reason.to_string())).await;
-                        } else {
-                            report(failed(FailureKind::ConnectionLost, reason.to_string())).await;
-                        }
+                        out.closed(reason.to_string(), started).await;
                         break;
                     }
                 }

@@ -408,6 +408,29 @@ impl Kiosk {
         self.dir.path().join("kiosk.db")
     }
 
+    /// Every event the kiosk recorded, in order, synced or not.
+    pub fn recorded(&self) -> Vec<jarvis_core::events::EventPayload> {
+        let conn = rusqlite::Connection::open(self.db()).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT payload FROM outbox ORDER BY seq")
+            .unwrap();
+        stmt.query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(|p| serde_json::from_str(&p.unwrap()).unwrap())
+            .collect()
+    }
+
+    /// The causes of the scans refused so far, in order.
+    pub fn refusals(&self) -> Vec<String> {
+        self.recorded()
+            .into_iter()
+            .filter_map(|p| match p {
+                jarvis_core::events::EventPayload::ScanRefused { cause } => Some(cause),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
     }
