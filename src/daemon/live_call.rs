@@ -27,7 +27,7 @@ use jarvis_realtime::peer::{Peer, PeerEvent, PeerEvents, PeerHandle, PeerOptions
 use jarvis_realtime::protocol::Decoded;
 use jarvis_realtime::session_update::MemberContext;
 
-use super::conversation::{
+use super::call::{
     Command, ConversationEvent, PEER_DEADLINE_MARGIN, RealtimeDeps, Reporter, member_context,
     unpriced,
 };

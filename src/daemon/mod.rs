@@ -6,12 +6,14 @@
 //! SIGQUIT ends a live session with reason `shutdown`, flushes the store and exits within
 //! [`SHUTDOWN_GRACE`].
 
+mod call;
 pub mod conversation;
 pub mod directory;
 pub mod driver;
 pub mod faults;
 mod live_call;
 pub mod notify;
+mod realtime_call;
 pub mod reload;
 pub mod supervisor;
 pub mod watchdog;
@@ -60,7 +62,7 @@ pub async fn run(
             tracing::warn!(?faults, "{} is set: test faults are injected", faults::ENV);
         }
         let health = Health::new(&cfg.kiosk.id, clock::wall_ms());
-        health.set_gauge(OPENAI_API_GAUGE, api_name(cfg.openai.api));
+        health.set_gauge(crate::health::OPENAI_API_GAUGE, api_name(cfg.openai.api));
         let shutdown = CancellationToken::new();
         let status_socket = open_status_socket(&cfg.health.runtime_dir, &health)?;
 
@@ -244,9 +246,6 @@ pub async fn run(
     .instrument(span)
     .await
 }
-
-/// The health gauge naming the voice API sessions use (`openai.api`): `status` and `/metrics`.
-pub(crate) const OPENAI_API_GAUGE: &str = "openai_api";
 
 /// `openai.api` as `status` and `/metrics` show it.
 pub(crate) fn api_name(api: VoiceApi) -> &'static str {

@@ -134,7 +134,7 @@ impl Collector for ReportCollector {
                     "api",
                     r.health
                         .gauges
-                        .get(crate::daemon::OPENAI_API_GAUGE)
+                        .get(super::OPENAI_API_GAUGE)
                         .and_then(|v| v.as_str())
                         .unwrap_or("realtime")
                         .to_owned(),

@@ -6,3 +6,6 @@ pub mod endpoint;
 pub mod metrics;
 pub mod report;
 pub mod socket;
+
+/// The health gauge naming the voice API sessions use (`openai.api`): `status` and `/metrics`.
+pub const OPENAI_API_GAUGE: &str = "openai_api";
