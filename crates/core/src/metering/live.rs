@@ -19,7 +19,7 @@
 //! `session.closed`'s seconds replace the estimate.
 
 use super::ResponseCost;
-use super::pricing::{MAX_USAGE_COST, MeteringError, Pricing};
+use super::pricing::{Billing, MAX_USAGE_COST, MeteringError, Pricing, not_billed};
 use crate::events::TokenCounts;
 use crate::money::NanoUsd;
 
@@ -129,6 +129,19 @@ pub struct DelegationUsage {
 }
 
 impl Pricing {
+    /// A GPT-Live model's voice rates (`pricing."<model>".active_per_minute`, and
+    /// `standby_per_minute` where the model has standby), or a loud error naming the table.
+    pub fn live_rates(&self, model: &str) -> Result<LiveRates, MeteringError> {
+        let r = self.rates(model)?;
+        if !r.bills_seconds() {
+            return Err(not_billed(model, Billing::Seconds));
+        }
+        Ok(LiveRates {
+            active_per_minute: r.active_per_minute,
+            standby_per_minute: (r.standby_per_minute.0 > 0).then_some(r.standby_per_minute),
+        })
+    }
+
     /// Prices one delegated response as text tokens of the delegation model (its
     /// `pricing."<model>"` row: `text_in`, `text_cached`, `text_out`); an unpriced delegation
     /// model is a loud error, never $0.

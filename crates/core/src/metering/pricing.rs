@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::live::LiveRates;
 use crate::config_issue::ConfigIssue;
 use crate::money::{NanoUsd, UsdAmount};
 
@@ -237,19 +236,6 @@ impl Pricing {
         } else {
             Err(not_billed(model, Billing::Tokens))
         }
-    }
-
-    /// A GPT-Live model's voice rates (`pricing."<model>".active_per_minute`, and
-    /// `standby_per_minute` where the model has standby), or a loud error naming the table.
-    pub fn live_rates(&self, model: &str) -> Result<LiveRates, MeteringError> {
-        let r = self.rates(model)?;
-        if !r.bills_seconds() {
-            return Err(not_billed(model, Billing::Seconds));
-        }
-        Ok(LiveRates {
-            active_per_minute: r.active_per_minute,
-            standby_per_minute: (r.standby_per_minute.0 > 0).then_some(r.standby_per_minute),
-        })
     }
 
     /// Checks up front that a transcription model has some price.
