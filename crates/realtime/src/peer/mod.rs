@@ -26,6 +26,7 @@
 
 mod candidates;
 mod liveness;
+mod net_in;
 mod paths;
 mod task;
 mod tcp;

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::liveness::{IcePath, Liveness, Phase};
+use super::net_in::{Datagram, NetIn};
 use super::paths::{PathLog, Transport};
 use super::tcp;
 use super::{
@@ -29,36 +30,6 @@ const OUTBOX_LIMIT: usize = 512;
 
 /// How long a graceful close may take to flush close_notify and friends.
 const CLOSE_DRAIN: Duration = Duration::from_millis(200);
-
-/// One packet read from a UDP socket or a TCP link (deframed).
-pub(super) struct Datagram {
-    pub(super) at: Instant,
-    pub(super) proto: Protocol,
-    pub(super) source: SocketAddr,
-    pub(super) destination: SocketAddr,
-    pub(super) data: Vec<u8>,
-}
-
-/// What the socket tasks report to the I/O task.
-pub(super) enum NetIn {
-    /// A packet arrived.
-    Packet(Datagram),
-    /// A UDP socket failed.
-    UdpFailed(std::io::Error),
-    /// A TCP link between `local` (the candidate address) and `remote` is up; an accepted link
-    /// brings its writer, a connected one already has it.
-    TcpUp {
-        local: SocketAddr,
-        remote: SocketAddr,
-        writer: Option<mpsc::Sender<Vec<u8>>>,
-    },
-    /// A TCP link failed to connect or ended.
-    TcpDown {
-        local: SocketAddr,
-        remote: SocketAddr,
-        error: Option<String>,
-    },
-}
 
 /// The ICE-TCP links of one peer, by (local candidate, remote) address.
 #[derive(Default)]

@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::task::{Datagram, NetIn};
+use super::net_in::{Datagram, NetIn};
 use str0m::net::Protocol;
 
 /// The port an active ICE-TCP candidate announces (RFC 6544 §4.5: the discard port).
