@@ -4,16 +4,14 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request};
 use serde_json::{Value, json};
 
 use super::Shared;
 use super::faults::{ErrorResponse, error_response};
-use super::network;
-use jarvis_realtime::peer::{Peer, PeerEvents, PeerHandle, PeerOptions};
 
 /// Largest request body accepted (an SDP offer is ~2 KB).
 const MAX_BODY: usize = 64 * 1024;
@@ -60,16 +58,7 @@ pub fn route(method: &Method, path: &str) -> Route {
     }
 }
 
-type Resp = Response<Full<Bytes>>;
-
-pub(crate) fn respond(status: u16, content_type: &str, body: String) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    if let Ok(v) = HeaderValue::from_str(content_type) {
-        r.headers_mut().insert(CONTENT_TYPE, v);
-    }
-    r
-}
+use super::answer::{Resp, answer_offer, respond};
 
 fn error(e: ErrorResponse) -> Resp {
     let mut r = respond(e.status, "application/json", e.body);
@@ -239,31 +228,6 @@ async fn call(shared: &Arc<Shared>, req: Request<Incoming>) -> Resp {
         r.headers_mut().insert(LOCATION, v);
     }
     r
-}
-
-/// Answers `offer` as OpenAI does, after the configured answer delay: UDP host candidates and
-/// a passive ICE-TCP one, a blocked transport replaced by a dead end the kiosk can try and fail
-/// on. `Err` is the response to send: 500 when a socket cannot be bound, `bad_offer(reason)`
-/// when the offer is refused.
-pub(crate) async fn answer_offer(
-    shared: &Shared,
-    offer: &str,
-    bad_offer: impl FnOnce(String) -> Resp,
-) -> Result<(PeerHandle, PeerEvents, String, network::DeadEnds), Resp> {
-    if !shared.faults.answer_delay.is_zero() {
-        tokio::time::sleep(shared.faults.answer_delay).await;
-    }
-    let options = PeerOptions {
-        local_ips: vec![shared.peer_ip],
-        udp: !shared.faults.block_udp,
-        tcp_passive: !shared.faults.refuse_tcp,
-        ..PeerOptions::default()
-    };
-    let (dead, held) = network::dead_ends(&shared.faults, shared.peer_ip)
-        .map_err(|e| respond(500, "text/plain", format!("cannot bind a socket: {e}")))?;
-    let (peer, events, answer) =
-        Peer::answer(offer, options).map_err(|e| bad_offer(e.to_string()))?;
-    Ok((peer, events, network::with_candidates(&answer, &dead), held))
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod answer;
 pub mod audio;
 mod call;
 pub mod faults;

@@ -5,8 +5,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http_body_util::Full;
-use hyper::Response;
 use hyper::body::Bytes;
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -17,10 +15,10 @@ use crate::call::Recorder;
 use crate::record::CallRecord;
 use crate::{CallEntry, Shared, lock};
 
-type Resp = Response<Full<Bytes>>;
+use crate::answer::Resp;
 
 fn refused(r: &Refused) -> Resp {
-    crate::http::respond(r.status, "application/json", r.body().to_string())
+    crate::answer::respond(r.status, "application/json", r.body().to_string())
 }
 
 /// Handles a create request whose key and HTTP fault were already checked.
@@ -43,7 +41,7 @@ pub(crate) async fn create(
         })
     };
     let (peer, events, answer, held) =
-        match crate::http::answer_offer(shared, &req.sdp, bad_offer).await {
+        match crate::answer::answer_offer(shared, &req.sdp, bad_offer).await {
             Ok(x) => x,
             Err(r) => return r,
         };
@@ -92,7 +90,7 @@ pub(crate) async fn create(
             _dead_ends: held,
         },
     );
-    crate::http::respond(
+    crate::answer::respond(
         201,
         "application/json",
         json!({"session": {"id": id}, "transport": {"type": "webrtc", "sdp": answer}}).to_string(),
