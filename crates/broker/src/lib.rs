@@ -12,16 +12,20 @@
 //! - [`db`]: central (the standing query, the audit row, kiosk administration).
 //! - [`upstream`]: OpenAI with the org key, answers relayed as they came.
 //! - [`live`]: the GPT-Live relay routes; [`live_policy`]: the fleet's Live session policy (no I/O).
-//! - [`server`]: the HTTP routes; [`metrics`]: `/metrics`. Logs: `jarvis_service::telemetry`; every
+//! - `realtime` and [`live`]: the routes of each API; `exchange`: what every kiosk request goes
+//!   through (state, caller, checks, the audited answer).
+//! - [`server`]: the router and the service; [`metrics`]: `/metrics`. Logs: `jarvis_service::telemetry`; every
 //!   request line carries `KIOSK_ID` and `SESSION_ID`, so `journalctl -u jarvis-broker SESSION_ID=…`
 //!   finds a kiosk's session on the broker too.
 
 pub mod config;
 pub mod db;
+mod exchange;
 pub mod live;
 pub mod live_policy;
 pub mod metrics;
 pub mod policy;
+mod realtime;
 pub mod server;
 pub mod token;
 pub mod upstream;

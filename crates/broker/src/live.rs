@@ -15,9 +15,9 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 
+use crate::exchange::{App, Caller, admit, refuse, relay, standing};
 use crate::live_policy;
 use crate::policy::Refusal;
-use crate::server::{App, Caller, admit, refuse, relay, standing};
 use crate::upstream;
 
 /// `POST /v1/live/sessions`: checks, policy, create upstream, relay the answer.
