@@ -428,3 +428,28 @@ fn the_member_is_heard_by_a_live_peer_that_streams_continuously() {
     // Two utterances of 1.2 s in 3 Hz syllables: well over a second of voiced frames.
     assert!(voiced >= 50, "{voiced} voiced frames heard by the peer");
 }
+
+/// OpenAI ends the session itself at `expires_at` (`session.closed`, reason `expired`): the
+/// kiosk ends it `max_duration` with the server's final figure.
+#[test]
+fn the_servers_expiry_ends_a_live_session_with_its_final_figure() {
+    let db = TestDb::migrated("live_expiry");
+    add_kiosk(&db, "kiosk-expiry");
+    let emulator = Emulator::start("live_until_idle.toml", &["expire-after-ms=4000"]);
+    let broker = Broker::start(&db, &emulator.base_url, "127.0.0.1:0");
+    let kiosk = live_kiosk(
+        &db,
+        &broker,
+        &emulator,
+        "kiosk-expiry",
+        "[session]\nidle_timeout_s = 120\n",
+        &[],
+    );
+    kiosk.scanner.scan("0012345678");
+    let evs = wait_ended(&kiosk, Duration::from_secs(30));
+    let (reason, live, detail) = ended_live(&evs);
+    assert_eq!(reason, "max_duration", "{}", kiosk.log());
+    assert_eq!(detail.as_deref(), Some("session.closed: expired"));
+    assert!(closed_seconds(&evs).is_some());
+    assert!(!live.estimated, "{live:?}");
+}
