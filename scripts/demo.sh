@@ -4,7 +4,16 @@
 # and the local Realtime emulator over real WebRTC. A badge is scanned, a French question and
 # "merci, au revoir" are spoken into the microphone, JARVIS answers and ends the session, and
 # the session's log, its cost and `jarvis-kiosk status` are printed.
+#
+# `scripts/demo.sh --live` runs the same visit on GPT-Live (`openai.api = "live"`, billed per
+# second; the emulator serves `/v1/live/sessions` too).
 set -euo pipefail
+API=realtime
+case "${1:-}" in
+  --live) API=live ;;
+  "") ;;
+  *) echo "usage: $0 [--live]" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_packages
@@ -47,7 +56,8 @@ socat -u UNIX-RECV:"$T/notify.sock" OPEN:"$T/notify.log",creat,append &
 PIDS+=($!)
 for _ in $(seq 50); do [ -S "$T/notify.sock" ] && break; sleep 0.05; done
 
-echo "==> jarvis-kiosk run"
+echo "==> jarvis-kiosk run (openai.api = $API)"
+JARVIS_KIOSK__OPENAI__API=$API \
 ALSA_CONFIG_PATH=$PWD/tests/fixtures/asound-file.conf \
 KIOSK_AUDIO_IN="$T/mic.fifo" \
 KIOSK_AUDIO_OUT="|exec pv -q -L 192000 -B 4096 > $T/speaker.raw" \
@@ -93,7 +103,11 @@ echo
 echo "==> cost"
 jq -r --arg s "$session" '
   select((.span.session_id // "") == $s and .fields.message == "session ended")
-  | "session \($s): \(.fields.reason) after \(.fields.duration_s) s, total \(.fields.cost_usd) (audio in \(.fields.input_audio_usd), audio out \(.fields.output_audio_usd), text in \(.fields.input_text_usd), text out \(.fields.output_text_usd), transcription \(.fields.transcription_usd))"' "$T/daemon.log"
+  | if .fields.backend == "live" then
+      "session \($s): \(.fields.reason) after \(.fields.duration_s) s on GPT-Live, total \(.fields.cost_usd) (\(.fields.billed_seconds) s of voice \(.fields.voice_usd), delegation \(.fields.delegation_usd))"
+    else
+      "session \($s): \(.fields.reason) after \(.fields.duration_s) s, total \(.fields.cost_usd) (audio in \(.fields.input_audio_usd), audio out \(.fields.output_audio_usd), text in \(.fields.input_text_usd), text out \(.fields.output_text_usd), transcription \(.fields.transcription_usd))"
+    end' "$T/daemon.log"
 
 echo
 echo "==> jarvis-kiosk status"

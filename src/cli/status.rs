@@ -157,12 +157,23 @@ fn print_health(s: &HealthSnapshot, now_ms: i64) {
     }
 }
 
-/// One gauge as a person reads it: times as dates with their age, the breaker in words.
+/// Below this a `…_ms` gauge is a duration (a burst, a lead), above it a wall-clock time
+/// (2001-09-09 onwards).
+const WALL_CLOCK_MS: i64 = 1_000_000_000_000;
+
+/// One gauge as a person reads it: times as dates with their age, durations in ms, words
+/// without quotes, the breaker in words.
 fn gauge_line(name: &str, value: &serde_json::Value, now_ms: i64) -> String {
-    if let Some(when) = value.as_i64().filter(|_| name.ends_with("_ms")) {
+    if let Some(ms) = value.as_i64().filter(|_| name.ends_with("_ms")) {
         let label = name.trim_end_matches("_ms").replace('_', " ");
-        let ago = (now_ms - when).max(0) / 1000;
-        return format!("{label}: {} ({ago} s ago)", format_ms(when));
+        if ms < WALL_CLOCK_MS {
+            return format!("{label}: {ms} ms");
+        }
+        let ago = (now_ms - ms).max(0) / 1000;
+        return format!("{label}: {} ({ago} s ago)", format_ms(ms));
+    }
+    if let Some(text) = value.as_str() {
+        return format!("{}: {text}", name.replace('_', " "));
     }
     if name == "breaker"
         && let Some(state) = value.get("state").and_then(|s| s.as_str())
@@ -279,6 +290,14 @@ mod tests {
         assert_eq!(
             gauge_line("outbox_backlog", &json!(4), NOW),
             "outbox backlog: 4"
+        );
+        assert_eq!(
+            gauge_line("audio_device_burst_ms", &json!(100), NOW),
+            "audio device burst: 100 ms"
+        );
+        assert_eq!(
+            gauge_line("openai_api", &json!("live"), NOW),
+            "openai api: live"
         );
     }
 }
