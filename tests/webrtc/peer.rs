@@ -45,7 +45,14 @@ fn opus_frames(n: usize) -> Vec<Vec<u8>> {
 #[tokio::test]
 async fn offerer_and_answerer_connect_and_exchange_events_and_audio() {
     let (pending, offer) = Peer::offer(PeerOptions::loopback_only()).unwrap();
-    assert!(offer.contains("m=audio") && offer.contains("m=application"));
+    // What both OpenAI APIs need of the offer: the audio m-line first, the data channel's
+    // m-line in the same offer (the channel exists before it), and every candidate already in
+    // it (no trickle endpoint exists: gathering is complete when the offer is posted).
+    let audio = offer.find("m=audio").expect("an audio m-line");
+    let data = offer.find("m=application").expect("a data-channel m-line");
+    assert!(audio < data, "{offer}");
+    assert!(offer.contains("webrtc-datachannel"), "{offer}");
+    assert!(offer.contains("a=candidate:"), "{offer}");
     assert!(pending.local_addrs().iter().all(|a| a.ip().is_loopback()));
     let (server, mut server_events, answer) =
         Peer::answer(&offer, PeerOptions::loopback_only()).unwrap();
