@@ -196,11 +196,30 @@ impl Drop for TestDb {
 /// The config of a dashboard on `db` as its own role, on a free loopback port.
 pub fn config(db: &TestDb) -> DashboardConfig {
     let mut cfg = DashboardConfig::default();
+    cfg.budgets.timezone = midday_zone();
     cfg.dashboard.listen = "127.0.0.1:0".parse().unwrap();
     cfg.dashboard.instance = Some("test".into());
     cfg.dashboard.secure_cookie = false;
     cfg.central.url = db.dashboard_url();
     cfg
+}
+
+/// A fixed-offset time zone where it is about noon now: the tests' events, minutes or hours
+/// old, then fall on the budget's "today" whatever hour of the UTC day the tests run (a run
+/// just after midnight UTC would otherwise see them yesterday).
+pub fn midday_zone() -> String {
+    let utc_hour = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 3600
+        % 24;
+    // POSIX names invert the sign: Etc/GMT-2 is UTC+2.
+    match 12 - utc_hour as i64 {
+        0 => "UTC".into(),
+        east if east > 0 => format!("Etc/GMT-{east}"),
+        west => format!("Etc/GMT+{}", -west),
+    }
 }
 
 /// Adds an operator as the admin would (`jarvis-dashboard operator add`).
