@@ -24,7 +24,16 @@ const TONE_SECS: f32 = 3.0;
 /// Real-time cases run one at a time (two paced children on two cores made timing flaky).
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn run_child(case: &str, dir: &Path, speaker: &str) {
+/// What a child prints when its own sender was late by more than the jitter buffer's minimum
+/// depth: its stream was not the steady one the case is about.
+const STIMULUS_LATE: &str = "STIMULUS LATE";
+
+/// The test's sender may be late by this much (the jitter buffer's minimum depth, 40 ms,
+/// absorbs it) before the stream no longer counts as steady.
+const SENDER_SLACK: Duration = Duration::from_millis(40);
+
+/// Runs `case` in a child; returns whether its stimulus was steady.
+fn run_child(case: &str, dir: &Path, speaker: &str) -> bool {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let exe = std::env::current_exe().unwrap();
     let out = child_command(
@@ -44,6 +53,22 @@ fn run_child(case: &str, dir: &Path, speaker: &str) {
     eprintln!("child {case}:\n{log}");
     assert!(out.status.success(), "child {case} failed:\n{log}");
     assert!(log.contains("1 passed"), "child {case} did not run:\n{log}");
+    !log.contains(STIMULUS_LATE)
+}
+
+/// Runs `case` (a fresh directory each time) until its stimulus was steady, at most twice:
+/// a retry happens only when the child proved its own sender late, never on a playout fault.
+fn run_steady(case: &str, speaker: impl Fn(&Path) -> String) -> tempfile::TempDir {
+    for attempt in 1..=2 {
+        let dir = tempfile::tempdir().unwrap();
+        if run_child(case, dir.path(), &speaker(dir.path())) {
+            return dir;
+        }
+        eprintln!("{case}: attempt {attempt}: the test's sender was late; running it again");
+    }
+    panic!(
+        "{case}: the test's own sender was late twice: the machine is too loaded for this real-time test"
+    );
 }
 
 /// The tone on the speaker is continuous and lasts what was sent.
@@ -67,17 +92,15 @@ fn assert_continuous_tone(raw: &Path) {
 
 #[test]
 fn a_bursty_sink_plays_a_steady_stream_without_gaps_or_late_packets() {
-    let dir = tempfile::tempdir().unwrap();
-    let raw = dir.path().join("speaker.raw");
-    run_child("bursty", dir.path(), &bursty_sink(&raw));
-    assert_continuous_tone(&raw);
+    let dir = run_steady("bursty", |d| bursty_sink(&d.join("speaker.raw")));
+    assert_continuous_tone(&dir.path().join("speaker.raw"));
 }
 
 #[test]
 fn a_steady_sink_plays_a_steady_stream_without_gaps_or_late_packets() {
-    let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("speaker.fifo");
-    run_child("steady", dir.path(), fifo.to_str().unwrap());
+    let dir = run_steady("steady", |d| {
+        d.join("speaker.fifo").to_str().unwrap().to_owned()
+    });
     assert_continuous_tone(&dir.path().join("speaker.raw"));
 }
 
@@ -130,16 +153,22 @@ fn child() {
     }
 }
 
-/// Streams `packets`, waits for them to play out, and checks the counters.
+/// Streams `packets`, waits for them to play out, and checks the counters (unless the
+/// test's own sender was late, which the parent then sees and runs the case again).
 fn play(playback: &Playback, packets: &[Vec<u8>], health: &Health) {
-    stream(playback, packets, None);
+    let late = stream(playback, packets);
     wait_silent(playback);
     let snap = health.snapshot();
     eprintln!(
-        "lead {} ms, device burst {} ms, counters {:?}",
+        "lead {} ms, device burst {} ms, sender at most {} ms late, counters {:?}",
         gauge(health, "audio_playout_lead_ms"),
         gauge(health, "audio_device_burst_ms"),
+        late.as_millis(),
         snap.counters
     );
+    if late > SENDER_SLACK {
+        eprintln!("{STIMULUS_LATE}");
+        return;
+    }
     assert_eq!(snap.counters.get("audio_late_packets"), None, "{snap:?}");
 }
