@@ -97,6 +97,39 @@ usage = { input_text = 180, cached_text = 150, output_text = 4, output_audio = 4
     path
 }
 
+/// One member's visit to a kiosk in the echoing room: the scenario's voices, the emulator, the
+/// kiosk (`extra` config, `env` overrides) and what the member will say.
+struct Visit {
+    _scratch: tempfile::TempDir,
+    emulator: Emulator,
+    kiosk: Kiosk,
+    question: Vec<f32>,
+    stop: Vec<f32>,
+}
+
+impl Visit {
+    fn start(kiosk_id: &str, extra: &str, env: &[(&str, &str)]) -> Visit {
+        let scratch = tempfile::tempdir().unwrap();
+        let scenario = scenario(scratch.path());
+        let emulator = Emulator::start(scenario.to_str().unwrap(), &[]);
+        let kiosk =
+            Kiosk::start_in_room(&emulator.base_url, kiosk_id, extra, RoomSpec::kiosk(), env);
+        let question = speech(
+            scratch.path(),
+            "question",
+            "Quel est mon programme aujourd'hui ?",
+        );
+        let stop = speech(scratch.path(), "stop", "Attends, non, au revoir.");
+        Visit {
+            _scratch: scratch,
+            emulator,
+            kiosk,
+            question,
+            stop,
+        }
+    }
+}
+
 /// The emulator's only call, once `ready` says so; on timeout, what the call and the daemon
 /// did instead.
 fn wait_call(
@@ -129,23 +162,14 @@ fn sent(call: &CallRecord, kind: &str) -> usize {
 
 #[test]
 fn the_member_interrupts_jarvis_in_an_echoing_room_and_jarvis_never_interrupts_itself() {
-    let scratch = tempfile::tempdir().unwrap();
-    let scenario = scenario(scratch.path());
-    let emulator = Emulator::start(scenario.to_str().unwrap(), &[]);
-    let kiosk = Kiosk::start_in_room(
-        &emulator.base_url,
-        "kiosk-echo-room",
-        "",
-        RoomSpec::kiosk(),
-        &[],
-    );
+    let Visit {
+        _scratch,
+        emulator,
+        kiosk,
+        question,
+        stop,
+    } = Visit::start("kiosk-echo-room", "", &[]);
     let room = kiosk.room();
-    let question = speech(
-        scratch.path(),
-        "question",
-        "Quel est mon programme aujourd'hui ?",
-    );
-    let stop = speech(scratch.path(), "stop", "Attends, non, au revoir.");
 
     kiosk.scanner.scan("0012345678");
     // The member waits for the greeting to end, then asks.
@@ -281,23 +305,18 @@ fn last_voiced_end(rec: &Recording, start: Instant, from: Instant) -> Instant {
 /// and JARVIS's own voice, played into the room, never starts a turn.
 #[test]
 fn the_member_interrupts_a_live_jarvis_in_an_echoing_room() {
-    let scratch = tempfile::tempdir().unwrap();
-    let scenario = scenario(scratch.path());
-    let emulator = Emulator::start(scenario.to_str().unwrap(), &[]);
-    let kiosk = Kiosk::start_in_room(
-        &emulator.base_url,
+    let Visit {
+        _scratch,
+        emulator,
+        kiosk,
+        question,
+        stop,
+    } = Visit::start(
         "kiosk-echo-live",
         "[openai.live]\nmodel = \"gpt-live-1\"\n",
-        RoomSpec::kiosk(),
         &[("JARVIS_KIOSK__OPENAI__API", "live")],
     );
     let room = kiosk.room();
-    let question = speech(
-        scratch.path(),
-        "question",
-        "Quel est mon programme aujourd'hui ?",
-    );
-    let stop = speech(scratch.path(), "stop", "Attends, non, au revoir.");
 
     kiosk.scanner.scan("0012345678");
     wait_call(&emulator, &kiosk, "the greeting to end", |c| {
