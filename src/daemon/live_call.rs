@@ -86,9 +86,10 @@ pub(super) async fn run(
                         for r in inbox.on_message(&text, &deps) {
                             if !started && is_started(&r, session_id) {
                                 started = true;
-                                out.send(ConversationEvent::Connect(Ok(()))).await;
+                                out.connected().await;
+                            } else {
+                                out.send(r).await;
                             }
-                            out.send(r).await;
                         }
                     }
                     PeerEvent::Audio(frame) => {
